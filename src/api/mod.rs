@@ -1,0 +1,1 @@
+//! Admin HTTP API (axum): health, metrics, jobs, control, provisioning logs.

@@ -1,0 +1,1 @@
+//! Pair configuration: YAML → validated `SyncPairSpec`, with file:line:column errors.

@@ -1,0 +1,2 @@
+//! Jobs, cycles, apply, escrow, quarantine, schedule, shutdown. The only layer that calls
+//! `graph` and `store`.

@@ -1,0 +1,67 @@
+//! The `ctsync` binary: argument parsing and dispatch. Each subcommand lives in `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ctsync::telemetry::{self, LogFormat};
+
+mod cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctsync",
+    version,
+    about = "Cross-tenant user synchronization for Microsoft Entra, as software you run"
+)]
+struct Cli {
+    /// How log lines are written to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json, env = "CTSYNC_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sync daemon (every pair on its interval).
+    Run(cmd::run::Args),
+    /// Serve the Microsoft Graph emulator.
+    Emulator(cmd::emulator::Args),
+    /// Evaluate a mapping expression, like Entra's expression builder.
+    Expr(cmd::expr::Args),
+    /// Evaluate scoping filters against users.
+    Filter(cmd::filter::Args),
+    /// Validate pair configuration files.
+    Validate(cmd::validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("ctsync: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Emulator(args) => cmd::emulator::run(args).await,
+            Command::Expr(args) => cmd::expr::run(args).await,
+            Command::Filter(args) => cmd::filter::run(args).await,
+            Command::Validate(args) => cmd::validate::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ctsync: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

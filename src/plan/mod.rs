@@ -1,0 +1,1 @@
+//! Pure planning: situations, diff, the immutable `Plan`, the deletion guard. No IO, no clock.

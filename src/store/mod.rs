@@ -1,0 +1,1 @@
+//! State store: a trait and its SQLite implementation (embedded default).
