@@ -643,17 +643,59 @@ async fn several_tasks_share_one_store() {
 
 #[tokio::test]
 async fn stored_managed_users_feed_the_planner_unchanged() {
-    // The engine hands `managed_users` straight to `plan::PlanInput::managed`.
+    use crate::plan::{
+        AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes, ManagerRef,
+        PlanInput, PlanSettings, Reason, ScopeVerdict, SourceRead, SourceReadKind, SourceUser,
+        SourceUserKind, plan,
+    };
     let store = SqliteStore::open_in_memory().unwrap();
+    let record = managed(1);
     store
-        .commit(PAIR, vec![StoreWrite::PutManaged(managed(1))])
+        .commit(PAIR, vec![StoreWrite::PutManaged(record.clone())])
         .await
         .unwrap();
-    let loaded: Vec<ManagedUser> = store.managed_users(PAIR).await.unwrap();
-    let json = serde_json::to_value(&loaded).unwrap();
-    assert_eq!(json[0]["anchor"], json!(anchor(1).to_string()));
+    let input = PlanInput {
+        pair: PAIR.into(),
+        source_tenant_id: anchor(1).source_tenant_id().into(),
+        now: t0(),
+        settings: PlanSettings {
+            anchor_attribute: "extension_x_ctsyncAnchor".into(),
+            deprovision: DeprovisionAction::SoftDelete,
+            allowed: AllowedActions::default(),
+            drift_correction: false,
+            deletion_guard: DeletionGuardSettings::default(),
+        },
+        source_read: SourceRead {
+            kind: SourceReadKind::Delta,
+            complete: true,
+        },
+        inbound_sync_allowed: true,
+        force_deletes: false,
+        source_users: vec![SourceUser {
+            object_id: anchor(1).source_object_id().into(),
+            user_principal_name: None,
+            deleted: false,
+            account_enabled: true,
+            kind: SourceUserKind::Member,
+            scope: ScopeVerdict::InScope,
+            desired: DesiredAttributes {
+                always: record.last_exported.clone(),
+                on_create: BTreeMap::new(),
+            },
+            manager: ManagerRef::NotMapped,
+            matching: vec![],
+        }],
+        managed: store.managed_users(PAIR).await.unwrap(),
+        pending_creates: vec![],
+        target_users: vec![],
+        target_read_complete: false,
+    };
+    let p = plan(&input);
     assert_eq!(
-        json[0]["lastExported"]["otherMails"],
-        json!(["a@x.test", "b@x.test"])
+        p.entries()[0].reason,
+        Reason::RedundantExport,
+        "{}",
+        p.to_text()
     );
+    assert_eq!(p.entries()[0].target_id.as_deref(), Some("target-001"));
 }

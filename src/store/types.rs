@@ -91,3 +91,12 @@ pub enum StoreWrite {
     /// Replaces the job status blob.
     PutStatus(Value),
 }
+
+impl From<&CreateIntent> for crate::plan::PendingCreate {
+    fn from(intent: &CreateIntent) -> Self {
+        Self {
+            anchor: intent.anchor.clone(),
+            intent_id: intent.intent_id.clone(),
+        }
+    }
+}
