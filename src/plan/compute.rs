@@ -27,6 +27,11 @@ pub const MANAGER_ATTRIBUTE: &str = "manager";
 pub fn plan(input: &PlanInput) -> Plan {
     let links = Links::new(input);
     let sources = index_sources(input);
+    let pending: BTreeMap<&Anchor, &str> = input
+        .pending_creates
+        .iter()
+        .map(|p| (&p.anchor, p.intent_id.as_str()))
+        .collect();
 
     let seekers: Vec<(&Anchor, &SourceUser)> = sources
         .iter()
@@ -34,7 +39,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             matches!(links.link(anchor), Link::Unlinked)
                 && wants_target(user)
                 && user.account_enabled
-                && !input.pending_creates.iter().any(|p| &p.anchor == *anchor)
+                && !pending.contains_key(anchor)
         })
         .map(|(a, u)| (a, *u))
         .collect();
@@ -48,7 +53,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                 .get(anchor)
                 .copied()
                 .unwrap_or(MatchOutcome::NoCandidate);
-            plan_source_user(input, anchor, user, link, outcome)
+            let intent = pending.get(anchor).copied();
+            plan_source_user(input, anchor, user, link, outcome, intent)
         })
         .collect();
 
@@ -196,6 +202,7 @@ fn plan_source_user(
     user: &SourceUser,
     link: Link<'_>,
     outcome: MatchOutcome<'_>,
+    intent: Option<&str>,
 ) -> PlanEntry {
     let b = EntryBuilder {
         anchor,
@@ -203,7 +210,7 @@ fn plan_source_user(
     };
     match link {
         Link::Conflict => b.skip(None, Situation::Disputed, Reason::Disputed),
-        Link::Unlinked => plan_unlinked(input, &b, user, outcome),
+        Link::Unlinked => plan_unlinked(input, &b, user, outcome, intent),
         Link::Linked {
             target_id,
             managed,
@@ -237,6 +244,7 @@ fn plan_unlinked(
     b: &EntryBuilder<'_>,
     user: &SourceUser,
     outcome: MatchOutcome<'_>,
+    intent: Option<&str>,
 ) -> PlanEntry {
     if user.deleted {
         return b.skip(None, Situation::SourceDeleted, Reason::OutOfScope);
@@ -254,7 +262,7 @@ fn plan_unlinked(
     if !user.account_enabled {
         return b.skip(None, Situation::Unmatched, Reason::SourceDisabled);
     }
-    if let Some(pending) = input.pending_creates.iter().find(|p| &p.anchor == b.anchor) {
+    if let Some(intent_id) = intent {
         let mut entry = create_entry(
             input,
             b,
@@ -262,7 +270,7 @@ fn plan_unlinked(
             Situation::Unmatched,
             Reason::ResumeCreateIntent,
         );
-        entry.resumes_intent = Some(pending.intent_id.clone());
+        entry.resumes_intent = Some(intent_id.to_owned());
         return gate(entry, input.settings.allowed.create);
     }
     match outcome {
