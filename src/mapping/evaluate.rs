@@ -179,3 +179,281 @@ fn trace(mapping: &CompiledMapping, user: &SourceUser<'_>, result: TraceResult) 
         result,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{AttributeMappingSpec, compile};
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    const EXT: &str = "extension_0123456789abcdef0123456789abcdef_costCenter";
+
+    fn run(specs: &[AttributeMappingSpec], user: Json, mode: MapMode) -> MappedUser {
+        let set = compile(specs).expect("compiles");
+        let map = user.as_object().expect("object").clone();
+        let mut random = || 4_u64;
+        let is_unique = |_: &str| true;
+        let mut ctx = EvalContext {
+            now: Utc
+                .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+                .single()
+                .expect("valid date"),
+            random: &mut random,
+            is_unique: &is_unique,
+        };
+        set.explain_user(&SourceUser::new(&map), mode, &mut ctx)
+    }
+
+    fn value(mapped: &MappedUser, target: &str) -> Option<Json> {
+        mapped.attributes.get(target).map(|d| d.value.clone())
+    }
+
+    #[test]
+    fn direct_copies_the_source_value() {
+        let m = run(
+            &[AttributeMappingSpec::direct("displayName", "displayName")],
+            json!({"displayName": "Ada"}),
+            MapMode::Update,
+        );
+        assert_eq!(value(&m, "displayName"), Some(json!("Ada")));
+        assert_eq!(m.breakdown[0].expression, "[displayName]");
+        assert_eq!(m.breakdown[0].source_values["displayName"], json!("Ada"));
+        assert_eq!(m.breakdown[0].result, TraceResult::Value(json!("Ada")));
+    }
+
+    #[test]
+    fn direct_can_rename_and_null_is_not_written() {
+        let specs = [AttributeMappingSpec::direct("jobTitle", "department")];
+        let m = run(&specs, json!({"department": "R&D"}), MapMode::Update);
+        assert_eq!(value(&m, "jobTitle"), Some(json!("R&D")));
+        for empty in [
+            json!({}),
+            json!({"department": null}),
+            json!({"department": ""}),
+        ] {
+            let m = run(&specs, empty, MapMode::Update);
+            assert!(m.attributes.is_empty());
+            assert_eq!(m.breakdown[0].result, TraceResult::Null);
+        }
+    }
+
+    #[test]
+    fn constant_is_typed_for_the_target() {
+        let m = run(
+            &[
+                AttributeMappingSpec::constant("showInAddressList", "true"),
+                AttributeMappingSpec::constant("companyName", "Contoso"),
+            ],
+            json!({}),
+            MapMode::Update,
+        );
+        assert_eq!(value(&m, "showInAddressList"), Some(json!(true)));
+        assert_eq!(value(&m, "companyName"), Some(json!("Contoso")));
+        assert_eq!(m.breakdown[1].expression, "\"Contoso\"");
+    }
+
+    #[test]
+    fn default_applies_on_create_only() {
+        let specs = [AttributeMappingSpec {
+            default: Some("Unknown".into()),
+            ..AttributeMappingSpec::direct("department", "department")
+        }];
+        let created = run(&specs, json!({}), MapMode::Create);
+        assert_eq!(
+            created.attributes.get("department"),
+            Some(&DesiredValue {
+                value: json!("Unknown"),
+                apply: Apply::Always,
+                from_default: true
+            })
+        );
+        assert_eq!(
+            created.breakdown[0].result,
+            TraceResult::Default(json!("Unknown"))
+        );
+        let updated = run(&specs, json!({}), MapMode::Update);
+        assert!(updated.attributes.is_empty());
+        // A present source value wins over the default.
+        let present = run(&specs, json!({"department": "Sales"}), MapMode::Create);
+        assert_eq!(value(&present, "department"), Some(json!("Sales")));
+    }
+
+    #[test]
+    fn on_create_mappings_are_skipped_on_update() {
+        let specs = [
+            AttributeMappingSpec {
+                apply: Apply::OnCreate,
+                ..AttributeMappingSpec::constant("userType", "Member")
+            },
+            AttributeMappingSpec::direct("city", "city"),
+        ];
+        let created = run(&specs, json!({"city": "Oslo"}), MapMode::Create);
+        assert_eq!(value(&created, "userType"), Some(json!("Member")));
+        assert_eq!(created.attributes["userType"].apply, Apply::OnCreate);
+        let updated = run(&specs, json!({"city": "Oslo"}), MapMode::Update);
+        assert_eq!(value(&updated, "userType"), None);
+        assert_eq!(value(&updated, "city"), Some(json!("Oslo")));
+        assert_eq!(updated.breakdown[0].result, TraceResult::OnCreateOnly);
+    }
+
+    #[test]
+    fn directory_extensions_on_either_side() {
+        let specs = [
+            AttributeMappingSpec::direct(EXT, "department"),
+            AttributeMappingSpec::direct("employeeId", EXT),
+        ];
+        let m = run(
+            &specs,
+            json!({"department": "D1", EXT: "CC-7"}),
+            MapMode::Update,
+        );
+        assert_eq!(value(&m, EXT), Some(json!("D1")));
+        assert_eq!(value(&m, "employeeId"), Some(json!("CC-7")));
+        // Multi-valued extensions are not supported: the attribute fails, the user is not exported.
+        let multi = run(&specs, json!({"department": ["a", "b"]}), MapMode::Update);
+        assert_eq!(multi.errors.len(), 1);
+        assert_eq!(multi.errors[0].target, EXT);
+    }
+
+    #[test]
+    fn manager_is_a_source_reference_and_is_cleared_on_update() {
+        let specs = [AttributeMappingSpec::direct("manager", "manager")];
+        let set = run(
+            &specs,
+            json!({"manager": {"id": "src-mgr"}}),
+            MapMode::Update,
+        );
+        let expected = ManagerReference::Set {
+            source_object_id: "src-mgr".into(),
+        };
+        assert_eq!(set.manager, Some(expected.clone()));
+        assert!(
+            set.attributes.is_empty(),
+            "manager is never a plain attribute"
+        );
+        assert_eq!(set.breakdown[0].result, TraceResult::Reference(expected));
+        let cleared = run(&specs, json!({"manager": null}), MapMode::Update);
+        assert_eq!(cleared.manager, Some(ManagerReference::Clear));
+        let created = run(&specs, json!({}), MapMode::Create);
+        assert_eq!(created.manager, None);
+    }
+
+    #[test]
+    fn matching_values_in_precedence_order() {
+        let specs = [
+            AttributeMappingSpec {
+                matching_priority: Some(2),
+                ..AttributeMappingSpec::direct("mail", "mail")
+            },
+            AttributeMappingSpec {
+                matching_priority: Some(1),
+                ..AttributeMappingSpec::direct("employeeId", "employeeId")
+            },
+            AttributeMappingSpec {
+                matching_priority: Some(3),
+                ..AttributeMappingSpec::direct("city", "city")
+            },
+            AttributeMappingSpec {
+                matching_priority: Some(0),
+                ..AttributeMappingSpec::direct("state", "state")
+            },
+        ];
+        let m = run(
+            &specs,
+            json!({"mail": "a@x.com", "employeeId": "42", "state": "WA"}),
+            MapMode::Create,
+        );
+        let order: Vec<(u32, &str, Json)> = m
+            .matching
+            .iter()
+            .map(|v| (v.priority, v.attribute.as_str(), v.value.clone()))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (1, "employeeId", json!("42")),
+                (2, "mail", json!("a@x.com"))
+            ]
+        );
+        let set = compile(&specs).expect("compiles");
+        assert_eq!(
+            set.matching_attributes(),
+            vec![(1, "employeeId"), (2, "mail"), (3, "city")]
+        );
+    }
+
+    #[test]
+    fn on_create_matching_mapping_still_matches_on_update() {
+        let specs = [AttributeMappingSpec {
+            matching_priority: Some(1),
+            apply: Apply::OnCreate,
+            ..AttributeMappingSpec::direct("mail", "mail")
+        }];
+        let m = run(&specs, json!({"mail": "a@x.com"}), MapMode::Update);
+        assert!(m.attributes.is_empty());
+        assert_eq!(m.matching.len(), 1);
+    }
+
+    #[test]
+    fn type_errors_are_reported_per_attribute() {
+        let specs = [
+            AttributeMappingSpec::direct("accountEnabled", "department"),
+            AttributeMappingSpec::direct("city", "city"),
+        ];
+        let m = run(
+            &specs,
+            json!({"department": "Sales", "city": "Oslo"}),
+            MapMode::Update,
+        );
+        assert_eq!(m.errors.len(), 1);
+        assert_eq!(m.errors[0].target, "accountEnabled");
+        assert_eq!(value(&m, "city"), Some(json!("Oslo")));
+        assert!(matches!(m.breakdown[0].result, TraceResult::Error(_)));
+    }
+
+    #[test]
+    fn default_set_maps_a_typical_user() {
+        let m = run(
+            &crate::mapping::default_mappings(),
+            json!({"id": "u1", "accountEnabled": true, "displayName": "Ada Lovelace",
+                   "givenName": "Ada", "surname": "Lovelace", "mail": "ada@contoso.com",
+                   "mailNickname": "ada", "department": null, "manager": {"id": "m1"}}),
+            MapMode::Create,
+        );
+        assert_eq!(
+            Json::Object(m.patch_body()),
+            json!({"accountEnabled": true, "displayName": "Ada Lovelace", "givenName": "Ada",
+                   "mail": "ada@contoso.com", "mailNickname": "ada", "showInAddressList": true,
+                   "surname": "Lovelace", "userType": "Member"})
+        );
+        assert_eq!(
+            m.manager,
+            Some(ManagerReference::Set {
+                source_object_id: "m1".into()
+            })
+        );
+        assert!(m.errors.is_empty() && m.ignored.is_empty() && m.matching.is_empty());
+        assert_eq!(m.breakdown.len(), crate::mapping::default_mappings().len());
+    }
+
+    #[test]
+    fn map_user_leaves_the_breakdown_empty() {
+        let set = crate::mapping::MappingSet::cts_default();
+        let map = json!({"displayName": "A"})
+            .as_object()
+            .expect("object")
+            .clone();
+        let mut random = || 0_u64;
+        let is_unique = |_: &str| true;
+        let mut ctx = EvalContext {
+            now: Utc::now(),
+            random: &mut random,
+            is_unique: &is_unique,
+        };
+        let m = set.map_user(&SourceUser::new(&map), MapMode::Update, &mut ctx);
+        assert!(m.breakdown.is_empty());
+        assert_eq!(value(&m, "displayName"), Some(json!("A")));
+        assert!(set.source_attributes().contains("manager"));
+    }
+}
