@@ -236,7 +236,7 @@ fn scope(cx: &mut Ctx<'_>, s: &ScopeSpec) {
         for (ci, clause) in filter.clauses.iter().enumerate() {
             let (fi, ci) = (fi.to_string(), ci.to_string());
             let path = ["spec", "scope", "filters", &fi, "clauses", &ci];
-            let op = clause.operator.as_str();
+            let op = clause.operator.label();
             let unary = UNARY_OPERATORS.contains(&op);
             match (&clause.value, unary) {
                 (Some(_), true) => {
