@@ -39,6 +39,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             matches!(links.link(anchor), Link::Unlinked)
                 && wants_target(user)
                 && user.account_enabled
+                && user.mapping_error.is_none()
                 && !pending.contains_key(anchor)
         })
         .map(|(a, u)| (a, *u))
@@ -208,6 +209,15 @@ fn plan_source_user(
         anchor,
         upn: user.user_principal_name.clone(),
     };
+    if wants_target(user) && user.mapping_error.is_some() {
+        return match link {
+            Link::Conflict => b.skip(None, Situation::Disputed, Reason::Disputed),
+            Link::Unlinked => b.skip(None, Situation::Unmatched, Reason::MappingFailed),
+            Link::Linked { target_id, .. } => {
+                b.skip(Some(target_id), Situation::Linked, Reason::MappingFailed)
+            }
+        };
+    }
     match link {
         Link::Conflict => b.skip(None, Situation::Disputed, Reason::Disputed),
         Link::Unlinked => plan_unlinked(input, &b, user, outcome, intent),

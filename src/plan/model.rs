@@ -154,6 +154,7 @@ pub enum Reason {
     DisabledBeforeLeavingScope,
     DeprovisionNone,
     AlreadyDeprovisioned,
+    MappingFailed,
 }
 
 impl Reason {
@@ -183,6 +184,7 @@ impl Reason {
             Reason::DisabledBeforeLeavingScope => "DisabledBeforeLeavingScope",
             Reason::DeprovisionNone => "DeprovisionNone",
             Reason::AlreadyDeprovisioned => "AlreadyDeprovisioned",
+            Reason::MappingFailed => "MappingFailed",
         }
     }
 }

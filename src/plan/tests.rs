@@ -67,6 +67,7 @@ fn member(object_id: &str, name: &str) -> SourceUser {
             attribute: "mail".into(),
             value: json!(upn),
         }],
+        mapping_error: None,
     }
 }
 
@@ -222,6 +223,33 @@ fn pending_create_intent_is_resumed() {
         (Action::Create, Reason::ResumeCreateIntent)
     );
     assert_eq!(e.resumes_intent.as_deref(), Some("intent-7"));
+}
+
+#[test]
+fn a_failed_mapping_writes_nothing_and_is_not_taken_for_a_deletion() {
+    let mut i = input();
+    let mut linked = member("u1", "alice");
+    i.managed.push(managed(&linked, "t1"));
+    linked
+        .desired
+        .always
+        .insert("department".into(), json!("Changed"));
+    linked.mapping_error = Some("Mid: start out of range".into());
+    let mut new = member("u2", "bob");
+    new.mapping_error = Some("Item: index out of bounds".into());
+    i.target_users.push(b2b("t-bob", "bob@contoso.test"));
+    i.source_users = vec![linked, new];
+    let p = plan(&i);
+    assert!(p.is_noop(), "{}", p.to_text());
+    assert!(
+        p.entries()
+            .iter()
+            .all(|e| e.reason == Reason::MappingFailed)
+    );
+    assert_eq!(
+        p.entry(&anchor("u1")).unwrap().target_id.as_deref(),
+        Some("t1")
+    );
 }
 
 // ---------------------------------------------------------------- updates
@@ -1143,6 +1171,7 @@ struct Shape {
     b2b_twin: bool,
     soft_deleted_days_ago: Option<i64>,
     exported_disabled: bool,
+    mapping_failed: bool,
 }
 
 fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
@@ -1164,13 +1193,18 @@ fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
             proptest::bool::weighted(0.15),
             proptest::option::of(0usize..8),
         ),
-        (any::<bool>(), proptest::option::of(1i64..40), any::<bool>()),
+        (
+            any::<bool>(),
+            proptest::option::of(1i64..40),
+            any::<bool>(),
+            proptest::bool::weighted(0.1),
+        ),
     )
         .prop_map(
             |(
                 (linked, department, disabled, out_of_scope),
                 (guest, deleted, manager),
-                (b2b_twin, soft, exported_disabled),
+                (b2b_twin, soft, exported_disabled, mapping_failed),
             )| Shape {
                 linked,
                 department,
@@ -1182,6 +1216,7 @@ fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
                 b2b_twin,
                 soft_deleted_days_ago: soft.filter(|_| linked),
                 exported_disabled,
+                mapping_failed,
             },
         )
 }
@@ -1215,6 +1250,9 @@ fn generated(shapes: &[Shape], deprovision: DeprovisionAction, drift: bool) -> P
             u.kind = SourceUserKind::Guest;
         }
         u.deleted = s.deleted;
+        if s.mapping_failed {
+            u.mapping_error = Some("mapping failed".into());
+        }
         if let Some(m) = s.manager {
             u.manager = ManagerRef::Set(format!("g{}", m % shapes.len()));
         }

@@ -684,6 +684,7 @@ async fn stored_managed_users_feed_the_planner_unchanged() {
             },
             manager: ManagerRef::NotMapped,
             matching: vec![],
+            mapping_error: None,
         }],
         managed: store.managed_users(PAIR).await.unwrap(),
         pending_creates: vec![],
