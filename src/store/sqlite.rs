@@ -89,12 +89,16 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
-                work(&mut guard)
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            // Polled outside a tokio runtime, `spawn_blocking` would panic: say so instead.
+            let runtime = tokio::runtime::Handle::try_current()
+                .map_err(|e| StoreError::Task(format!("the store needs a tokio runtime: {e}")))?;
+            runtime
+                .spawn_blocking(move || {
+                    let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
+                    work(&mut guard)
+                })
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?
         })
     }
 }

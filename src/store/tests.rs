@@ -700,3 +700,10 @@ async fn stored_managed_users_feed_the_planner_unchanged() {
     );
     assert_eq!(p.entries()[0].target_id.as_deref(), Some("target-001"));
 }
+
+#[test]
+fn polling_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let result = futures::executor::block_on(store.watermark(PAIR));
+    assert!(matches!(result, Err(StoreError::Task(_))), "{result:?}");
+}
