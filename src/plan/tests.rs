@@ -1319,3 +1319,23 @@ fn snapshot_inbound_sync_disabled_plan_text() {
     i.inbound_sync_allowed = false;
     insta::assert_snapshot!(plan(&i).to_text());
 }
+
+#[test]
+fn situation_text_matches_its_json_spelling() {
+    for s in [
+        Situation::Unmatched,
+        Situation::Linked,
+        Situation::LinkedChanged,
+        Situation::OutOfScope,
+        Situation::SourceDeleted,
+        Situation::Disputed,
+        Situation::TargetMissing,
+        Situation::SoftDeletedInTarget,
+    ] {
+        assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+    }
+    for a in Action::ALL {
+        assert_eq!(serde_json::to_value(a).unwrap(), json!(a.as_str()));
+        assert_eq!(Action::parse(a.as_str()), Some(a));
+    }
+}
