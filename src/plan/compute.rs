@@ -525,6 +525,7 @@ fn plan_vanished(input: &PlanInput, anchor: &Anchor, link: Link<'_>) -> PlanEntr
                 Reason::DeletedInSource,
             )
         }
+        // `anchor` came from the links, so it cannot be unlinked; a conflict is never written.
         Link::Conflict | Link::Unlinked => b.skip(None, Situation::Disputed, Reason::Disputed),
     }
 }
