@@ -1,13 +1,15 @@
 //! Rules the schema cannot express: one credential per tenant, secrets by reference, scope
-//! consistency, filter values, mapping sources, durations, endpoints. Each rule reports at the
-//! YAML position of the value it is about.
+//! consistency, filter values, mapping sources, durations, endpoints. They read the YAML tree
+//! (not the typed document) so they also run on documents with structural problems, and each
+//! reports at the position of the value it is about. A value of the wrong type is the
+//! schema's to report: rules treat it as present and say nothing more about it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use super::model::*;
-use super::tree::{Node, Pos};
+use super::tree::{Node, Pos, Value};
 
 /// A rule violation before the file name is attached.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +31,30 @@ struct Ctx<'a> {
     problems: Vec<RuleProblem>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn node(&self, path: &[&str]) -> Option<&'a Node> {
+        self.doc.find(path)
+    }
+
+    /// A present, non-null value.
+    fn has(&self, path: &[&str]) -> bool {
+        self.node(path).is_some_and(|n| n.value != Value::Null)
+    }
+
+    fn str(&self, path: &[&str]) -> Option<&'a str> {
+        match &self.node(path)?.value {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn items(&self, path: &[&str]) -> &'a [Node] {
+        match self.node(path).map(|n| &n.value) {
+            Some(Value::Seq(items)) => items,
+            _ => &[],
+        }
+    }
+
     /// Position of the node at `path` (or of its deepest existing ancestor).
     fn at(&self, path: &[&str]) -> Pos {
         self.doc.locate(path).0
@@ -39,416 +64,347 @@ impl Ctx<'_> {
     fn key_at(&self, path: &[&str]) -> Pos {
         match path.split_last() {
             Some((last, parent)) => self
-                .doc
-                .find(parent)
+                .node(parent)
                 .and_then(|n| n.key_pos(last))
                 .unwrap_or_else(|| self.at(path)),
             None => self.doc.pos,
         }
     }
 
-    fn report(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
+    fn report(&mut self, pos: Pos, message: impl Into<String>, hint: &str) {
         self.problems.push(RuleProblem {
             pos,
             message: message.into(),
-            hint: hint.into(),
+            hint: Some(hint.to_owned()),
         });
     }
 }
 
-/// Checks one structurally valid document and builds the pair; problems are returned instead
-/// when there are any.
-pub fn check(
-    file: &Path,
-    doc_node: &Node,
-    doc: &SyncPairDocument,
-) -> Result<SyncPair, Vec<RuleProblem>> {
+fn str_of(node: &Node) -> Option<&str> {
+    match &node.value {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Checks one document; returns every rule violation.
+pub fn check(doc: &Node) -> Vec<RuleProblem> {
     let mut cx = Ctx {
-        doc: doc_node,
+        doc,
         problems: Vec::new(),
     };
-    let spec = &doc.spec;
-    let source = tenant(&mut cx, file, "source", &spec.source);
-    let target = tenant(&mut cx, file, "target", &spec.target);
-    if spec
-        .source
-        .tenant_id
-        .eq_ignore_ascii_case(&spec.target.tenant_id)
+    for side in ["source", "target"] {
+        credentials(&mut cx, side);
+    }
+    if let (Some(s), Some(t)) = (
+        cx.str(&["spec", "source", "tenantId"]),
+        cx.str(&["spec", "target", "tenantId"]),
+    ) && s.eq_ignore_ascii_case(t)
     {
         let pos = cx.at(&["spec", "target", "tenantId"]);
         cx.report(
             pos,
             "source and target are the same tenant",
-            Some(
-                "a pair synchronizes one tenant into another; use two different tenant ids"
-                    .to_owned(),
-            ),
+            "a pair synchronizes one tenant into another; use two different tenant ids",
         );
     }
-    scope(&mut cx, &spec.scope);
-    let matching = mappings(&mut cx, spec);
-    let interval = interval(&mut cx, spec.interval.as_deref());
-    let graph = endpoints(&mut cx, &spec.graph);
-    if !cx.problems.is_empty() {
-        return Err(cx.problems);
+    scope(&mut cx);
+    mappings(&mut cx);
+    if let Some(text) = cx.str(&["spec", "interval"])
+        && let Err((message, hint)) = parse_interval(text)
+    {
+        let pos = cx.at(&["spec", "interval"]);
+        cx.report(pos, message, hint);
     }
-    // Both are Some when no problem was reported (each helper reports when it returns None).
-    let (Some(source), Some(target), Some(interval), Some(graph)) =
-        (source, target, interval, graph)
-    else {
-        return Err(vec![RuleProblem {
-            pos: doc_node.pos,
-            message: "internal error: invalid pair without a reported problem".into(),
-            hint: None,
-        }]);
-    };
-    Ok(SyncPair {
-        name: doc.metadata.name.clone(),
-        labels: doc.metadata.labels.clone(),
-        origin: Origin {
-            file: file.to_owned(),
-            line: doc_node.pos.line,
-        },
-        source,
-        target,
-        scope: Scope {
-            mode: spec.scope.mode,
-            service_principal_id: spec.scope.service_principal_id.clone(),
-            users: spec.scope.users.clone(),
-            groups: spec.scope.groups.clone(),
-            filters: spec.scope.filters.clone(),
-        },
-        mappings: spec.mappings.clone(),
-        matching_attributes: matching,
-        anchor_attribute: spec.anchor_attribute.clone(),
-        deprovision: spec.deprovision,
-        deletion_guard: spec.deletion_guard,
-        interval,
-        drift_correction: spec.drift_correction,
-        actions: spec.actions,
-        graph,
-    })
+    for field in ["authority", "baseUrl"] {
+        if let Some(v) = cx.str(&["spec", "graph", field])
+            && let Err((message, hint)) = check_endpoint(v)
+        {
+            let pos = cx.at(&["spec", "graph", field]);
+            cx.report(pos, message, hint);
+        }
+    }
+    cx.problems
 }
 
-fn tenant(cx: &mut Ctx<'_>, file: &Path, side: &str, t: &TenantSpec) -> Option<Tenant> {
-    let c = &t.credentials;
+fn credentials(cx: &mut Ctx<'_>, side: &str) {
     let base = ["spec", side, "credentials"];
-    let source = match (&c.client_secret, &c.federated_token_file) {
-        (None, None) => {
-            let pos = cx.at(&base);
+    if cx
+        .node(&base)
+        .is_none_or(|n| !matches!(n.value, Value::Map(_)))
+    {
+        return;
+    }
+    let secret = [&base[..], &["clientSecret"]].concat();
+    let federated = [&base[..], &["federatedTokenFile"]].concat();
+    match (cx.has(&secret), cx.has(&federated)) {
+        (false, false) => {
+            let pos = cx.key_at(&base);
             cx.report(
                 pos,
                 format!("`spec.{side}.credentials` has no credential"),
-                Some("add clientSecret: { env: VARIABLE } (or { file: path }), or federatedTokenFile: path".to_owned()),
+                "add clientSecret: { env: VARIABLE } (or { file: path }), or federatedTokenFile: path",
             );
-            None
         }
-        (Some(_), Some(_)) => {
-            let pos = cx.key_at(&["spec", side, "credentials", "federatedTokenFile"]);
+        (true, true) => {
+            let pos = cx.key_at(&federated);
             cx.report(
                 pos,
                 format!("`spec.{side}.credentials` sets both clientSecret and federatedTokenFile"),
-                Some("keep exactly one of them".to_owned()),
+                "keep exactly one of them",
             );
-            None
         }
-        (Some(secret), None) => {
-            let path = ["spec", side, "credentials", "clientSecret"];
-            match (&secret.env, &secret.file) {
-                (Some(env), None) => Some(CredentialSource::SecretEnv(env.clone())),
-                (None, Some(f)) => Some(CredentialSource::SecretFile(relative_to(file, f))),
-                (None, None) => {
-                    let pos = cx.at(&path);
+        (true, false) if matches!(cx.node(&secret).map(|n| &n.value), Some(Value::Map(_))) => {
+            let env = [&secret[..], &["env"]].concat();
+            let file = [&secret[..], &["file"]].concat();
+            match (cx.has(&env), cx.has(&file)) {
+                (false, false) => {
+                    let pos = cx.key_at(&secret);
                     cx.report(
                         pos,
                         format!("`spec.{side}.credentials.clientSecret` names no source"),
-                        Some("write { env: VARIABLE } or { file: path }".to_owned()),
+                        "write { env: VARIABLE } or { file: path }",
                     );
-                    None
                 }
-                (Some(_), Some(_)) => {
-                    let pos = cx.key_at(&["spec", side, "credentials", "clientSecret", "file"]);
+                (true, true) => {
+                    let pos = cx.key_at(&file);
                     cx.report(
                         pos,
                         format!("`spec.{side}.credentials.clientSecret` sets both env and file"),
-                        Some("keep exactly one of them".to_owned()),
+                        "keep exactly one of them",
                     );
-                    None
-                }
-            }
-        }
-        (None, Some(f)) => Some(CredentialSource::FederatedTokenFile(relative_to(file, f))),
-    };
-    source.map(|source| Tenant {
-        tenant_id: t.tenant_id.to_ascii_lowercase(),
-        credentials: Credentials {
-            client_id: c.client_id.to_ascii_lowercase(),
-            source,
-        },
-    })
-}
-
-fn scope(cx: &mut Ctx<'_>, s: &ScopeSpec) {
-    match s.mode {
-        ScopeMode::Assigned => {
-            if s.service_principal_id.is_none() && s.users.is_empty() && s.groups.is_empty() {
-                let pos = cx.at(&["spec", "scope", "mode"]);
-                cx.report(
-                    pos,
-                    "scope mode `assigned` but nothing is assigned",
-                    Some("add servicePrincipalId (read assignments from Entra), users or groups; or use mode: all".to_owned()),
-                );
-            }
-        }
-        ScopeMode::All => {
-            for field in ["servicePrincipalId", "users", "groups"] {
-                let present = match field {
-                    "servicePrincipalId" => s.service_principal_id.is_some(),
-                    "users" => !s.users.is_empty(),
-                    _ => !s.groups.is_empty(),
-                };
-                if present {
-                    let pos = cx.key_at(&["spec", "scope", field]);
-                    cx.report(
-                        pos,
-                        format!("`{field}` has no effect with scope mode `all`"),
-                        Some(format!("remove `{field}`, or use mode: assigned")),
-                    );
-                }
-            }
-        }
-    }
-    for (field, list) in [("users", &s.users), ("groups", &s.groups)] {
-        let mut seen = HashSet::new();
-        for (i, id) in list.iter().enumerate() {
-            if !seen.insert(id.to_ascii_lowercase()) {
-                let idx = i.to_string();
-                let pos = cx.at(&["spec", "scope", field, &idx]);
-                cx.report(
-                    pos,
-                    format!("`{id}` is listed twice in `spec.scope.{field}`"),
-                    Some("remove the duplicate".to_owned()),
-                );
-            }
-        }
-    }
-    for (fi, filter) in s.filters.iter().enumerate() {
-        for (ci, clause) in filter.clauses.iter().enumerate() {
-            let (fi, ci) = (fi.to_string(), ci.to_string());
-            let path = ["spec", "scope", "filters", &fi, "clauses", &ci];
-            let op = clause.operator.as_str();
-            let unary = UNARY_OPERATORS.contains(&op);
-            match (&clause.value, unary) {
-                (Some(_), true) => {
-                    let pos = cx.key_at(&[&path[..], &["value"]].concat());
-                    cx.report(
-                        pos,
-                        format!("operator `{op}` takes no value"),
-                        Some("remove `value`".to_owned()),
-                    );
-                }
-                (None, false) => {
-                    let pos = cx.at(&path);
-                    cx.report(
-                        pos,
-                        format!("operator `{op}` needs a value"),
-                        Some("add `value: ...`".to_owned()),
-                    );
-                }
-                (Some(v), false)
-                    if INTEGER_OPERATORS.contains(&op) && v.trim().parse::<i64>().is_err() =>
-                {
-                    let pos = cx.at(&[&path[..], &["value"]].concat());
-                    cx.report(
-                        pos,
-                        format!("operator `{op}` compares integers, but `{v}` is not one"),
-                        Some("write a whole number, e.g. value: \"10\"".to_owned()),
-                    );
-                }
-                (Some(v), false) if op.ends_with("REGEX MATCH") => {
-                    if let Err(e) = regex::Regex::new(v) {
-                        let pos = cx.at(&[&path[..], &["value"]].concat());
-                        let first = e.to_string();
-                        let first = first.lines().last().unwrap_or("invalid").trim().to_owned();
-                        cx.report(
-                            pos,
-                            format!("invalid regular expression: {first}"),
-                            Some("fix the pattern (.NET-style regex syntax)".to_owned()),
-                        );
-                    }
                 }
                 _ => {}
             }
         }
+        _ => {}
     }
 }
 
-/// Checks mappings and returns the matching attributes in precedence order.
-fn mappings(cx: &mut Ctx<'_>, spec: &SyncPairSpec) -> Vec<String> {
-    let mut by_priority: BTreeMap<u32, String> = BTreeMap::new();
-    if let Some(list) = &spec.mappings {
-        let mut targets = HashSet::new();
-        for (i, m) in list.iter().enumerate() {
-            let idx = i.to_string();
-            let kinds = [&m.source, &m.constant, &m.expression]
-                .iter()
-                .filter(|k| k.is_some())
-                .count();
-            if kinds != 1 {
-                let pos = cx.at(&["spec", "mappings", &idx]);
-                cx.report(
-                    pos,
-                    format!(
-                        "mapping for `{}` must have exactly one of source, constant, expression (found {kinds})",
-                        m.target
-                    ),
-                    Some("keep one: source: givenName | constant: Member | expression: Join(\" \", [givenName], [surname])".to_owned()),
-                );
-            }
-            if !targets.insert(m.target.to_ascii_lowercase()) {
-                let pos = cx.at(&["spec", "mappings", &idx, "target"]);
-                cx.report(
-                    pos,
-                    format!("target attribute `{}` is mapped twice", m.target),
-                    Some("keep one mapping per target attribute".to_owned()),
-                );
-            }
-            if let Some(p) = m.matching_priority {
-                if let Some(other) = by_priority.get(&p) {
-                    let pos = cx.at(&["spec", "mappings", &idx, "matchingPriority"]);
-                    cx.report(
-                        pos,
-                        format!("matchingPriority {p} is already used by `{other}`"),
-                        Some(
-                            "give each matching attribute its own priority (1 is tried first)"
-                                .to_owned(),
-                        ),
-                    );
-                } else {
-                    by_priority.insert(p, m.target.clone());
-                }
-            }
+fn scope(cx: &mut Ctx<'_>) {
+    let base = ["spec", "scope"];
+    let assigned = ["servicePrincipalId", "users", "groups"];
+    let present = |cx: &Ctx<'_>, field: &str| {
+        let path = [&base[..], &[field]].concat();
+        match cx.node(&path).map(|n| &n.value) {
+            Some(Value::Seq(items)) => !items.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
         }
-        if let Some(attrs) = &spec.matching_attributes {
-            for (i, a) in attrs.iter().enumerate() {
-                if !targets.contains(&a.to_ascii_lowercase()) {
-                    let idx = i.to_string();
-                    let pos = cx.at(&["spec", "matchingAttributes", &idx]);
-                    cx.report(
-                        pos,
-                        format!("matching attribute `{a}` is not a target of any mapping"),
-                        Some("match only on attributes the pair writes; add a mapping for it or remove it".to_owned()),
-                    );
-                }
-            }
-        }
-    }
-    match &spec.matching_attributes {
-        Some(attrs) => {
-            if !by_priority.is_empty() {
-                let pos = cx.key_at(&["spec", "matchingAttributes"]);
-                cx.report(
-                    pos,
-                    "matchingAttributes and mapping matchingPriority are both set",
-                    Some("use one way to choose matching attributes".to_owned()),
-                );
-            }
-            attrs.clone()
-        }
-        None => by_priority.into_values().collect(),
-    }
-}
-
-fn interval(cx: &mut Ctx<'_>, written: Option<&str>) -> Option<Duration> {
-    let Some(text) = written else {
-        return Some(DEFAULT_INTERVAL);
     };
-    let pos = cx.at(&["spec", "interval"]);
-    match humantime::parse_duration(text) {
-        Ok(d) if d < Duration::from_secs(1) => {
+    match cx.str(&["spec", "scope", "mode"]) {
+        Some("assigned") if !assigned.iter().any(|f| present(cx, f)) => {
+            let pos = cx.at(&["spec", "scope", "mode"]);
             cx.report(
                 pos,
-                format!("interval `{text}` is shorter than one second"),
-                Some("use at least 1s; Entra runs every 40m".to_owned()),
+                "scope mode `assigned` but nothing is assigned",
+                "add servicePrincipalId (read assignments from Entra), users or groups; or use mode: all",
             );
-            None
         }
-        Ok(d) if d > MAX_INTERVAL => {
-            cx.report(
-                pos,
-                format!("interval `{text}` is longer than 7 days"),
-                Some("delta tokens expire after 7 days, so every cycle would be a full resync; use 7d or less".to_owned()),
-            );
-            None
+        Some("all") => {
+            for field in assigned {
+                if present(cx, field) {
+                    let pos = cx.key_at(&["spec", "scope", field]);
+                    cx.report(
+                        pos,
+                        format!("`{field}` has no effect with scope mode `all`"),
+                        &format!("remove `{field}`, or use mode: assigned"),
+                    );
+                }
+            }
         }
-        Ok(d) => Some(d),
-        Err(e) => {
-            cx.report(
-                pos,
-                format!("interval `{text}` is not a duration: {e}"),
-                Some("write a duration such as 40m, 1h 30m or 90s".to_owned()),
-            );
-            None
-        }
+        _ => {}
     }
-}
-
-fn endpoints(cx: &mut Ctx<'_>, g: &GraphEndpointsSpec) -> Option<GraphEndpoints> {
-    let defaults = GraphEndpoints::default();
-    let mut ok = true;
-    let mut check = |field: &str, value: &Option<String>, default: String| -> String {
-        let Some(v) = value else { return default };
-        let pos = cx.at(&["spec", "graph", field]);
-        match url::Url::parse(v) {
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                ok = false;
-                cx.report(
-                    pos,
-                    format!("`{v}` is not an http(s) URL"),
-                    Some("write e.g. https://graph.microsoft.us".to_owned()),
-                );
-            }
-            Ok(u) if u.scheme() == "http" && !is_loopback(&u) => {
-                ok = false;
-                cx.report(
-                    pos,
-                    format!("`{v}` would send tokens over plain http"),
-                    Some(
-                        "use https; plain http is only allowed for loopback (the emulator)"
-                            .to_owned(),
-                    ),
-                );
-            }
-            Ok(u)
-                if u.query().is_some()
-                    || u.fragment().is_some()
-                    || !u.path().trim_end_matches('/').is_empty() =>
+    for field in ["users", "groups"] {
+        let mut seen = HashSet::new();
+        for item in cx.items(&["spec", "scope", field]) {
+            if let Some(id) = str_of(item)
+                && !seen.insert(id.to_ascii_lowercase())
             {
-                ok = false;
                 cx.report(
-                    pos,
-                    format!("`{v}` must be a bare origin (scheme, host, port)"),
-                    Some("drop the path and query, e.g. https://graph.microsoft.com".to_owned()),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                ok = false;
-                cx.report(
-                    pos,
-                    format!("`{v}` is not a URL: {e}"),
-                    Some("write e.g. https://login.microsoftonline.us".to_owned()),
+                    item.pos,
+                    format!("`{id}` is listed twice in `spec.scope.{field}`"),
+                    "remove the duplicate",
                 );
             }
         }
-        v.trim_end_matches('/').to_owned()
+    }
+    for filter in cx.items(&["spec", "scope", "filters"]) {
+        let clauses = match filter.get("clauses").map(|c| &c.value) {
+            Some(Value::Seq(items)) => items.as_slice(),
+            _ => &[],
+        };
+        for clause in clauses {
+            filter_clause(cx, clause);
+        }
+    }
+}
+
+fn filter_clause(cx: &mut Ctx<'_>, clause: &Node) {
+    let Some(op) = clause.get("operator").and_then(str_of) else {
+        return;
     };
-    let authority = check("authority", &g.authority, defaults.authority);
-    let base_url = check("baseUrl", &g.base_url, defaults.base_url);
-    ok.then_some(GraphEndpoints {
-        authority,
-        base_url,
-    })
+    let value = clause.get("value").filter(|v| v.value != Value::Null);
+    let unary = UNARY_OPERATORS.contains(&op);
+    match (value, unary) {
+        (Some(_), true) => {
+            let pos = clause.key_pos("value").unwrap_or(clause.pos);
+            cx.report(
+                pos,
+                format!("operator `{op}` takes no value"),
+                "remove `value`",
+            );
+        }
+        (None, false) => {
+            cx.report(
+                clause.pos,
+                format!("operator `{op}` needs a value"),
+                "add `value: ...`",
+            );
+        }
+        (Some(v), false) => {
+            let Some(text) = str_of(v) else { return };
+            if INTEGER_OPERATORS.contains(&op) && text.trim().parse::<i64>().is_err() {
+                cx.report(
+                    v.pos,
+                    format!("operator `{op}` compares integers, but `{text}` is not one"),
+                    "write a whole number, e.g. value: \"10\"",
+                );
+            }
+            if op.ends_with("REGEX MATCH")
+                && let Err(e) = regex::Regex::new(text)
+            {
+                let detail = e.to_string();
+                let detail = detail.lines().last().unwrap_or("invalid").trim().to_owned();
+                cx.report(
+                    v.pos,
+                    format!("invalid regular expression: {detail}"),
+                    "fix the pattern (.NET-style regex syntax)",
+                );
+            }
+        }
+        (None, true) => {}
+    }
+}
+
+fn mappings(cx: &mut Ctx<'_>) {
+    let list = cx.items(&["spec", "mappings"]);
+    let mut targets = HashSet::new();
+    let mut by_priority: BTreeMap<i64, String> = BTreeMap::new();
+    for m in list {
+        if !matches!(m.value, Value::Map(_)) {
+            continue;
+        }
+        let target = m.get("target").and_then(str_of).unwrap_or("?");
+        let kinds = ["source", "constant", "expression"]
+            .iter()
+            .filter(|k| m.get(k).is_some_and(|n| n.value != Value::Null))
+            .count();
+        if kinds != 1 {
+            cx.report(
+                m.pos,
+                format!(
+                    "mapping for `{target}` must have exactly one of source, constant, expression (found {kinds})"
+                ),
+                "keep one: source: givenName | constant: Member | expression: Join(\" \", [givenName], [surname])",
+            );
+        }
+        if let Some(t) = m.get("target")
+            && let Some(name) = str_of(t)
+            && !targets.insert(name.to_ascii_lowercase())
+        {
+            cx.report(
+                t.pos,
+                format!("target attribute `{name}` is mapped twice"),
+                "keep one mapping per target attribute",
+            );
+        }
+        if let Some(p) = m.get("matchingPriority")
+            && let Value::Int(prio) = p.value
+        {
+            match by_priority.get(&prio) {
+                Some(other) => cx.report(
+                    p.pos,
+                    format!("matchingPriority {prio} is already used by `{other}`"),
+                    "give each matching attribute its own priority (1 is tried first)",
+                ),
+                None => {
+                    by_priority.insert(prio, target.to_owned());
+                }
+            }
+        }
+    }
+    if cx.node(&["spec", "matchingAttributes"]).is_some() {
+        if !by_priority.is_empty() {
+            let pos = cx.key_at(&["spec", "matchingAttributes"]);
+            cx.report(
+                pos,
+                "matchingAttributes and mapping matchingPriority are both set",
+                "use one way to choose matching attributes",
+            );
+        }
+        if cx.has(&["spec", "mappings"]) {
+            for a in cx.items(&["spec", "matchingAttributes"]) {
+                if let Some(name) = str_of(a)
+                    && !targets.contains(&name.to_ascii_lowercase())
+                {
+                    cx.report(
+                        a.pos,
+                        format!("matching attribute `{name}` is not a target of any mapping"),
+                        "match only on attributes the pair writes; add a mapping for it or remove it",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Parses `spec.interval`, or explains what is wrong and how to fix it.
+pub fn parse_interval(text: &str) -> Result<Duration, (String, &'static str)> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d < Duration::from_secs(1) => Err((
+            format!("interval `{text}` is shorter than one second"),
+            "use at least 1s; Entra runs every 40m",
+        )),
+        Ok(d) if d > MAX_INTERVAL => Err((
+            format!("interval `{text}` is longer than 7 days"),
+            "delta tokens expire after 7 days, so every cycle would be a full resync; use 7d or less",
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err((
+            format!("interval `{text}` is not a duration: {e}"),
+            "write a duration such as 40m, 1h 30m or 90s",
+        )),
+    }
+}
+
+/// Checks a `spec.graph` endpoint: a bare http(s) origin, plain http only on loopback.
+pub fn check_endpoint(v: &str) -> Result<(), (String, &'static str)> {
+    match url::Url::parse(v) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err((
+            format!("`{v}` is not an http(s) URL"),
+            "write e.g. https://graph.microsoft.us",
+        )),
+        Ok(u) if u.scheme() == "http" && !is_loopback(&u) => Err((
+            format!("`{v}` would send tokens over plain http"),
+            "use https; plain http is only allowed for loopback (the emulator)",
+        )),
+        Ok(u)
+            if u.query().is_some()
+                || u.fragment().is_some()
+                || !u.path().trim_end_matches('/').is_empty() =>
+        {
+            Err((
+                format!("`{v}` must be a bare origin (scheme, host, port)"),
+                "drop the path and query, e.g. https://graph.microsoft.com",
+            ))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err((
+            format!("`{v}` is not a URL: {e}"),
+            "write e.g. https://login.microsoftonline.us",
+        )),
+    }
 }
 
 fn is_loopback(u: &url::Url) -> bool {
@@ -458,4 +414,93 @@ fn is_loopback(u: &url::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Builds the pair from a document that passed the schema and [`check`].
+pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<SyncPair, String> {
+    let spec = &doc.spec;
+    let tenant = |t: &TenantSpec| -> Result<Tenant, String> {
+        let c = &t.credentials;
+        let source = match (&c.client_secret, &c.federated_token_file) {
+            (
+                Some(SecretRefSpec {
+                    env: Some(v),
+                    file: None,
+                }),
+                None,
+            ) => CredentialSource::SecretEnv(v.clone()),
+            (
+                Some(SecretRefSpec {
+                    env: None,
+                    file: Some(f),
+                }),
+                None,
+            ) => CredentialSource::SecretFile(relative_to(file, f)),
+            (None, Some(f)) => CredentialSource::FederatedTokenFile(relative_to(file, f)),
+            _ => return Err("credentials not checked".into()),
+        };
+        Ok(Tenant {
+            tenant_id: t.tenant_id.to_ascii_lowercase(),
+            credentials: Credentials {
+                client_id: c.client_id.to_ascii_lowercase(),
+                source,
+            },
+        })
+    };
+    let interval = match &spec.interval {
+        Some(text) => parse_interval(text).map_err(|(m, _)| m)?,
+        None => DEFAULT_INTERVAL,
+    };
+    let defaults = GraphEndpoints::default();
+    let trim = |v: &Option<String>, d: String| {
+        v.as_deref()
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .unwrap_or(d)
+    };
+    let matching_attributes = match &spec.matching_attributes {
+        Some(attrs) => attrs.clone(),
+        None => {
+            let mut by_priority: Vec<(u32, String)> = spec
+                .mappings
+                .iter()
+                .flatten()
+                .filter_map(|m| m.matching_priority.map(|p| (p, m.target.clone())))
+                .collect();
+            by_priority.sort();
+            by_priority.into_iter().map(|(_, t)| t).collect()
+        }
+    };
+    Ok(SyncPair {
+        name: doc.metadata.name.clone(),
+        labels: doc.metadata.labels.clone(),
+        origin: Origin {
+            file: file.to_owned(),
+            line: doc_node.pos.line,
+        },
+        source: tenant(&spec.source)?,
+        target: tenant(&spec.target)?,
+        scope: Scope {
+            mode: spec.scope.mode,
+            service_principal_id: spec
+                .scope
+                .service_principal_id
+                .as_ref()
+                .map(|s| s.to_ascii_lowercase()),
+            users: spec.scope.users.clone(),
+            groups: spec.scope.groups.clone(),
+            filters: spec.scope.filters.clone(),
+        },
+        mappings: spec.mappings.clone(),
+        matching_attributes,
+        anchor_attribute: spec.anchor_attribute.clone(),
+        deprovision: spec.deprovision,
+        deletion_guard: spec.deletion_guard,
+        interval,
+        drift_correction: spec.drift_correction,
+        actions: spec.actions,
+        graph: GraphEndpoints {
+            authority: trim(&spec.graph.authority, defaults.authority),
+            base_url: trim(&spec.graph.base_url, defaults.base_url),
+        },
+    })
 }
