@@ -4,12 +4,14 @@
 //! reports at the position of the value it is about. A value of the wrong type is the
 //! schema's to report: rules treat it as present and say nothing more about it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use super::model::*;
 use super::tree::{Node, Pos, Value};
+use crate::mapping::{self, AttributeMappingSpec, MappingField};
+use crate::scope::{CompiledFilters, ScopingFilter};
 
 /// A rule violation before the file name is attached.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,9 +24,6 @@ pub struct RuleProblem {
 /// Delta tokens of directory objects live 7 days (delta-query-overview.md): a longer interval
 /// would force a full resync every cycle.
 const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-const UNARY_OPERATORS: [&str; 4] = ["IS NULL", "IS NOT NULL", "IS TRUE", "IS FALSE"];
-const INTEGER_OPERATORS: [&str; 4] = ["Greater_Than", "Greater_Than_OR_EQUALS", "&", "!&"];
 
 struct Ctx<'a> {
     doc: &'a Node,
@@ -229,113 +228,105 @@ fn scope(cx: &mut Ctx<'_>) {
             }
         }
     }
-    for filter in cx.items(&["spec", "scope", "filters"]) {
-        let clauses = match filter.get("clauses").map(|c| &c.value) {
-            Some(Value::Seq(items)) => items.as_slice(),
-            _ => &[],
-        };
-        for clause in clauses {
-            filter_clause(cx, clause);
-        }
-    }
+    filters(cx);
 }
 
-fn filter_clause(cx: &mut Ctx<'_>, clause: &Node) {
-    let Some(op) = clause.get("operator").and_then(str_of) else {
+/// Scoping filters, checked by the scope module's own compiler so config and sync agree.
+fn filters(cx: &mut Ctx<'_>) {
+    let Some(node) = cx.node(&["spec", "scope", "filters"]) else {
         return;
     };
-    let value = clause.get("value").filter(|v| v.value != Value::Null);
-    let unary = UNARY_OPERATORS.contains(&op);
-    match (value, unary) {
-        (Some(_), true) => {
-            let pos = clause.key_pos("value").unwrap_or(clause.pos);
-            cx.report(
-                pos,
-                format!("operator `{op}` takes no value"),
-                "remove `value`",
-            );
-        }
-        (None, false) => {
-            cx.report(
-                clause.pos,
-                format!("operator `{op}` needs a value"),
-                "add `value: ...`",
-            );
-        }
-        (Some(v), false) => {
-            let Some(text) = str_of(v) else { return };
-            if INTEGER_OPERATORS.contains(&op) && text.trim().parse::<i64>().is_err() {
-                cx.report(
-                    v.pos,
-                    format!("operator `{op}` compares integers, but `{text}` is not one"),
-                    "write a whole number, e.g. value: \"10\"",
-                );
-            }
-            if op.ends_with("REGEX MATCH")
-                && let Err(e) = regex::Regex::new(text)
-            {
-                let detail = e.to_string();
-                let detail = detail.lines().last().unwrap_or("invalid").trim().to_owned();
-                cx.report(
-                    v.pos,
-                    format!("invalid regular expression: {detail}"),
-                    "fix the pattern (.NET-style regex syntax)",
-                );
-            }
-        }
-        (None, true) => {}
+    // A list the schema rejects cannot be read here; the schema has reported it.
+    let Ok(list) = serde_json::from_value::<Vec<ScopingFilter>>(node.to_json()) else {
+        return;
+    };
+    let Err(errors) = CompiledFilters::compile(&list) else {
+        return;
+    };
+    // An empty `clauses` list is the schema's `minItems` problem, already reported.
+    for e in errors
+        .into_iter()
+        .filter(|e| !e.message.contains("at least one clause"))
+    {
+        let (fi, ci) = (e.filter_index.to_string(), e.clause_index.to_string());
+        let clause = ["spec", "scope", "filters", &fi, "clauses", &ci];
+        let about_value = !e.message.contains("attribute") && !e.message.contains("needs a value");
+        let (field, hint) = if e.message.contains("needs a value") {
+            ("", "add `value: ...`")
+        } else if !about_value {
+            (
+                "attribute",
+                "filter on a single-valued, non-reference source attribute such as department",
+            )
+        } else if e.message.contains("takes no value") {
+            ("value", "remove `value`")
+        } else {
+            ("value", "fix the value")
+        };
+        let value_path = [&clause[..], &["value"]].concat();
+        let pos = match field {
+            "attribute" => cx.at(&[&clause[..], &["attribute"]].concat()),
+            "value" if e.message.contains("takes no value") => cx.key_at(&value_path),
+            "value" if cx.node(&value_path).is_some() => cx.at(&value_path),
+            _ => cx.at(&clause),
+        };
+        let message = format!(
+            "scoping filter '{}', clause `{} {}`: {}",
+            e.filter_title, e.attribute, e.operator, e.message
+        );
+        cx.report(pos, message, hint);
     }
 }
 
+/// Mappings, checked by the mapping module's own compiler (kinds, duplicates, expression
+/// syntax, attribute names), plus the pair-level matching rules.
 fn mappings(cx: &mut Ctx<'_>) {
-    let list = cx.items(&["spec", "mappings"]);
     let mut targets = HashSet::new();
-    let mut by_priority: BTreeMap<i64, String> = BTreeMap::new();
-    for m in list {
-        if !matches!(m.value, Value::Map(_)) {
-            continue;
+    let mut has_priority = false;
+    for m in cx.items(&["spec", "mappings"]) {
+        if let Some(t) = m.get("target").and_then(str_of) {
+            targets.insert(t.trim().to_ascii_lowercase());
         }
-        let target = m.get("target").and_then(str_of).unwrap_or("?");
-        let kinds = ["source", "constant", "expression"]
-            .iter()
-            .filter(|k| m.get(k).is_some_and(|n| n.value != Value::Null))
-            .count();
-        if kinds != 1 {
-            cx.report(
-                m.pos,
-                format!(
-                    "mapping for `{target}` must have exactly one of source, constant, expression (found {kinds})"
-                ),
-                "keep one: source: givenName | constant: Member | expression: Join(\" \", [givenName], [surname])",
-            );
-        }
-        if let Some(t) = m.get("target")
-            && let Some(name) = str_of(t)
-            && !targets.insert(name.to_ascii_lowercase())
-        {
-            cx.report(
-                t.pos,
-                format!("target attribute `{name}` is mapped twice"),
-                "keep one mapping per target attribute",
-            );
-        }
-        if let Some(p) = m.get("matchingPriority")
-            && let Value::Int(prio) = p.value
-        {
-            match by_priority.get(&prio) {
-                Some(other) => cx.report(
-                    p.pos,
-                    format!("matchingPriority {prio} is already used by `{other}`"),
-                    "give each matching attribute its own priority (1 is tried first)",
-                ),
-                None => {
-                    by_priority.insert(prio, target.to_owned());
+        has_priority |= m
+            .get("matchingPriority")
+            .is_some_and(|p| p.value != Value::Null);
+    }
+    if let Some(node) = cx.node(&["spec", "mappings"])
+        && let Ok(list) = serde_json::from_value::<Vec<AttributeMappingSpec>>(node.to_json())
+        && let Err(errors) = mapping::compile(&list)
+    {
+        for e in errors {
+            let idx = e.index.to_string();
+            let field = e.field.to_string();
+            let path = ["spec", "mappings", idx.as_str(), field.as_str()];
+            let pos = cx.at(&path);
+            let hint = match e.field {
+                _ if e.message.contains("give only one") => {
+                    "keep exactly one of source, constant, expression"
                 }
-            }
+                MappingField::Expression => {
+                    "fix the expression (Entra's expression language; the position is inside the expression)"
+                }
+                MappingField::Target if e.message.contains("is required") => {
+                    "add one of: source: givenName | constant: Member | expression: Join(\" \", [givenName], [surname])"
+                }
+                MappingField::Target => {
+                    "map each target attribute once, to an attribute the target accepts"
+                }
+                MappingField::MatchingPriority => {
+                    "give each matching attribute its own priority (1 is tried first)"
+                }
+                _ => "see the mapping reference in config/syncpair.schema.json",
+            };
+            cx.report(
+                pos,
+                format!("mapping for `{}`: {}", e.target, e.message),
+                hint,
+            );
         }
     }
     if cx.node(&["spec", "matchingAttributes"]).is_some() {
-        if !by_priority.is_empty() {
+        if has_priority {
             let pos = cx.key_at(&["spec", "matchingAttributes"]);
             cx.report(
                 pos,

@@ -380,7 +380,7 @@ mod tests {
 
     /// Every field of the Rust types owned by `mapping` and `scope` is in the schema (a new
     /// field there must be added to `config/syncpair.schema.json` too, or pairs using it
-    /// would be refused).
+    /// would be refused), and every filter operator the scope module knows is allowed.
     #[test]
     fn rust_types_fit_the_schema() {
         let mapping = crate::mapping::AttributeMappingSpec {
@@ -389,14 +389,14 @@ mod tests {
             constant: Some("c".into()),
             expression: Some("[mail]".into()),
             default: Some("d".into()),
-            apply: Some("onCreate".into()),
+            apply: crate::mapping::Apply::OnCreate,
             matching_priority: Some(1),
         };
         let filter = crate::scope::ScopingFilter {
             title: "t".into(),
             clauses: vec![crate::scope::FilterClause {
                 attribute: "department".into(),
-                operator: "EQUALS".into(),
+                operator: crate::scope::FilterOperator::Equals,
                 value: Some("Sales".into()),
             }],
         };
@@ -404,6 +404,15 @@ mod tests {
             ("mapping", serde_json::to_string(&mapping).unwrap()),
             ("scopingFilter", serde_json::to_string(&filter).unwrap()),
         ];
+        let mut cases = cases.to_vec();
+        for op in crate::scope::FilterOperator::ALL {
+            let clause = crate::scope::FilterClause {
+                attribute: "department".into(),
+                operator: op,
+                value: Some("1".into()),
+            };
+            cases.push(("filterClause", serde_json::to_string(&clause).unwrap()));
+        }
         for (def, json) in cases {
             // JSON is YAML: parse it with the same tree builder the loader uses.
             let docs = super::super::tree::parse_documents(&json).unwrap();
