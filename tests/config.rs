@@ -412,6 +412,19 @@ fn mapping_needs_exactly_one_kind() {
 }
 
 #[test]
+fn expression_errors_point_into_the_expression() {
+    let ps = problems(&with_mappings(
+        "    - { target: jobTitle, expression: 'Coalesce([jobTitle], ' }\n",
+    ));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    // The expression's text starts at column 40 (after the quote at 39).
+    let column: u64 = ps[0].split(':').nth(1).unwrap().parse().unwrap();
+    assert!(ps[0].starts_with("19:"), "{}", ps[0]);
+    assert!((40..=61).contains(&column), "{}", ps[0]);
+    assert!(ps[0].contains("mapping for `jobTitle`: "), "{}", ps[0]);
+}
+
+#[test]
 fn mapping_targets_are_unique() {
     one(
         &with_mappings(

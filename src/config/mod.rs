@@ -196,7 +196,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Topology, ConfigError> 
             }
         };
         for doc in docs {
-            match load_document(file, &doc) {
+            match load_document(file, text, &doc) {
                 Ok(pair) => {
                     let name_pos = doc.locate(&["metadata", "name"]).0;
                     let spec_pos = doc.key_pos("spec").unwrap_or(doc.pos);
@@ -229,7 +229,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Topology, ConfigError> 
     }
 }
 
-fn load_document(file: &Path, doc: &tree::Node) -> Result<SyncPair, Vec<Problem>> {
+fn load_document(file: &Path, text: &str, doc: &tree::Node) -> Result<SyncPair, Vec<Problem>> {
     let problem = |pos: Pos, message: String, hint: Option<String>| Problem {
         file: file.to_owned(),
         line: pos.line,
@@ -242,7 +242,7 @@ fn load_document(file: &Path, doc: &tree::Node) -> Result<SyncPair, Vec<Problem>
         .map(|p| problem(p.pos, p.message, p.hint))
         .collect();
     problems.extend(
-        rules::check(doc)
+        rules::check(doc, text)
             .into_iter()
             .map(|p| problem(p.pos, p.message, p.hint)),
     );

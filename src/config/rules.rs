@@ -27,6 +27,8 @@ const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct Ctx<'a> {
     doc: &'a Node,
+    /// The file's text, to place positions found inside a scalar (expression errors).
+    text: &'a str,
     problems: Vec<RuleProblem>,
 }
 
@@ -87,9 +89,10 @@ fn str_of(node: &Node) -> Option<&str> {
 }
 
 /// Checks one document; returns every rule violation.
-pub fn check(doc: &Node) -> Vec<RuleProblem> {
+pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     let mut cx = Ctx {
         doc,
+        text,
         problems: Vec::new(),
     };
     for side in ["source", "target"] {
@@ -299,7 +302,12 @@ fn mappings(cx: &mut Ctx<'_>) {
             let idx = e.index.to_string();
             let field = e.field.to_string();
             let path = ["spec", "mappings", idx.as_str(), field.as_str()];
-            let pos = cx.at(&path);
+            let mut pos = cx.at(&path);
+            if let Some(pe) = &e.parse_error
+                && let Some(inner) = position_inside_scalar(cx.text, pos, pe.line, pe.column)
+            {
+                pos = inner;
+            }
             let hint = match e.field {
                 _ if e.message.contains("give only one") => {
                     "keep exactly one of source, constant, expression"
@@ -348,6 +356,41 @@ fn mappings(cx: &mut Ctx<'_>) {
             }
         }
     }
+}
+
+/// Where a position inside a scalar's text lands in the file, for a scalar written on one
+/// line (plain or quoted without escapes before the spot). `None` for block scalars, escapes
+/// and multi-line values: the scalar's own position is reported then.
+fn position_inside_scalar(text: &str, scalar: Pos, line: usize, column: usize) -> Option<Pos> {
+    if line != 1 || column == 0 {
+        return None;
+    }
+    let source_line = text
+        .lines()
+        .nth(usize::try_from(scalar.line).ok()?.checked_sub(1)?)?;
+    let rest: Vec<char> = source_line
+        .chars()
+        .skip(usize::try_from(scalar.column).ok()?.checked_sub(1)?)
+        .collect();
+    let (quote, body) = match rest.first() {
+        Some(q @ ('"' | '\'')) => (Some(*q), &rest[1..]),
+        Some('|' | '>') | None => return None,
+        Some(_) => (None, &rest[..]),
+    };
+    let before = body.get(..column - 1)?;
+    let escaped = match quote {
+        Some('"') => before.contains(&'\\'),
+        Some(_) => before.contains(&'\''),
+        None => false,
+    };
+    if escaped {
+        return None;
+    }
+    let offset = u64::try_from(column - 1).ok()? + u64::from(quote.is_some());
+    Some(Pos {
+        line: scalar.line,
+        column: scalar.column + offset,
+    })
 }
 
 /// Parses `spec.interval`, or explains what is wrong and how to fix it.
@@ -494,4 +537,37 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
             base_url: trim(&spec.graph.base_url, defaults.base_url),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: u64, column: u64) -> Pos {
+        Pos { line, column }
+    }
+
+    #[test]
+    fn positions_inside_one_line_scalars() {
+        let text = "a: 1\n    - { target: t, expression: 'Join(\" \", [a])' }\n    expression: Foo(]\n    expression: |\n";
+        // Quoted: column 1 of the expression is one after the quote.
+        assert_eq!(
+            position_inside_scalar(text, at(2, 32), 1, 1),
+            Some(at(2, 33))
+        );
+        assert_eq!(
+            position_inside_scalar(text, at(2, 32), 1, 11),
+            Some(at(2, 43))
+        );
+        // Plain.
+        assert_eq!(
+            position_inside_scalar(text, at(3, 17), 1, 5),
+            Some(at(3, 21))
+        );
+        // Block scalars and later lines of the expression fall back to the scalar.
+        assert_eq!(position_inside_scalar(text, at(4, 17), 1, 1), None);
+        assert_eq!(position_inside_scalar(text, at(3, 17), 2, 1), None);
+        // Past the end of the line.
+        assert_eq!(position_inside_scalar(text, at(3, 17), 1, 40), None);
+    }
 }
