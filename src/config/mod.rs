@@ -196,7 +196,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Topology, ConfigError> 
             }
         };
         for doc in docs {
-            match load_document(file, &doc) {
+            match load_document(file, text, &doc) {
                 Ok(pair) => {
                     let name_pos = doc.locate(&["metadata", "name"]).0;
                     let spec_pos = doc.key_pos("spec").unwrap_or(doc.pos);
@@ -229,7 +229,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Topology, ConfigError> 
     }
 }
 
-fn load_document(file: &Path, doc: &tree::Node) -> Result<SyncPair, Vec<Problem>> {
+fn load_document(file: &Path, text: &str, doc: &tree::Node) -> Result<SyncPair, Vec<Problem>> {
     let problem = |pos: Pos, message: String, hint: Option<String>| Problem {
         file: file.to_owned(),
         line: pos.line,
@@ -237,37 +237,39 @@ fn load_document(file: &Path, doc: &tree::Node) -> Result<SyncPair, Vec<Problem>
         message,
         hint,
     };
-    let structural: Vec<Problem> = schema::validate(doc)
+    let mut problems: Vec<Problem> = schema::validate(doc)
         .into_iter()
         .map(|p| problem(p.pos, p.message, p.hint))
         .collect();
-    let typed: SyncPairDocument = match serde_json::from_value(doc.to_json()) {
-        Ok(t) => t,
-        // The schema already explained why the document does not fit the types.
-        Err(_) if !structural.is_empty() => return Err(structural),
-        Err(e) => {
-            // The schema and the Rust types disagree; report rather than panic.
-            return Err(vec![problem(
-                doc.pos,
-                format!("invalid pair: {e}"),
-                Some(
-                    "this is a ctsync bug if the schema accepted the file; please report it".into(),
-                ),
-            )]);
-        }
-    };
-    // The rules also run when only patterns or ranges failed (the document still has the
-    // right shape), so one pass reports both kinds of problem.
-    let mut problems = structural;
-    match rules::check(file, doc, &typed) {
-        Ok(pair) if problems.is_empty() => Ok(pair),
-        Ok(_) => Err(problems),
-        Err(ps) => {
-            problems.extend(ps.into_iter().map(|p| problem(p.pos, p.message, p.hint)));
-            problems.sort_by_key(|p| (p.line, p.column));
-            Err(problems)
-        }
+    problems.extend(
+        rules::check(doc, text)
+            .into_iter()
+            .map(|p| problem(p.pos, p.message, p.hint)),
+    );
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.column));
+        return Err(problems);
     }
+    let typed: SyncPairDocument = serde_json::from_value(doc.to_json()).map_err(|e| {
+        // The schema and the Rust types disagree; report rather than panic.
+        vec![problem(
+            doc.pos,
+            format!("invalid pair: {e}"),
+            Some(
+                "the schema accepted what the types refuse: a ctsync bug, please report it".into(),
+            ),
+        )]
+    })?;
+    rules::build(file, doc, &typed).map_err(|e| {
+        vec![problem(
+            doc.pos,
+            format!("invalid pair: {e}"),
+            Some(
+                "the checks accepted what the builder refuses: a ctsync bug, please report it"
+                    .into(),
+            ),
+        )]
+    })
 }
 
 fn cross_checks(pairs: &[(SyncPair, Pos, Pos)], problems: &mut Vec<Problem>) {

@@ -91,14 +91,8 @@ pub struct SecretRefSpec {
     pub file: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ScopeMode {
-    /// Users and direct members of groups assigned to the pair.
-    Assigned,
-    /// Every internal member of the source tenant.
-    All,
-}
+/// `assigned` (users and direct members of groups assigned to the pair) or `all`.
+pub use crate::scope::ScopeSetting as ScopeMode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,13 +1,17 @@
 //! Rules the schema cannot express: one credential per tenant, secrets by reference, scope
-//! consistency, filter values, mapping sources, durations, endpoints. Each rule reports at the
-//! YAML position of the value it is about.
+//! consistency, filter values, mapping sources, durations, endpoints. They read the YAML tree
+//! (not the typed document) so they also run on documents with structural problems, and each
+//! reports at the position of the value it is about. A value of the wrong type is the
+//! schema's to report: rules treat it as present and say nothing more about it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use super::model::*;
-use super::tree::{Node, Pos};
+use super::tree::{Node, Pos, Value};
+use crate::mapping::{self, AttributeMappingSpec, MappingField};
+use crate::scope::{CompiledFilters, ScopingFilter};
 
 /// A rule violation before the file name is attached.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,15 +25,37 @@ pub struct RuleProblem {
 /// would force a full resync every cycle.
 const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-const UNARY_OPERATORS: [&str; 4] = ["IS NULL", "IS NOT NULL", "IS TRUE", "IS FALSE"];
-const INTEGER_OPERATORS: [&str; 4] = ["Greater_Than", "Greater_Than_OR_EQUALS", "&", "!&"];
-
 struct Ctx<'a> {
     doc: &'a Node,
+    /// The file's text, to place positions found inside a scalar (expression errors).
+    text: &'a str,
     problems: Vec<RuleProblem>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn node(&self, path: &[&str]) -> Option<&'a Node> {
+        self.doc.find(path)
+    }
+
+    /// A present, non-null value.
+    fn has(&self, path: &[&str]) -> bool {
+        self.node(path).is_some_and(|n| n.value != Value::Null)
+    }
+
+    fn str(&self, path: &[&str]) -> Option<&'a str> {
+        match &self.node(path)?.value {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn items(&self, path: &[&str]) -> &'a [Node] {
+        match self.node(path).map(|n| &n.value) {
+            Some(Value::Seq(items)) => items,
+            _ => &[],
+        }
+    }
+
     /// Position of the node at `path` (or of its deepest existing ancestor).
     fn at(&self, path: &[&str]) -> Pos {
         self.doc.locate(path).0
@@ -39,416 +65,380 @@ impl Ctx<'_> {
     fn key_at(&self, path: &[&str]) -> Pos {
         match path.split_last() {
             Some((last, parent)) => self
-                .doc
-                .find(parent)
+                .node(parent)
                 .and_then(|n| n.key_pos(last))
                 .unwrap_or_else(|| self.at(path)),
             None => self.doc.pos,
         }
     }
 
-    fn report(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
+    fn report(&mut self, pos: Pos, message: impl Into<String>, hint: &str) {
         self.problems.push(RuleProblem {
             pos,
             message: message.into(),
-            hint: hint.into(),
+            hint: Some(hint.to_owned()),
         });
     }
 }
 
-/// Checks one structurally valid document and builds the pair; problems are returned instead
-/// when there are any.
-pub fn check(
-    file: &Path,
-    doc_node: &Node,
-    doc: &SyncPairDocument,
-) -> Result<SyncPair, Vec<RuleProblem>> {
+fn str_of(node: &Node) -> Option<&str> {
+    match &node.value {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Checks one document; returns every rule violation.
+pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     let mut cx = Ctx {
-        doc: doc_node,
+        doc,
+        text,
         problems: Vec::new(),
     };
-    let spec = &doc.spec;
-    let source = tenant(&mut cx, file, "source", &spec.source);
-    let target = tenant(&mut cx, file, "target", &spec.target);
-    if spec
-        .source
-        .tenant_id
-        .eq_ignore_ascii_case(&spec.target.tenant_id)
+    for side in ["source", "target"] {
+        credentials(&mut cx, side);
+    }
+    if let (Some(s), Some(t)) = (
+        cx.str(&["spec", "source", "tenantId"]),
+        cx.str(&["spec", "target", "tenantId"]),
+    ) && s.eq_ignore_ascii_case(t)
     {
         let pos = cx.at(&["spec", "target", "tenantId"]);
         cx.report(
             pos,
             "source and target are the same tenant",
-            Some(
-                "a pair synchronizes one tenant into another; use two different tenant ids"
-                    .to_owned(),
-            ),
+            "a pair synchronizes one tenant into another; use two different tenant ids",
         );
     }
-    scope(&mut cx, &spec.scope);
-    let matching = mappings(&mut cx, spec);
-    let interval = interval(&mut cx, spec.interval.as_deref());
-    let graph = endpoints(&mut cx, &spec.graph);
-    if !cx.problems.is_empty() {
-        return Err(cx.problems);
+    scope(&mut cx);
+    mappings(&mut cx);
+    if let Some(text) = cx.str(&["spec", "interval"])
+        && let Err((message, hint)) = parse_interval(text)
+    {
+        let pos = cx.at(&["spec", "interval"]);
+        cx.report(pos, message, hint);
     }
-    // Both are Some when no problem was reported (each helper reports when it returns None).
-    let (Some(source), Some(target), Some(interval), Some(graph)) =
-        (source, target, interval, graph)
-    else {
-        return Err(vec![RuleProblem {
-            pos: doc_node.pos,
-            message: "internal error: invalid pair without a reported problem".into(),
-            hint: None,
-        }]);
-    };
-    Ok(SyncPair {
-        name: doc.metadata.name.clone(),
-        labels: doc.metadata.labels.clone(),
-        origin: Origin {
-            file: file.to_owned(),
-            line: doc_node.pos.line,
-        },
-        source,
-        target,
-        scope: Scope {
-            mode: spec.scope.mode,
-            service_principal_id: spec.scope.service_principal_id.clone(),
-            users: spec.scope.users.clone(),
-            groups: spec.scope.groups.clone(),
-            filters: spec.scope.filters.clone(),
-        },
-        mappings: spec.mappings.clone(),
-        matching_attributes: matching,
-        anchor_attribute: spec.anchor_attribute.clone(),
-        deprovision: spec.deprovision,
-        deletion_guard: spec.deletion_guard,
-        interval,
-        drift_correction: spec.drift_correction,
-        actions: spec.actions,
-        graph,
-    })
+    for field in ["authority", "baseUrl"] {
+        if let Some(v) = cx.str(&["spec", "graph", field])
+            && let Err((message, hint)) = check_endpoint(v)
+        {
+            let pos = cx.at(&["spec", "graph", field]);
+            cx.report(pos, message, hint);
+        }
+    }
+    cx.problems
 }
 
-fn tenant(cx: &mut Ctx<'_>, file: &Path, side: &str, t: &TenantSpec) -> Option<Tenant> {
-    let c = &t.credentials;
+fn credentials(cx: &mut Ctx<'_>, side: &str) {
     let base = ["spec", side, "credentials"];
-    let source = match (&c.client_secret, &c.federated_token_file) {
-        (None, None) => {
-            let pos = cx.at(&base);
+    if cx
+        .node(&base)
+        .is_none_or(|n| !matches!(n.value, Value::Map(_)))
+    {
+        return;
+    }
+    let secret = [&base[..], &["clientSecret"]].concat();
+    let federated = [&base[..], &["federatedTokenFile"]].concat();
+    match (cx.has(&secret), cx.has(&federated)) {
+        (false, false) => {
+            let pos = cx.key_at(&base);
             cx.report(
                 pos,
                 format!("`spec.{side}.credentials` has no credential"),
-                Some("add clientSecret: { env: VARIABLE } (or { file: path }), or federatedTokenFile: path".to_owned()),
+                "add clientSecret: { env: VARIABLE } (or { file: path }), or federatedTokenFile: path",
             );
-            None
         }
-        (Some(_), Some(_)) => {
-            let pos = cx.key_at(&["spec", side, "credentials", "federatedTokenFile"]);
+        (true, true) => {
+            let pos = cx.key_at(&federated);
             cx.report(
                 pos,
                 format!("`spec.{side}.credentials` sets both clientSecret and federatedTokenFile"),
-                Some("keep exactly one of them".to_owned()),
+                "keep exactly one of them",
             );
-            None
         }
-        (Some(secret), None) => {
-            let path = ["spec", side, "credentials", "clientSecret"];
-            match (&secret.env, &secret.file) {
-                (Some(env), None) => Some(CredentialSource::SecretEnv(env.clone())),
-                (None, Some(f)) => Some(CredentialSource::SecretFile(relative_to(file, f))),
-                (None, None) => {
-                    let pos = cx.at(&path);
+        (true, false) if matches!(cx.node(&secret).map(|n| &n.value), Some(Value::Map(_))) => {
+            let env = [&secret[..], &["env"]].concat();
+            let file = [&secret[..], &["file"]].concat();
+            match (cx.has(&env), cx.has(&file)) {
+                (false, false) => {
+                    let pos = cx.key_at(&secret);
                     cx.report(
                         pos,
                         format!("`spec.{side}.credentials.clientSecret` names no source"),
-                        Some("write { env: VARIABLE } or { file: path }".to_owned()),
+                        "write { env: VARIABLE } or { file: path }",
                     );
-                    None
                 }
-                (Some(_), Some(_)) => {
-                    let pos = cx.key_at(&["spec", side, "credentials", "clientSecret", "file"]);
+                (true, true) => {
+                    let pos = cx.key_at(&file);
                     cx.report(
                         pos,
                         format!("`spec.{side}.credentials.clientSecret` sets both env and file"),
-                        Some("keep exactly one of them".to_owned()),
+                        "keep exactly one of them",
                     );
-                    None
-                }
-            }
-        }
-        (None, Some(f)) => Some(CredentialSource::FederatedTokenFile(relative_to(file, f))),
-    };
-    source.map(|source| Tenant {
-        tenant_id: t.tenant_id.to_ascii_lowercase(),
-        credentials: Credentials {
-            client_id: c.client_id.to_ascii_lowercase(),
-            source,
-        },
-    })
-}
-
-fn scope(cx: &mut Ctx<'_>, s: &ScopeSpec) {
-    match s.mode {
-        ScopeMode::Assigned => {
-            if s.service_principal_id.is_none() && s.users.is_empty() && s.groups.is_empty() {
-                let pos = cx.at(&["spec", "scope", "mode"]);
-                cx.report(
-                    pos,
-                    "scope mode `assigned` but nothing is assigned",
-                    Some("add servicePrincipalId (read assignments from Entra), users or groups; or use mode: all".to_owned()),
-                );
-            }
-        }
-        ScopeMode::All => {
-            for field in ["servicePrincipalId", "users", "groups"] {
-                let present = match field {
-                    "servicePrincipalId" => s.service_principal_id.is_some(),
-                    "users" => !s.users.is_empty(),
-                    _ => !s.groups.is_empty(),
-                };
-                if present {
-                    let pos = cx.key_at(&["spec", "scope", field]);
-                    cx.report(
-                        pos,
-                        format!("`{field}` has no effect with scope mode `all`"),
-                        Some(format!("remove `{field}`, or use mode: assigned")),
-                    );
-                }
-            }
-        }
-    }
-    for (field, list) in [("users", &s.users), ("groups", &s.groups)] {
-        let mut seen = HashSet::new();
-        for (i, id) in list.iter().enumerate() {
-            if !seen.insert(id.to_ascii_lowercase()) {
-                let idx = i.to_string();
-                let pos = cx.at(&["spec", "scope", field, &idx]);
-                cx.report(
-                    pos,
-                    format!("`{id}` is listed twice in `spec.scope.{field}`"),
-                    Some("remove the duplicate".to_owned()),
-                );
-            }
-        }
-    }
-    for (fi, filter) in s.filters.iter().enumerate() {
-        for (ci, clause) in filter.clauses.iter().enumerate() {
-            let (fi, ci) = (fi.to_string(), ci.to_string());
-            let path = ["spec", "scope", "filters", &fi, "clauses", &ci];
-            let op = clause.operator.label();
-            let unary = UNARY_OPERATORS.contains(&op);
-            match (&clause.value, unary) {
-                (Some(_), true) => {
-                    let pos = cx.key_at(&[&path[..], &["value"]].concat());
-                    cx.report(
-                        pos,
-                        format!("operator `{op}` takes no value"),
-                        Some("remove `value`".to_owned()),
-                    );
-                }
-                (None, false) => {
-                    let pos = cx.at(&path);
-                    cx.report(
-                        pos,
-                        format!("operator `{op}` needs a value"),
-                        Some("add `value: ...`".to_owned()),
-                    );
-                }
-                (Some(v), false)
-                    if INTEGER_OPERATORS.contains(&op) && v.trim().parse::<i64>().is_err() =>
-                {
-                    let pos = cx.at(&[&path[..], &["value"]].concat());
-                    cx.report(
-                        pos,
-                        format!("operator `{op}` compares integers, but `{v}` is not one"),
-                        Some("write a whole number, e.g. value: \"10\"".to_owned()),
-                    );
-                }
-                (Some(v), false) if op.ends_with("REGEX MATCH") => {
-                    if let Err(e) = regex::Regex::new(v) {
-                        let pos = cx.at(&[&path[..], &["value"]].concat());
-                        let first = e.to_string();
-                        let first = first.lines().last().unwrap_or("invalid").trim().to_owned();
-                        cx.report(
-                            pos,
-                            format!("invalid regular expression: {first}"),
-                            Some("fix the pattern (.NET-style regex syntax)".to_owned()),
-                        );
-                    }
                 }
                 _ => {}
             }
         }
+        _ => {}
     }
 }
 
-/// Checks mappings and returns the matching attributes in precedence order.
-fn mappings(cx: &mut Ctx<'_>, spec: &SyncPairSpec) -> Vec<String> {
-    let mut by_priority: BTreeMap<u32, String> = BTreeMap::new();
-    if let Some(list) = &spec.mappings {
-        let mut targets = HashSet::new();
-        for (i, m) in list.iter().enumerate() {
-            let idx = i.to_string();
-            let kinds = [&m.source, &m.constant, &m.expression]
-                .iter()
-                .filter(|k| k.is_some())
-                .count();
-            if kinds != 1 {
-                let pos = cx.at(&["spec", "mappings", &idx]);
-                cx.report(
-                    pos,
-                    format!(
-                        "mapping for `{}` must have exactly one of source, constant, expression (found {kinds})",
-                        m.target
-                    ),
-                    Some("keep one: source: givenName | constant: Member | expression: Join(\" \", [givenName], [surname])".to_owned()),
-                );
-            }
-            if !targets.insert(m.target.to_ascii_lowercase()) {
-                let pos = cx.at(&["spec", "mappings", &idx, "target"]);
-                cx.report(
-                    pos,
-                    format!("target attribute `{}` is mapped twice", m.target),
-                    Some("keep one mapping per target attribute".to_owned()),
-                );
-            }
-            if let Some(p) = m.matching_priority {
-                if let Some(other) = by_priority.get(&p) {
-                    let pos = cx.at(&["spec", "mappings", &idx, "matchingPriority"]);
-                    cx.report(
-                        pos,
-                        format!("matchingPriority {p} is already used by `{other}`"),
-                        Some(
-                            "give each matching attribute its own priority (1 is tried first)"
-                                .to_owned(),
-                        ),
-                    );
-                } else {
-                    by_priority.insert(p, m.target.clone());
-                }
-            }
+fn scope(cx: &mut Ctx<'_>) {
+    let base = ["spec", "scope"];
+    let assigned = ["servicePrincipalId", "users", "groups"];
+    let present = |cx: &Ctx<'_>, field: &str| {
+        let path = [&base[..], &[field]].concat();
+        match cx.node(&path).map(|n| &n.value) {
+            Some(Value::Seq(items)) => !items.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
         }
-        if let Some(attrs) = &spec.matching_attributes {
-            for (i, a) in attrs.iter().enumerate() {
-                if !targets.contains(&a.to_ascii_lowercase()) {
-                    let idx = i.to_string();
-                    let pos = cx.at(&["spec", "matchingAttributes", &idx]);
-                    cx.report(
-                        pos,
-                        format!("matching attribute `{a}` is not a target of any mapping"),
-                        Some("match only on attributes the pair writes; add a mapping for it or remove it".to_owned()),
-                    );
-                }
-            }
-        }
-    }
-    match &spec.matching_attributes {
-        Some(attrs) => {
-            if !by_priority.is_empty() {
-                let pos = cx.key_at(&["spec", "matchingAttributes"]);
-                cx.report(
-                    pos,
-                    "matchingAttributes and mapping matchingPriority are both set",
-                    Some("use one way to choose matching attributes".to_owned()),
-                );
-            }
-            attrs.clone()
-        }
-        None => by_priority.into_values().collect(),
-    }
-}
-
-fn interval(cx: &mut Ctx<'_>, written: Option<&str>) -> Option<Duration> {
-    let Some(text) = written else {
-        return Some(DEFAULT_INTERVAL);
     };
-    let pos = cx.at(&["spec", "interval"]);
-    match humantime::parse_duration(text) {
-        Ok(d) if d < Duration::from_secs(1) => {
+    match cx.str(&["spec", "scope", "mode"]) {
+        Some("assigned") if !assigned.iter().any(|f| present(cx, f)) => {
+            let pos = cx.at(&["spec", "scope", "mode"]);
             cx.report(
                 pos,
-                format!("interval `{text}` is shorter than one second"),
-                Some("use at least 1s; Entra runs every 40m".to_owned()),
+                "scope mode `assigned` but nothing is assigned",
+                "add servicePrincipalId (read assignments from Entra), users or groups; or use mode: all",
             );
-            None
         }
-        Ok(d) if d > MAX_INTERVAL => {
-            cx.report(
-                pos,
-                format!("interval `{text}` is longer than 7 days"),
-                Some("delta tokens expire after 7 days, so every cycle would be a full resync; use 7d or less".to_owned()),
-            );
-            None
+        Some("all") => {
+            for field in assigned {
+                if present(cx, field) {
+                    let pos = cx.key_at(&["spec", "scope", field]);
+                    cx.report(
+                        pos,
+                        format!("`{field}` has no effect with scope mode `all`"),
+                        &format!("remove `{field}`, or use mode: assigned"),
+                    );
+                }
+            }
         }
-        Ok(d) => Some(d),
-        Err(e) => {
-            cx.report(
-                pos,
-                format!("interval `{text}` is not a duration: {e}"),
-                Some("write a duration such as 40m, 1h 30m or 90s".to_owned()),
-            );
-            None
-        }
+        _ => {}
     }
-}
-
-fn endpoints(cx: &mut Ctx<'_>, g: &GraphEndpointsSpec) -> Option<GraphEndpoints> {
-    let defaults = GraphEndpoints::default();
-    let mut ok = true;
-    let mut check = |field: &str, value: &Option<String>, default: String| -> String {
-        let Some(v) = value else { return default };
-        let pos = cx.at(&["spec", "graph", field]);
-        match url::Url::parse(v) {
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                ok = false;
-                cx.report(
-                    pos,
-                    format!("`{v}` is not an http(s) URL"),
-                    Some("write e.g. https://graph.microsoft.us".to_owned()),
-                );
-            }
-            Ok(u) if u.scheme() == "http" && !is_loopback(&u) => {
-                ok = false;
-                cx.report(
-                    pos,
-                    format!("`{v}` would send tokens over plain http"),
-                    Some(
-                        "use https; plain http is only allowed for loopback (the emulator)"
-                            .to_owned(),
-                    ),
-                );
-            }
-            Ok(u)
-                if u.query().is_some()
-                    || u.fragment().is_some()
-                    || !u.path().trim_end_matches('/').is_empty() =>
+    for field in ["users", "groups"] {
+        let mut seen = HashSet::new();
+        for item in cx.items(&["spec", "scope", field]) {
+            if let Some(id) = str_of(item)
+                && !seen.insert(id.to_ascii_lowercase())
             {
-                ok = false;
                 cx.report(
-                    pos,
-                    format!("`{v}` must be a bare origin (scheme, host, port)"),
-                    Some("drop the path and query, e.g. https://graph.microsoft.com".to_owned()),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                ok = false;
-                cx.report(
-                    pos,
-                    format!("`{v}` is not a URL: {e}"),
-                    Some("write e.g. https://login.microsoftonline.us".to_owned()),
+                    item.pos,
+                    format!("`{id}` is listed twice in `spec.scope.{field}`"),
+                    "remove the duplicate",
                 );
             }
         }
-        v.trim_end_matches('/').to_owned()
+    }
+    filters(cx);
+}
+
+/// Scoping filters, checked by the scope module's own compiler so config and sync agree.
+fn filters(cx: &mut Ctx<'_>) {
+    let Some(node) = cx.node(&["spec", "scope", "filters"]) else {
+        return;
     };
-    let authority = check("authority", &g.authority, defaults.authority);
-    let base_url = check("baseUrl", &g.base_url, defaults.base_url);
-    ok.then_some(GraphEndpoints {
-        authority,
-        base_url,
+    // A list the schema rejects cannot be read here; the schema has reported it.
+    let Ok(list) = serde_json::from_value::<Vec<ScopingFilter>>(node.to_json()) else {
+        return;
+    };
+    let Err(errors) = CompiledFilters::compile(&list) else {
+        return;
+    };
+    // An empty `clauses` list is the schema's `minItems` problem, already reported.
+    for e in errors
+        .into_iter()
+        .filter(|e| !e.message.contains("at least one clause"))
+    {
+        let (fi, ci) = (e.filter_index.to_string(), e.clause_index.to_string());
+        let clause = ["spec", "scope", "filters", &fi, "clauses", &ci];
+        let about_value = !e.message.contains("attribute") && !e.message.contains("needs a value");
+        let (field, hint) = if e.message.contains("needs a value") {
+            ("", "add `value: ...`")
+        } else if !about_value {
+            (
+                "attribute",
+                "filter on a single-valued, non-reference source attribute such as department",
+            )
+        } else if e.message.contains("takes no value") {
+            ("value", "remove `value`")
+        } else {
+            ("value", "fix the value")
+        };
+        let value_path = [&clause[..], &["value"]].concat();
+        let pos = match field {
+            "attribute" => cx.at(&[&clause[..], &["attribute"]].concat()),
+            "value" if e.message.contains("takes no value") => cx.key_at(&value_path),
+            "value" if cx.node(&value_path).is_some() => cx.at(&value_path),
+            _ => cx.at(&clause),
+        };
+        let message = format!(
+            "scoping filter '{}', clause `{} {}`: {}",
+            e.filter_title, e.attribute, e.operator, e.message
+        );
+        cx.report(pos, message, hint);
+    }
+}
+
+/// Mappings, checked by the mapping module's own compiler (kinds, duplicates, expression
+/// syntax, attribute names), plus the pair-level matching rules.
+fn mappings(cx: &mut Ctx<'_>) {
+    let mut targets = HashSet::new();
+    let mut has_priority = false;
+    for m in cx.items(&["spec", "mappings"]) {
+        if let Some(t) = m.get("target").and_then(str_of) {
+            targets.insert(t.trim().to_ascii_lowercase());
+        }
+        has_priority |= m
+            .get("matchingPriority")
+            .is_some_and(|p| p.value != Value::Null);
+    }
+    if let Some(node) = cx.node(&["spec", "mappings"])
+        && let Ok(list) = serde_json::from_value::<Vec<AttributeMappingSpec>>(node.to_json())
+        && let Err(errors) = mapping::compile(&list)
+    {
+        for e in errors {
+            let idx = e.index.to_string();
+            let field = e.field.to_string();
+            let path = ["spec", "mappings", idx.as_str(), field.as_str()];
+            let mut pos = cx.at(&path);
+            if let Some(pe) = &e.parse_error
+                && let Some(inner) = position_inside_scalar(cx.text, pos, pe.line, pe.column)
+            {
+                pos = inner;
+            }
+            let hint = match e.field {
+                _ if e.message.contains("give only one") => {
+                    "keep exactly one of source, constant, expression"
+                }
+                MappingField::Expression => {
+                    "fix the expression (Entra's expression language; the position is inside the expression)"
+                }
+                MappingField::Target if e.message.contains("is required") => {
+                    "add one of: source: givenName | constant: Member | expression: Join(\" \", [givenName], [surname])"
+                }
+                MappingField::Target => {
+                    "map each target attribute once, to an attribute the target accepts"
+                }
+                MappingField::MatchingPriority => {
+                    "give each matching attribute its own priority (1 is tried first)"
+                }
+                _ => "see the mapping reference in config/syncpair.schema.json",
+            };
+            cx.report(
+                pos,
+                format!("mapping for `{}`: {}", e.target, e.message),
+                hint,
+            );
+        }
+    }
+    if cx.node(&["spec", "matchingAttributes"]).is_some() {
+        if has_priority {
+            let pos = cx.key_at(&["spec", "matchingAttributes"]);
+            cx.report(
+                pos,
+                "matchingAttributes and mapping matchingPriority are both set",
+                "use one way to choose matching attributes",
+            );
+        }
+        if cx.has(&["spec", "mappings"]) {
+            for a in cx.items(&["spec", "matchingAttributes"]) {
+                if let Some(name) = str_of(a)
+                    && !targets.contains(&name.to_ascii_lowercase())
+                {
+                    cx.report(
+                        a.pos,
+                        format!("matching attribute `{name}` is not a target of any mapping"),
+                        "match only on attributes the pair writes; add a mapping for it or remove it",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Where a position inside a scalar's text lands in the file, for a scalar written on one
+/// line (plain or quoted without escapes before the spot). `None` for block scalars, escapes
+/// and multi-line values: the scalar's own position is reported then.
+fn position_inside_scalar(text: &str, scalar: Pos, line: usize, column: usize) -> Option<Pos> {
+    if line != 1 || column == 0 {
+        return None;
+    }
+    let source_line = text
+        .lines()
+        .nth(usize::try_from(scalar.line).ok()?.checked_sub(1)?)?;
+    let rest: Vec<char> = source_line
+        .chars()
+        .skip(usize::try_from(scalar.column).ok()?.checked_sub(1)?)
+        .collect();
+    let (quote, body) = match rest.first() {
+        Some(q @ ('"' | '\'')) => (Some(*q), &rest[1..]),
+        Some('|' | '>') | None => return None,
+        Some(_) => (None, &rest[..]),
+    };
+    let before = body.get(..column - 1)?;
+    let escaped = match quote {
+        Some('"') => before.contains(&'\\'),
+        Some(_) => before.contains(&'\''),
+        None => false,
+    };
+    if escaped {
+        return None;
+    }
+    let offset = u64::try_from(column - 1).ok()? + u64::from(quote.is_some());
+    Some(Pos {
+        line: scalar.line,
+        column: scalar.column + offset,
     })
+}
+
+/// Parses `spec.interval`, or explains what is wrong and how to fix it.
+pub fn parse_interval(text: &str) -> Result<Duration, (String, &'static str)> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d < Duration::from_secs(1) => Err((
+            format!("interval `{text}` is shorter than one second"),
+            "use at least 1s; Entra runs every 40m",
+        )),
+        Ok(d) if d > MAX_INTERVAL => Err((
+            format!("interval `{text}` is longer than 7 days"),
+            "delta tokens expire after 7 days, so every cycle would be a full resync; use 7d or less",
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err((
+            format!("interval `{text}` is not a duration: {e}"),
+            "write a duration such as 40m, 1h 30m or 90s",
+        )),
+    }
+}
+
+/// Checks a `spec.graph` endpoint: a bare http(s) origin, plain http only on loopback.
+pub fn check_endpoint(v: &str) -> Result<(), (String, &'static str)> {
+    match url::Url::parse(v) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err((
+            format!("`{v}` is not an http(s) URL"),
+            "write e.g. https://graph.microsoft.us",
+        )),
+        Ok(u) if u.scheme() == "http" && !is_loopback(&u) => Err((
+            format!("`{v}` would send tokens over plain http"),
+            "use https; plain http is only allowed for loopback (the emulator)",
+        )),
+        Ok(u)
+            if u.query().is_some()
+                || u.fragment().is_some()
+                || !u.path().trim_end_matches('/').is_empty() =>
+        {
+            Err((
+                format!("`{v}` must be a bare origin (scheme, host, port)"),
+                "drop the path and query, e.g. https://graph.microsoft.com",
+            ))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err((
+            format!("`{v}` is not a URL: {e}"),
+            "write e.g. https://login.microsoftonline.us",
+        )),
+    }
 }
 
 fn is_loopback(u: &url::Url) -> bool {
@@ -457,5 +447,127 @@ fn is_loopback(u: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// Builds the pair from a document that passed the schema and [`check`].
+pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<SyncPair, String> {
+    let spec = &doc.spec;
+    let tenant = |t: &TenantSpec| -> Result<Tenant, String> {
+        let c = &t.credentials;
+        let source = match (&c.client_secret, &c.federated_token_file) {
+            (
+                Some(SecretRefSpec {
+                    env: Some(v),
+                    file: None,
+                }),
+                None,
+            ) => CredentialSource::SecretEnv(v.clone()),
+            (
+                Some(SecretRefSpec {
+                    env: None,
+                    file: Some(f),
+                }),
+                None,
+            ) => CredentialSource::SecretFile(relative_to(file, f)),
+            (None, Some(f)) => CredentialSource::FederatedTokenFile(relative_to(file, f)),
+            _ => return Err("credentials not checked".into()),
+        };
+        Ok(Tenant {
+            tenant_id: t.tenant_id.to_ascii_lowercase(),
+            credentials: Credentials {
+                client_id: c.client_id.to_ascii_lowercase(),
+                source,
+            },
+        })
+    };
+    let interval = match &spec.interval {
+        Some(text) => parse_interval(text).map_err(|(m, _)| m)?,
+        None => DEFAULT_INTERVAL,
+    };
+    let defaults = GraphEndpoints::default();
+    let trim = |v: &Option<String>, d: String| {
+        v.as_deref()
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .unwrap_or(d)
+    };
+    let matching_attributes = match &spec.matching_attributes {
+        Some(attrs) => attrs.clone(),
+        None => {
+            let mut by_priority: Vec<(u32, String)> = spec
+                .mappings
+                .iter()
+                .flatten()
+                .filter_map(|m| m.matching_priority.map(|p| (p, m.target.clone())))
+                .collect();
+            by_priority.sort();
+            by_priority.into_iter().map(|(_, t)| t).collect()
+        }
+    };
+    Ok(SyncPair {
+        name: doc.metadata.name.clone(),
+        labels: doc.metadata.labels.clone(),
+        origin: Origin {
+            file: file.to_owned(),
+            line: doc_node.pos.line,
+        },
+        source: tenant(&spec.source)?,
+        target: tenant(&spec.target)?,
+        scope: Scope {
+            mode: spec.scope.mode,
+            service_principal_id: spec
+                .scope
+                .service_principal_id
+                .as_ref()
+                .map(|s| s.to_ascii_lowercase()),
+            users: spec.scope.users.clone(),
+            groups: spec.scope.groups.clone(),
+            filters: spec.scope.filters.clone(),
+        },
+        mappings: spec.mappings.clone(),
+        matching_attributes,
+        anchor_attribute: spec.anchor_attribute.clone(),
+        deprovision: spec.deprovision,
+        deletion_guard: spec.deletion_guard,
+        interval,
+        drift_correction: spec.drift_correction,
+        actions: spec.actions,
+        graph: GraphEndpoints {
+            authority: trim(&spec.graph.authority, defaults.authority),
+            base_url: trim(&spec.graph.base_url, defaults.base_url),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: u64, column: u64) -> Pos {
+        Pos { line, column }
+    }
+
+    #[test]
+    fn positions_inside_one_line_scalars() {
+        let text = "a: 1\n    - { target: t, expression: 'Join(\" \", [a])' }\n    expression: Foo(]\n    expression: |\n";
+        // Quoted: column 1 of the expression is one after the quote.
+        assert_eq!(
+            position_inside_scalar(text, at(2, 32), 1, 1),
+            Some(at(2, 33))
+        );
+        assert_eq!(
+            position_inside_scalar(text, at(2, 32), 1, 11),
+            Some(at(2, 43))
+        );
+        // Plain.
+        assert_eq!(
+            position_inside_scalar(text, at(3, 17), 1, 5),
+            Some(at(3, 21))
+        );
+        // Block scalars and later lines of the expression fall back to the scalar.
+        assert_eq!(position_inside_scalar(text, at(4, 17), 1, 1), None);
+        assert_eq!(position_inside_scalar(text, at(3, 17), 2, 1), None);
+        // Past the end of the line.
+        assert_eq!(position_inside_scalar(text, at(3, 17), 1, 40), None);
     }
 }

@@ -82,6 +82,17 @@ pub fn validate(doc: &Node) -> Vec<SchemaProblem> {
     out
 }
 
+/// Checks a node against one `$defs` entry (used to hold the Rust types to the schema).
+#[cfg(test)]
+fn validate_def(def: &str, node: &Node) -> Vec<SchemaProblem> {
+    let schema = schema().expect("embedded schema");
+    let mut out = Vec::new();
+    let s = &schema.root["$defs"][def];
+    assert!(s.is_object(), "no $defs/{def}");
+    check(schema, s, node, node.pos, &mut Vec::new(), &mut out, None);
+    out
+}
+
 fn resolve<'a>(schema: &'a Schema, mut s: &'a Json) -> &'a Json {
     // `$ref` chains are short; the bound guards against a self-referencing schema.
     for _ in 0..16 {
@@ -365,6 +376,49 @@ mod tests {
         assert_eq!(closest("tenantid", c.iter().copied()), Some("tenantId"));
         assert_eq!(closest("tenant_Id", c.iter().copied()), Some("tenantId"));
         assert_eq!(closest("zzz", c.iter().copied()), None);
+    }
+
+    /// Every field of the Rust types owned by `mapping` and `scope` is in the schema (a new
+    /// field there must be added to `config/syncpair.schema.json` too, or pairs using it
+    /// would be refused), and every filter operator the scope module knows is allowed.
+    #[test]
+    fn rust_types_fit_the_schema() {
+        let mapping = crate::mapping::AttributeMappingSpec {
+            target: "mail".into(),
+            source: Some("mail".into()),
+            constant: Some("c".into()),
+            expression: Some("[mail]".into()),
+            default: Some("d".into()),
+            apply: crate::mapping::Apply::OnCreate,
+            matching_priority: Some(1),
+        };
+        let filter = crate::scope::ScopingFilter {
+            title: "t".into(),
+            clauses: vec![crate::scope::FilterClause {
+                attribute: "department".into(),
+                operator: crate::scope::FilterOperator::Equals,
+                value: Some("Sales".into()),
+            }],
+        };
+        let cases = [
+            ("mapping", serde_json::to_string(&mapping).unwrap()),
+            ("scopingFilter", serde_json::to_string(&filter).unwrap()),
+        ];
+        let mut cases = cases.to_vec();
+        for op in crate::scope::FilterOperator::ALL {
+            let clause = crate::scope::FilterClause {
+                attribute: "department".into(),
+                operator: op,
+                value: Some("1".into()),
+            };
+            cases.push(("filterClause", serde_json::to_string(&clause).unwrap()));
+        }
+        for (def, json) in cases {
+            // JSON is YAML: parse it with the same tree builder the loader uses.
+            let docs = super::super::tree::parse_documents(&json).unwrap();
+            let problems = validate_def(def, &docs[0]);
+            assert!(problems.is_empty(), "{def}: {problems:?}");
+        }
     }
 
     #[test]
