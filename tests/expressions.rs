@@ -234,3 +234,303 @@ fn evaluation_is_deterministic_given_context() {
     assert_eq!(a, b);
     assert!(matches!(a, Outcome::Value(Value::String(_))));
 }
+
+mod properties {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: &[&str] = &[
+        "Append",
+        "Join",
+        "IIF",
+        "Switch",
+        "Replace",
+        "Mid",
+        "Left",
+        "Word",
+        "ToLower",
+        "PCase",
+        "FormatDateTime",
+        "DateAdd",
+        "DateDiff",
+        "CDate",
+        "Coalesce",
+        "Item",
+        "Count",
+        "Split",
+        "NormalizeDiacritics",
+        "InStr",
+        "BitAnd",
+        "Not",
+        "CBool",
+        "IsPresent",
+        "Now",
+        "Guid",
+        "RandomString",
+        "SelectUniqueValue",
+        "IgnoreFlowIfNullOrEmpty",
+        "NumFromDate",
+        "DateFromNum",
+        "StripSpaces",
+        "RemoveDuplicates",
+        "ConvertToBase64",
+        "Redact",
+    ];
+
+    /// Expression-shaped text: mostly valid syntax, often wrong arity or argument values,
+    /// so the checker and every function's error paths are exercised too.
+    fn expression_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            "[a-z]{1,6}".prop_map(|a| format!("[{a}]")),
+            any::<String>()
+                .prop_map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))),
+            "(yyyy|m|d|ww|h|n|s|M/d/yyyy|yyyy-MM-ddK|2021-08-25|8/25/2021 5:41:18 PM|,|)"
+                .prop_map(|s| format!("\"{s}\"")),
+            (-5i64..400).prop_map(|i| i.to_string()),
+            (0u32..0xFFFF).prop_map(|i| format!("&H{i:X}")),
+            Just("vbTextCompare".to_string()),
+            Just(String::new()),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                (
+                    proptest::sample::select(NAMES),
+                    proptest::collection::vec(inner.clone(), 0..6)
+                )
+                    .prop_map(|(name, args)| format!("{name}({})", args.join(", "))),
+                (
+                    inner.clone(),
+                    proptest::sample::select(&["=", "<>", "<", ">=", "&"][..]),
+                    inner
+                )
+                    .prop_map(|(l, op, r)| format!("({l} {op} {r})")),
+            ]
+        })
+    }
+
+    fn eval_any(expression: &Expression) {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("a".into(), json!("Zoë Smith"));
+        attributes.insert("m".into(), json!(["x", "y", "x"]));
+        attributes.insert("n".into(), json!(null));
+        attributes.insert("d".into(), json!("2021-08-25T17:41:18Z"));
+        let mut state = 7u64;
+        let mut random = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            state
+        };
+        let unique = |c: &str| c.len().is_multiple_of(2);
+        let mut ctx = EvalContext {
+            now: Utc.with_ymd_and_hms(2021, 7, 2, 15, 33, 38).unwrap(),
+            random: &mut random,
+            is_unique: &unique,
+        };
+        let _ = expression.evaluate(&attributes, &mut ctx);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn parser_never_panics_on_arbitrary_text(source in any::<String>()) {
+            if let Err(e) = Expression::parse(&source) {
+                let _ = e.render(&source);
+                prop_assert!(e.line >= 1 && e.column >= 1);
+            }
+        }
+
+        #[test]
+        fn print_then_parse_round_trips(source in expression_text()) {
+            if let Ok(parsed) = Expression::parse(&source) {
+                let printed = parsed.canonical();
+                let reparsed = Expression::parse(&printed);
+                prop_assert!(reparsed.is_ok(), "{printed}: {:?}", reparsed.as_ref().err());
+                let reparsed = reparsed.unwrap();
+                prop_assert_eq!(parsed.root(), reparsed.root());
+            }
+        }
+
+        #[test]
+        fn evaluation_never_panics(source in expression_text()) {
+            if let Ok(parsed) = Expression::parse(&source) {
+                eval_any(&parsed);
+            }
+        }
+    }
+
+    #[test]
+    fn generated_expressions_often_parse() {
+        // Guards the generator itself: if it stopped producing valid expressions, the
+        // round-trip and evaluation properties would pass vacuously.
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let strategy = expression_text();
+        let parsed = (0..300)
+            .filter(|_| {
+                let source = strategy.new_tree(&mut runner).unwrap().current();
+                Expression::parse(&source).is_ok()
+            })
+            .count();
+        assert!(
+            parsed > 30,
+            "only {parsed} of 300 generated expressions parsed"
+        );
+    }
+}
+
+mod cli {
+    use assert_cmd::Command;
+
+    use super::*;
+
+    fn ctsync() -> Command {
+        Command::cargo_bin("ctsync").unwrap()
+    }
+
+    #[test]
+    fn evaluates_with_attributes() {
+        ctsync()
+            .args([
+                "expr",
+                r#"Join("@", [mailNickname], "contoso.com")"#,
+                "--attr",
+                "mailNickname=jdoe",
+            ])
+            .assert()
+            .success()
+            .stdout("jdoe@contoso.com\n");
+        ctsync()
+            .args([
+                "expr",
+                "Count([p])",
+                "--attr-json",
+                r#"{"p":["a","b"],"q":null}"#,
+            ])
+            .assert()
+            .success()
+            .stdout("2\n");
+        ctsync()
+            .args(["expr", "Split([p], \",\")", "--attr", "p=a,b", "--json"])
+            .assert()
+            .success()
+            .stdout("[\"a\",\"b\"]\n");
+        ctsync()
+            .args(["expr", "Now()", "--now", "2021-07-02T15:33:38Z"])
+            .assert()
+            .success()
+            .stdout("7/2/2021 3:33:38 PM\n");
+    }
+
+    #[test]
+    fn parse_errors_show_a_caret_and_exit_2() {
+        let out = ctsync()
+            .args(["expr", r#"Jion("@", [mailNickname])"#])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("unknown function `Jion`"), "{stderr}");
+        assert!(
+            stderr.contains("1 | Jion(\"@\", [mailNickname])\n  | ^^^^"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("did you mean `Join`?"), "{stderr}");
+    }
+
+    #[test]
+    fn evaluation_errors_exit_1() {
+        ctsync()
+            .args(["expr", "Item([p], 3)", "--attr", "p=a", "--attr", "p=b"])
+            .assert()
+            .code(1);
+    }
+
+    #[test]
+    fn batch_keeps_order_and_reports_each_item() {
+        let input = json!([
+            {"expression": "ToUpper([x])", "inputs": {"x": "a"}},
+            {"expression": "Jion([x])", "inputs": {}},
+            {"expression": "Now()", "inputs": {"__now_utc": "8/25/2021 12:00:00 PM"}},
+            {"expression": "IgnoreFlowIfNullOrEmpty([x])", "inputs": {"x": null}},
+            {"expression": "SelectUniqueValue([a], [b])",
+             "inputs": {"a": "x", "b": "y", "__target_existing_values": ["X"]}},
+            {"expression": "SelectUniqueValue([a], [b])",
+             "inputs": {"a": "x", "b": "y", "__target_existing_values": ["x", "y"]}},
+            {"expression": "Split([p], \",\")", "inputs": {"p": "1, 2"}},
+            {"expression": "Coalesce([n])", "inputs": {}},
+        ]);
+        let out = ctsync()
+            .args(["expr", "--batch"])
+            .write_stdin(input.to_string())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let results: Json = serde_json::from_slice(&out).unwrap();
+        assert_eq!(results[0], json!({"value": "A"}));
+        assert!(results[1]["error"].as_str().unwrap().contains("Jion"));
+        assert_eq!(results[2], json!({"value": "8/25/2021 12:00:00 PM"}));
+        assert_eq!(results[3]["ignoreFlow"], json!(true));
+        assert_eq!(results[4], json!({"value": "y"}));
+        assert_eq!(results[5]["escrow"], json!(true));
+        assert_eq!(results[6], json!({"value": ["1", "2"]}));
+        assert_eq!(results[7], json!({"value": null}));
+        assert_eq!(results.as_array().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn batch_rejects_malformed_input() {
+        ctsync()
+            .args(["expr", "--batch"])
+            .write_stdin("{")
+            .assert()
+            .code(2);
+    }
+
+    #[test]
+    fn batch_passes_every_vector() {
+        let Some(dir) = conformance_dir() else {
+            println!("skipped: conformance dir not found");
+            return;
+        };
+        let text = std::fs::read_to_string(dir.join("expression-vectors.json")).unwrap();
+        let vectors: Vec<Json> = serde_json::from_str(&text).unwrap();
+        let input: Vec<Json> = vectors
+            .iter()
+            .map(|v| json!({"expression": v["expression"], "inputs": v["inputs"]}))
+            .collect();
+        let out = ctsync()
+            .args(["expr", "--batch", "--seed", "1"])
+            .write_stdin(Json::Array(input).to_string())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let results: Vec<Json> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(results.len(), vectors.len());
+        for (v, r) in vectors.iter().zip(&results) {
+            let plain = v["expected"].is_string()
+                && v.get("expected_pattern").is_none()
+                && v.get("expected_constraints").is_none()
+                && v.get("expected_normalized_utc").is_none()
+                && !DECISIONS.iter().any(|(id, _, _)| v["id"] == *id);
+            if plain {
+                assert_eq!(r["value"], v["expected"], "{}", v["id"]);
+            }
+            if v["expected"].get("error").is_some() {
+                assert_eq!(r["error"], v["expected"]["error"], "{}", v["id"]);
+            }
+            if v["expected"].get("ignoreFlow").is_some() {
+                assert_eq!(r["value"], v["expected"], "{}", v["id"]);
+            }
+        }
+    }
+}

@@ -123,6 +123,12 @@ impl Expression {
     }
 }
 
+/// Reads a date/time the way `CDate` does (ISO 8601 with or without offset, en-US
+/// `M/d/yyyy h:mm:ss tt`, ...), as UTC. Handy for test clocks such as `__now_utc`.
+pub fn parse_utc(text: &str) -> Result<DateTime<Utc>, String> {
+    dotnet::parse_lenient(text).map(|at| at.and_utc())
+}
+
 impl std::fmt::Display for Expression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.source)
