@@ -37,10 +37,13 @@ async fn secret_grant_issues_a_bearer_token_for_that_tenant_only() {
     assert!(!upns.contains(&"admin@fabrikam.onmicrosoft.com"));
 }
 
+/// (tenant, form, status, OAuth error, AADSTS code)
+type TokenCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str, u64);
+
 #[tokio::test]
 async fn token_errors_are_aadsts_objects() {
     let env = start().await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str, u64)> = vec![
+    let cases: Vec<TokenCase> = vec![
         (
             SOURCE,
             vec![
