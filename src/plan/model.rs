@@ -100,6 +100,11 @@ impl Action {
         }
     }
 
+    /// Inverse of [`Action::as_str`].
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
     /// Removals counted by the deletion guard (Entra counts disables too).
     pub fn is_removal(self) -> bool {
         matches!(self, Action::Disable | Action::SoftDelete)
