@@ -266,7 +266,33 @@ impl GraphClient {
         writes: u32,
     ) -> Result<GraphResponse, GraphError> {
         let url = self.resolve(path_or_url)?;
-        let attempt = || self.attempt(&method, &url, extra_headers, body, writes);
+        match self
+            .send_with_retries(&method, &url, extra_headers, body, writes)
+            .await
+        {
+            // A token the server no longer accepts (expired early, clock skew, revoked
+            // session): fetch a fresh one once instead of failing the call.
+            Err(GraphError::Api(detail))
+                if detail.status == 401 && detail.code == "InvalidAuthenticationToken" =>
+            {
+                tracing::debug!(tenant_id = %self.inner.tenant_id, "token rejected; renewing");
+                self.inner.tokens.invalidate().await;
+                self.send_with_retries(&method, &url, extra_headers, body, writes)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with_retries(
+        &self,
+        method: &Method,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        writes: u32,
+    ) -> Result<GraphResponse, GraphError> {
+        let attempt = || self.attempt(method, url, extra_headers, body, writes);
         attempt
             .retry(self.backoff())
             .sleep(tokio::time::sleep)

@@ -13,7 +13,11 @@ async fn initial_sync_creates_in_scope_members_with_mapped_attributes() {
         &[(
             CONTOSO,
             vec![
-                user("adele", "contoso.com", json!({"department": "Sales", "jobTitle": "Rep"})),
+                user(
+                    "adele",
+                    "contoso.com",
+                    json!({"department": "Sales", "jobTitle": "Rep"}),
+                ),
                 user("bob", "contoso.com", json!({"department": "Engineering"})),
                 user("guest", "contoso.com", json!({"userType": "Guest"})),
             ],
@@ -58,4 +62,245 @@ async fn initial_sync_creates_in_scope_members_with_mapped_attributes() {
     let again = world.cycle(&rt).await;
     assert_eq!(again.succeeded, 0, "{again:?}");
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 1);
+}
+
+/// Contoso → Fabrikam with a department filter; the users and the pair runtime.
+async fn sales_world(extra_users: Vec<serde_json::Value>) -> (World, ctsync::engine::PairRuntime) {
+    let mut users = vec![
+        user(
+            "adele",
+            "contoso.com",
+            json!({"department": "Sales", "jobTitle": "Rep"}),
+        ),
+        user(
+            "bob",
+            "contoso.com",
+            json!({"department": "Sales", "jobTitle": "Lead"}),
+        ),
+    ];
+    users.extend(extra_users);
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(
+        "sales",
+        CONTOSO,
+        FABRIKAM,
+        "  scope:
+    mode: all
+    filters:
+      - title: Sales
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let rt = world.runtime(&file, "sales");
+    let first = world.cycle(&rt).await;
+    assert_eq!(first.failed, 0, "{first:?}");
+    (world, rt)
+}
+
+#[tokio::test]
+async fn attribute_change_updates_the_target_on_the_next_incremental_cycle() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(
+            CONTOSO,
+            &adele,
+            json!({"jobTitle": "Senior Rep", "city": "Oslo"}),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.kind, ctsync::engine::CycleKind::Incremental);
+    assert_eq!(report.counts["update"], 1, "{report:?}");
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(target.job_title.as_deref(), Some("Senior Rep"));
+    assert_eq!(target.city.as_deref(), Some("Oslo"));
+    // bob did not change: no write for him.
+    assert_eq!(report.succeeded, 1);
+}
+
+#[tokio::test]
+async fn disabled_source_user_is_disabled_in_the_target_not_deleted() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"accountEnabled": false}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["update"], 1, "{report:?}");
+    let target = world
+        .b2b_user(FABRIKAM, "adele")
+        .await
+        .expect("still there");
+    assert_eq!(target.account_enabled, Some(false));
+}
+
+#[tokio::test]
+async fn a_disabled_source_user_is_never_created() {
+    let (world, _rt) = sales_world(vec![user(
+        "carol",
+        "contoso.com",
+        json!({"department": "Sales", "accountEnabled": false}),
+    )])
+    .await;
+    assert!(world.b2b_user(FABRIKAM, "carol").await.is_none());
+}
+
+#[tokio::test]
+async fn leaving_scope_soft_deletes_and_returning_within_30_days_restores_the_same_user() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    let target_id = world.b2b_user(FABRIKAM, "adele").await.expect("adele").id;
+
+    world
+        .patch(CONTOSO, &adele, json!({"department": "Marketing"}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 1, "{report:?}");
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target_id)
+        .await
+        .expect("in deletedItems");
+    assert!(deleted, "soft-deleted, restorable");
+
+    world.emulator.advance_clock(chrono::Duration::days(10));
+    world
+        .patch(CONTOSO, &adele, json!({"department": "Sales"}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["restore"], 1, "{report:?}");
+    let (user, deleted) = world
+        .target_user_by_id(FABRIKAM, &target_id)
+        .await
+        .expect("restored");
+    assert!(!deleted);
+    assert_eq!(user.department.as_deref(), Some("Sales"));
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 2, "no duplicate");
+}
+
+#[tokio::test]
+async fn deleted_in_source_soft_deletes_the_target() {
+    let (world, rt) = sales_world(vec![]).await;
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    let target_id = world.b2b_user(FABRIKAM, "bob").await.expect("bob").id;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{bob}"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 1, "{report:?}");
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target_id)
+        .await
+        .expect("soft-deleted");
+    assert!(deleted);
+}
+
+#[tokio::test]
+async fn disabled_then_removed_from_scope_stays_disabled_as_entra_documents() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"accountEnabled": false}))
+        .await;
+    world.cycle(&rt).await;
+    world
+        .patch(CONTOSO, &adele, json!({"department": "Marketing"}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 0, "{report:?}");
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("stays");
+    assert_eq!(target.account_enabled, Some(false));
+}
+
+#[tokio::test]
+async fn guests_and_external_users_of_the_source_are_never_synced() {
+    let (world, _rt) = sales_world(vec![
+        user(
+            "guesty",
+            "contoso.com",
+            json!({"department": "Sales", "userType": "Guest"}),
+        ),
+        json!({
+            "userPrincipalName": "ext_partner.com#EXT#@contoso.com",
+            "displayName": "External",
+            "mail": "ext@partner.com",
+            "accountEnabled": true,
+            "userType": "Member",
+            "creationType": "Invitation",
+            "department": "Sales",
+        }),
+    ])
+    .await;
+    let names: Vec<String> = world
+        .b2b_users(FABRIKAM)
+        .await
+        .into_iter()
+        .filter_map(|u| u.user_principal_name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("adele_") || n.starts_with("bob_"))
+    );
+}
+
+#[tokio::test]
+async fn target_edits_are_left_alone_until_the_source_changes() {
+    let (world, rt) = sales_world(vec![]).await;
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    world
+        .patch(
+            FABRIKAM,
+            &target.id,
+            json!({"jobTitle": "Edited in target"}),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.succeeded, 0, "{report:?}");
+    let now = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(now.job_title.as_deref(), Some("Edited in target"));
+
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"jobTitle": "Principal"}))
+        .await;
+    world.cycle(&rt).await;
+    let now = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(now.job_title.as_deref(), Some("Principal"));
+}
+
+#[tokio::test]
+async fn target_that_turned_inbound_sync_off_gets_no_writes_and_a_precise_reason() {
+    let (world, rt) = sales_world(vec![]).await;
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::PATCH,
+            &format!("policies/crossTenantAccessPolicy/partners/{CONTOSO}/identitySynchronization"),
+            Some(json!({"userSyncInbound": {"isSyncAllowed": false}})),
+        )
+        .await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(
+            CONTOSO,
+            &adele,
+            json!({"jobTitle": "Changed", "department": "Marketing"}),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.succeeded, 0, "{report:?}");
+    assert_eq!(report.blocked.as_deref(), Some("InboundSyncDisabled"));
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("untouched");
+    assert_eq!(target.job_title.as_deref(), Some("Rep"));
 }

@@ -25,6 +25,15 @@ pub fn anchor_attribute() -> String {
 /// the app's application object with the anchor extension, and partner policies allowing sync
 /// between every pair of tenants.
 pub fn seed(tenants: &[(&str, &str)], users: &[(&str, Vec<Value>)]) -> Seed {
+    to_seed(seed_json(tenants, users))
+}
+
+pub fn to_seed(seed: Value) -> Seed {
+    serde_json::from_value(seed).expect("test seed is valid")
+}
+
+/// The seed as JSON, for tests that add groups, assignments or target users.
+pub fn seed_json(tenants: &[(&str, &str)], users: &[(&str, Vec<Value>)]) -> Value {
     let mut list = Vec::new();
     for (id, domain) in tenants {
         let partners: Vec<Value> = tenants
@@ -49,9 +58,9 @@ pub fn seed(tenants: &[(&str, &str)], users: &[(&str, Vec<Value>)]) -> Seed {
             "sizeClass": "S",
             "servicePrincipals": [{
                 "appId": APP,
-                "id": format!("5b000000-0000-4000-8000-{}", &id[24..]),
+                "id": service_principal(id),
                 "permissions": ["User.ReadWrite.All", "User.Invite.All", "Group.Read.All",
-                    "Application.ReadWrite.All", "Policy.Read.All", "Directory.Read.All"],
+                    "Application.ReadWrite.All", "Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess", "Directory.Read.All"],
             }],
             "applications": [{
                 "appId": APP,
@@ -61,11 +70,15 @@ pub fn seed(tenants: &[(&str, &str)], users: &[(&str, Vec<Value>)]) -> Seed {
             "partners": partners,
         }));
     }
-    let seed = json!({
+    json!({
         "apps": [{"appId": APP, "clientSecrets": [SECRET]}],
         "tenants": list,
-    });
-    serde_json::from_value(seed).expect("test seed is valid")
+    })
+}
+
+/// The service principal id the seed gives the sync app in `tenant`.
+pub fn service_principal(tenant: &str) -> String {
+    format!("5b000000-0000-4000-8000-{}", &tenant[24..])
 }
 
 pub fn user(alias: &str, domain: &str, extra: Value) -> Value {
@@ -95,7 +108,9 @@ impl World {
             throttling: false,
             ..EmulatorOptions::default()
         };
-        let emulator = emulator::spawn(seed, options).await.expect("emulator starts");
+        let emulator = emulator::spawn(seed, options)
+            .await
+            .expect("emulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("secret.txt"), SECRET).expect("secret file");
         let store = Arc::new(SqliteStore::open(dir.path().join("state.db")).expect("store"));
@@ -189,6 +204,36 @@ spec:
             .expect("get user")
             .unwrap_or_else(|| panic!("no user {upn}"))
             .id
+    }
+
+    /// A raw Graph call as `tenant`'s admin; panics unless it succeeds.
+    pub async fn call(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) {
+        self.admin(tenant)
+            .send(method.clone(), path, &[], body.as_ref(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    }
+
+    /// The target user with this id, live or soft-deleted (`deleted` tells which).
+    pub async fn target_user_by_id(&self, tenant: &str, id: &str) -> Option<(User, bool)> {
+        let admin = self.admin(tenant);
+        let anchor = anchor_attribute();
+        if let Some(u) = admin.get_user(id, &[anchor.as_str()]).await.expect("get") {
+            return Some((u, false));
+        }
+        admin
+            .deleted_users(None, &[anchor.as_str()])
+            .await
+            .expect("deleted items")
+            .into_iter()
+            .find(|u| u.id == id)
+            .map(|u| (u, true))
     }
 
     pub async fn patch(&self, tenant: &str, id: &str, body: Value) {
