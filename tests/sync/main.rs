@@ -304,3 +304,262 @@ async fn target_that_turned_inbound_sync_off_gets_no_writes_and_a_precise_reason
     let target = world.b2b_user(FABRIKAM, "adele").await.expect("untouched");
     assert_eq!(target.job_title.as_deref(), Some("Rep"));
 }
+
+const MATCH_ON_MAIL: &str = "  mappings:
+    - { target: mail, source: mail, matchingPriority: 1 }
+    - { target: displayName, source: displayName }
+    - { target: department, source: department }
+    - { target: accountEnabled, source: accountEnabled }
+    - { target: userType, constant: Member, apply: onCreate }
+";
+
+#[tokio::test]
+async fn a_pre_existing_b2b_user_is_adopted_by_its_matching_attribute() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    seed["tenants"][1]["users"] = json!([{
+        "userPrincipalName": "adele_contoso.com#EXT#@fabrikam.com",
+        "displayName": "Adele (invited by hand)",
+        "mail": "adele@contoso.com",
+        "accountEnabled": true,
+        "userType": "Guest",
+        "creationType": "Invitation",
+    }]);
+    let world = World::start(to_seed(seed)).await;
+    let existing = world
+        .b2b_user(FABRIKAM, "adele")
+        .await
+        .expect("pre-existing")
+        .id;
+    let file = world.pair_file(
+        "adopt",
+        CONTOSO,
+        FABRIKAM,
+        &format!("  scope: {{ mode: all }}\n{MATCH_ON_MAIL}"),
+    );
+    let rt = world.runtime(&file, "adopt");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["adopt"], 1, "{report:?}");
+    let users = world.b2b_users(FABRIKAM).await;
+    assert_eq!(users.len(), 1, "adopted, not duplicated");
+    assert_eq!(users[0].id, existing);
+    assert_eq!(users[0].department.as_deref(), Some("Sales"));
+    assert!(users[0].extensions.contains_key(&anchor_attribute()));
+    // userType is onCreate only: an adopted guest stays a guest (Entra's documented behaviour).
+    assert_eq!(users[0].user_type.as_deref(), Some("Guest"));
+}
+
+#[tokio::test]
+async fn two_source_users_matching_one_target_user_are_disputed_and_neither_written() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user(
+                    "adele",
+                    "contoso.com",
+                    json!({"mail": "shared@contoso.com"}),
+                ),
+                user(
+                    "adele2",
+                    "contoso.com",
+                    json!({"mail": "shared@contoso.com"}),
+                ),
+            ],
+        )],
+    );
+    seed["tenants"][1]["users"] = json!([{
+        "userPrincipalName": "shared_contoso.com#EXT#@fabrikam.com",
+        "displayName": "Shared",
+        "mail": "shared@contoso.com",
+        "accountEnabled": true,
+        "userType": "Member",
+        "creationType": "Invitation",
+    }]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(
+        "dispute",
+        CONTOSO,
+        FABRIKAM,
+        &format!("  scope: {{ mode: all }}\n{MATCH_ON_MAIL}"),
+    );
+    let rt = world.runtime(&file, "dispute");
+    let planned = ctsync::engine::compute_plan(&rt, world.store.as_ref(), &Default::default())
+        .await
+        .expect("plan");
+    let disputed: Vec<_> = planned
+        .plan
+        .entries()
+        .iter()
+        .filter(|e| e.situation == ctsync::plan::Situation::Disputed)
+        .collect();
+    assert_eq!(disputed.len(), 2, "{}", planned.plan.to_text());
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.succeeded, 0, "{report:?}");
+    let users = world.b2b_users(FABRIKAM).await;
+    assert_eq!(users.len(), 1);
+    assert!(!users[0].extensions.contains_key(&anchor_attribute()));
+}
+
+#[tokio::test]
+async fn manager_is_set_and_cleared_when_the_source_clears_it() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("boss", "contoso.com", json!({})), {
+                let mut u = user("worker", "contoso.com", json!({}));
+                u["manager"] = json!("boss@contoso.com");
+                u
+            }],
+        )],
+    ))
+    .await;
+    let file = world.pair_file("managers", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let rt = world.runtime(&file, "managers");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.manager_updates, 1, "{report:?}");
+    let admin = world.admin(FABRIKAM);
+    let worker = world.b2b_user(FABRIKAM, "worker").await.expect("worker");
+    let boss = world.b2b_user(FABRIKAM, "boss").await.expect("boss");
+    let manager: serde_json::Value = admin
+        .send_json(
+            reqwest::Method::GET,
+            &format!("users/{}/manager", worker.id),
+            None,
+        )
+        .await
+        .expect("manager set");
+    assert_eq!(manager["id"], json!(boss.id));
+
+    let worker_source = world.source_id(CONTOSO, "worker@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{worker_source}/manager/$ref"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.manager_updates, 1, "{report:?}");
+    let gone = admin
+        .send_json::<serde_json::Value>(
+            reqwest::Method::GET,
+            &format!("users/{}/manager", worker.id),
+            None,
+        )
+        .await;
+    assert!(gone.is_err_and(|e| e.is_not_found()), "manager cleared");
+}
+
+#[tokio::test]
+async fn assigned_scope_follows_groups_and_removal_from_the_group_soft_deletes() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user("adele", "contoso.com", json!({})),
+                user("bob", "contoso.com", json!({})),
+                user("nested", "contoso.com", json!({})),
+                user("direct", "contoso.com", json!({})),
+            ],
+        )],
+    );
+    seed["tenants"][0]["groups"] = json!([
+        {"id": "9a000000-0000-4000-8000-000000000001", "displayName": "Sync",
+         "members": ["adele@contoso.com", "bob@contoso.com", "Inner"]},
+        {"id": "9a000000-0000-4000-8000-000000000002", "displayName": "Inner",
+         "members": ["nested@contoso.com"]},
+    ]);
+    seed["tenants"][0]["appRoleAssignments"] = json!([
+        {"appId": APP, "principal": "Sync"},
+        {"appId": APP, "principal": "direct@contoso.com"},
+    ]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(
+        "assigned",
+        CONTOSO,
+        FABRIKAM,
+        &format!(
+            "  scope:\n    mode: assigned\n    servicePrincipalId: {}\n",
+            service_principal(CONTOSO)
+        ),
+    );
+    let rt = world.runtime(&file, "assigned");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["create"], 3, "{report:?}");
+    assert!(
+        world.b2b_user(FABRIKAM, "nested").await.is_none(),
+        "no cascade to nested groups"
+    );
+
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("groups/9a000000-0000-4000-8000-000000000001/members/{bob}/$ref"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 1, "{report:?}");
+    assert!(world.b2b_user(FABRIKAM, "bob").await.is_none());
+    assert!(world.b2b_user(FABRIKAM, "adele").await.is_some());
+}
+
+#[tokio::test]
+async fn a_mesh_of_three_tenants_syncs_members_once_and_never_loops() {
+    let tenants = [
+        (CONTOSO, "contoso.com"),
+        (FABRIKAM, "fabrikam.com"),
+        (NORTHWIND, "northwind.com"),
+    ];
+    let world = World::start(seed(
+        &tenants,
+        &[
+            (CONTOSO, vec![user("ann", "contoso.com", json!({}))]),
+            (FABRIKAM, vec![user("fred", "fabrikam.com", json!({}))]),
+            (NORTHWIND, vec![user("nina", "northwind.com", json!({}))]),
+        ],
+    ))
+    .await;
+    let mut runtimes = Vec::new();
+    for (source, _) in &tenants {
+        for (target, _) in &tenants {
+            if source == target {
+                continue;
+            }
+            let name = format!("{}-to-{}", &source[..1], &target[..1]);
+            let file = world.pair_file(&name, source, target, "  scope: { mode: all }\n");
+            runtimes.push(world.runtime(&file, &name));
+        }
+    }
+    for _round in 0..3 {
+        for rt in &runtimes {
+            let report = world.cycle(rt).await;
+            assert_eq!(report.failed, 0, "{report:?}");
+        }
+    }
+    for (tenant, _) in &tenants {
+        let b2b = world.b2b_users(tenant).await;
+        assert_eq!(
+            b2b.len(),
+            2,
+            "each tenant holds the two other members, once: {b2b:?}"
+        );
+        for u in &b2b {
+            let upn = u.user_principal_name.as_deref().unwrap_or_default();
+            assert_eq!(upn.matches("#EXT#").count(), 1, "no B2B of a B2B: {upn}");
+        }
+    }
+}

@@ -60,7 +60,7 @@ pub fn seed_json(tenants: &[(&str, &str)], users: &[(&str, Vec<Value>)]) -> Valu
                 "appId": APP,
                 "id": service_principal(id),
                 "permissions": ["User.ReadWrite.All", "User.Invite.All", "Group.Read.All",
-                    "Application.ReadWrite.All", "Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess", "Directory.Read.All"],
+                    "Application.ReadWrite.All", "Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All"],
             }],
             "applications": [{
                 "appId": APP,
