@@ -236,7 +236,8 @@ async fn token_is_requested_once_and_cached() {
     assert_eq!(f["grant_type"], "client_credentials");
     assert_eq!(f["client_id"], CLIENT);
     assert_eq!(f["client_secret"], SECRET);
-    assert_eq!(f["scope"], format!("{}/.default", mock.base));
+    // The scope names Graph's resource, not the URL it is reached at.
+    assert_eq!(f["scope"], "https://graph.microsoft.com/.default");
     for r in mock.graph_requests() {
         assert_eq!(header(&r, "authorization"), "Bearer access-token-1");
     }
@@ -336,20 +337,30 @@ async fn rejected_token_request_is_a_typed_error_without_the_secret() {
 }
 
 #[tokio::test]
-async fn unauthorized_response_drops_the_cached_token() {
+async fn rejected_token_is_renewed_once_and_the_call_retried() {
     let mock = Mock::start().await;
+    let expired = || {
+        reply(
+            401,
+            json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}}),
+        )
+    };
     mock.on(
         "/v1.0/users/u1",
         vec![
-            reply(401, json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}})),
+            expired(),
             reply(200, json!({"id": "u1"})),
+            expired(),
+            expired(),
         ],
     );
     let client = mock.client();
-    let err = client.get_user("u1", &[]).await.unwrap_err();
-    assert_eq!(err.code(), Some("InvalidAuthenticationToken"));
     client.get_user("u1", &[]).await.unwrap();
     assert_eq!(mock.token_requests().len(), 2);
+    // A second rejection right after a renewal is an error, not a loop.
+    let err = client.get_user("u1", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidAuthenticationToken"));
+    assert_eq!(mock.token_requests().len(), 3);
 }
 
 // ---- reads --------------------------------------------------------------------------------

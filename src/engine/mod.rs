@@ -30,7 +30,7 @@ pub enum EngineError {
         side: &'static str,
         tenant: String,
         #[source]
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error("preflight failed: {code}: {message}")]
     Preflight { code: String, message: String },
@@ -43,7 +43,7 @@ impl EngineError {
     /// `EncounteredQuarantineException`).
     pub fn is_connection_failure(&self) -> bool {
         match self {
-            EngineError::Graph { source, .. } => match source {
+            EngineError::Graph { source, .. } => match source.as_ref() {
                 GraphError::TokenRejected { .. }
                 | GraphError::TokenRequest { .. }
                 | GraphError::FederatedTokenFile { .. }
