@@ -13,7 +13,7 @@ pub mod runtime;
 pub mod status;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
-pub use daemon::{Daemon, DaemonOptions, JobCommand};
+pub use daemon::{CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand};
 pub use runtime::PairRuntime;
 pub use status::{JobState, JobStatus};
 
