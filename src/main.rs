@@ -27,6 +27,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Show the next cycle's plan of each pair without writing anything.
     Plan(cmd::plan::Args),
+    /// Provision one user on demand (or preview it with --dry-run).
+    Provision(cmd::provision::Args),
     /// Serve the Microsoft Graph emulator.
     Emulator(cmd::emulator::Args),
     /// Evaluate a mapping expression, like Entra's expression builder.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
+            Command::Provision(args) => cmd::provision::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Expr(args) => cmd::expr::run(args).await,
             Command::Filter(args) => cmd::filter::run(args).await,

@@ -5,6 +5,7 @@ pub mod emulator;
 pub mod expr;
 pub mod filter;
 pub mod plan;
+pub mod provision;
 pub mod run;
 pub mod validate;
 

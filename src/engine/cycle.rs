@@ -81,7 +81,7 @@ impl CycleReport {
 
 /// Checks that both tenants answer and the target still allows inbound sync from the source.
 /// Returns whether inbound sync is allowed; a missing policy means it is not.
-async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
+pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
     rt.source
         .check_token()
         .await
@@ -197,7 +197,7 @@ async fn read_source(
 }
 
 /// Builds the planner's view of one source user: scope, mapping, manager, matching.
-fn plan_source_user(
+pub(super) fn plan_source_user(
     rt: &PairRuntime,
     id: &str,
     attrs: &Attributes,
@@ -379,7 +379,7 @@ pub async fn compute_plan(
 }
 
 /// Randomness for `Guid()`/`RandomString()` in mappings.
-fn rand_source() -> impl FnMut() -> u64 {
+pub(super) fn rand_source() -> impl FnMut() -> u64 {
     let mut rng = rand::rng();
     move || rand::Rng::random::<u64>(&mut rng)
 }

@@ -8,12 +8,14 @@
 pub mod apply;
 pub mod cycle;
 pub mod daemon;
+pub mod provision;
 pub mod read;
 pub mod runtime;
 pub mod status;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
 pub use daemon::{CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand};
+pub use provision::{ProvisionReport, provision_on_demand};
 pub use runtime::PairRuntime;
 pub use status::{JobState, JobStatus};
 

@@ -563,3 +563,156 @@ async fn a_mesh_of_three_tenants_syncs_members_once_and_never_loops() {
         }
     }
 }
+
+#[tokio::test]
+async fn provision_on_demand_previews_applies_and_then_reports_no_change() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    ))
+    .await;
+    let file = world.pair_file("ondemand", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let rt = world.runtime(&file, "ondemand");
+    let store = world.store.as_ref();
+
+    let preview = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", true)
+        .await
+        .expect("dry run");
+    let entry = preview.entry.as_ref().expect("an action");
+    assert_eq!(entry.action, ctsync::plan::Action::Create);
+    assert!(preview.succeeded.is_none());
+    assert!(
+        world.b2b_user(FABRIKAM, "adele").await.is_none(),
+        "dry run writes nothing"
+    );
+    let department = preview
+        .attributes
+        .iter()
+        .find(|a| a.target == "department")
+        .expect("department row");
+    assert_eq!(department.expression, "[department]");
+    assert_eq!(department.new_target_value, Some(json!("Sales")));
+    assert!(department.changed);
+    assert!(preview.to_text().contains("4. action: create"));
+
+    let applied = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", false)
+        .await
+        .expect("provision");
+    assert_eq!(applied.succeeded, Some(true));
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("created");
+    assert_eq!(target.department.as_deref(), Some("Sales"));
+
+    let again = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", false)
+        .await
+        .expect("second run");
+    assert!(again.no_change(), "{}", again.to_text());
+    assert_eq!(
+        again.entry.as_ref().map(|e| e.reason),
+        Some(ctsync::plan::Reason::RedundantExport)
+    );
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 1);
+}
+
+// Multi-threaded: the emulator keeps serving while the test waits for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
+    let users = vec![
+        user(
+            "adele",
+            "contoso.com",
+            json!({"id": "00000000-0000-4000-8000-00000000a001", "department": "Sales", "jobTitle": "Rep"}),
+        ),
+        user(
+            "bob",
+            "contoso.com",
+            json!({"id": "00000000-0000-4000-8000-00000000b002", "department": "Sales", "jobTitle": "Lead"}),
+        ),
+        user(
+            "carol",
+            "contoso.com",
+            json!({"id": "00000000-0000-4000-8000-00000000c003", "department": "Sales", "accountEnabled": false}),
+        ),
+    ];
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(
+        "preview",
+        CONTOSO,
+        FABRIKAM,
+        "  scope:
+    mode: all
+    filters:
+      - title: Sales
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let rt = world.runtime(&file, "preview");
+    world.cycle(&rt).await;
+    world
+        .patch(
+            CONTOSO,
+            "00000000-0000-4000-8000-00000000a001",
+            json!({"department": "Marketing"}),
+        )
+        .await;
+    world
+        .patch(
+            CONTOSO,
+            "00000000-0000-4000-8000-00000000b002",
+            json!({"jobTitle": "Director"}),
+        )
+        .await;
+    world
+        .patch(
+            CONTOSO,
+            "00000000-0000-4000-8000-00000000c003",
+            json!({"accountEnabled": true}),
+        )
+        .await;
+    let before = world.b2b_users(FABRIKAM).await;
+
+    let state = world.dir.path().join("state.db");
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("ctsync")
+            .expect("binary")
+            .args(["plan", "--config"])
+            .arg(&file)
+            .arg("--state")
+            .arg(state)
+            .env("RUST_LOG", "error")
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    // Target object ids come from the emulator at random, and the plan carries its time.
+    let mut redacted = text.clone();
+    for u in &before {
+        redacted = redacted.replace(&u.id, "<target-id>");
+    }
+    let redacted = regex::Regex::new(r"at \d{4}-\d\d-\d\dT[0-9:.]+Z")
+        .expect("regex")
+        .replace_all(&redacted, "at <now>")
+        .into_owned();
+    insta::assert_snapshot!(redacted);
+    // The preview wrote nothing.
+    let after = world.b2b_users(FABRIKAM).await;
+    assert_eq!(
+        serde_json::to_value(&before).expect("json"),
+        serde_json::to_value(&after).expect("json")
+    );
+}
