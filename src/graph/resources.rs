@@ -133,13 +133,36 @@ pub struct User {
     )]
     #[serde(rename = "manager")]
     pub manager_id: Option<String>,
+    /// `manager@delta` of a users delta round with `$select=manager`; see [`User::manager_change`].
+    #[serde(default, rename = "manager@delta", skip_serializing)]
+    pub manager_delta: Option<Vec<DeltaReference>>,
     /// Directory extension values (`extension_{appIdNoHyphens}_{name}`); other unknown
     /// properties are dropped.
     #[serde(flatten, deserialize_with = "only_extensions")]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
+/// An entry of a `...@delta` reference collection.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeltaReference {
+    pub id: String,
+    #[serde(default, rename = "@removed")]
+    pub removed: Option<serde_json::Value>,
+}
+
 impl User {
+    /// The manager change a delta round reported: `None` when it said nothing about the
+    /// manager, `Some(None)` when the manager was removed, `Some(Some(id))` when set.
+    pub fn manager_change(&self) -> Option<Option<&str>> {
+        let refs = self.manager_delta.as_ref()?;
+        Some(
+            refs.iter()
+                .rev()
+                .find(|r| r.removed.is_none())
+                .map(|r| r.id.as_str()),
+        )
+    }
+
     /// The user as a JSON object of its present properties, as the mapping layer reads them.
     pub fn to_attributes(&self) -> serde_json::Map<String, serde_json::Value> {
         match serde_json::to_value(self) {
@@ -345,6 +368,25 @@ mod tests {
         let attrs = user.to_attributes();
         assert_eq!(attrs["extension_abc_ctsyncAnchor"], "src/u1");
         assert!(!attrs.contains_key("crossCloudSomething"));
+    }
+
+    #[test]
+    fn manager_changes_from_delta() {
+        let set: User = serde_json::from_value(serde_json::json!({
+            "id": "u1",
+            "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "m1"}]
+        }))
+        .unwrap();
+        assert_eq!(set.manager_change(), Some(Some("m1")));
+        let cleared: User = serde_json::from_value(serde_json::json!({
+            "id": "u1",
+            "manager@delta": [{"id": "m1", "@removed": {"reason": "deleted"}}]
+        }))
+        .unwrap();
+        assert_eq!(cleared.manager_change(), Some(None));
+        let silent: User = serde_json::from_value(serde_json::json!({"id": "u1"})).unwrap();
+        assert_eq!(silent.manager_change(), None);
+        assert!(!silent.to_attributes().contains_key("manager@delta"));
     }
 
     #[test]
