@@ -4,64 +4,34 @@
 //! Public API contract used by `mapping` (keep these names and shapes stable):
 //! `Expression::parse`, `Expression::evaluate`, `Expression::referenced_attributes`,
 //! `Expression::source`, `Value`, `AttributeSource`, `EvalContext`, `Outcome`.
+//!
+//! Module map: `lexer` → `parser` (→ `ast`, which also prints) → `check` (types and arity,
+//! against `catalog`) → `eval` (special forms) → `functions::*` (one file per family);
+//! `dotnet` holds .NET date/time format parsing and formatting, `diacritics` Entra's
+//! NormalizeDiacritics table.
+
+mod ast;
+mod catalog;
+mod check;
+mod diacritics;
+mod dotnet;
+mod error;
+mod eval;
+mod functions;
+mod lexer;
+mod parser;
+mod value;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-/// A value as Entra's expression engine sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Bool(bool),
-    Int(i64),
-    String(String),
-    /// A multi-valued attribute or result (e.g. `Split`).
-    Multi(Vec<Value>),
-}
-
-impl Value {
-    /// Converts a Graph JSON value (absent/null → `Null`).
-    pub fn from_json(v: &serde_json::Value) -> Value {
-        match v {
-            serde_json::Value::Null => Value::Null,
-            serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => Value::Int(i),
-                None => Value::String(n.to_string()),
-            },
-            serde_json::Value::String(s) => Value::String(s.clone()),
-            serde_json::Value::Array(items) => {
-                Value::Multi(items.iter().map(Value::from_json).collect())
-            }
-            serde_json::Value::Object(_) => Value::String(v.to_string()),
-        }
-    }
-
-    /// Renders the value as Entra does in JSON (strings, `null`, arrays for multi-valued).
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Null => serde_json::Value::Null,
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Multi(items) => {
-                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
-            }
-        }
-    }
-}
-
-/// Where `[attribute]` references are read from. An absent attribute is `Value::Null`.
-pub trait AttributeSource {
-    fn attribute(&self, name: &str) -> Value;
-}
-
-impl AttributeSource for serde_json::Map<String, serde_json::Value> {
-    fn attribute(&self, name: &str) -> Value {
-        self.get(name).map(Value::from_json).unwrap_or(Value::Null)
-    }
-}
+pub use ast::{CmpOp, Node, NodeKind, Span};
+pub use catalog::{FUNCTIONS, Param, ParamKind, Signature};
+pub use error::{EvalError, EvalErrorKind, ParseError};
+pub use parser::MAX_EXPRESSION_CHARS;
+pub use value::{AttributeSource, Value};
 
 /// Everything an evaluation may need from outside: the clock, randomness and a uniqueness
 /// check, so that evaluation stays pure and tests are deterministic.
@@ -82,37 +52,23 @@ pub enum Outcome {
     Ignore,
 }
 
-/// A syntax or type error found before evaluation.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message} at line {line}, column {column}")]
-pub struct ParseError {
-    pub message: String,
-    /// 1-based.
-    pub line: usize,
-    /// 1-based, in characters.
-    pub column: usize,
-}
-
-/// A failure at evaluation time (bad argument value, index out of range, ...).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{function}: {message}")]
-pub struct EvalError {
-    pub function: String,
-    pub message: String,
-}
-
-/// A parsed, type-checked expression. Parse once per configuration, evaluate per user.
+/// A parsed, type-checked expression. Parse once per configuration, evaluate per user:
+/// cloning shares the tree.
 #[derive(Debug, Clone)]
 pub struct Expression {
-    source: String,
+    source: Arc<str>,
+    root: Arc<Node>,
 }
 
 impl Expression {
+    /// Parses and type-checks `source`. Errors carry line, column and a caret rendering
+    /// (`ParseError::render`).
     pub fn parse(source: &str) -> Result<Expression, ParseError> {
-        Err(ParseError {
-            message: format!("expression language not built yet: {source}"),
-            line: 1,
-            column: 1,
+        let root = parser::parse(source)?;
+        check::check(source, &root)?;
+        Ok(Expression {
+            source: Arc::from(source),
+            root: Arc::new(root),
         })
     }
 
@@ -120,20 +76,62 @@ impl Expression {
         &self.source
     }
 
+    /// The syntax tree (spans index into `source()`).
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// The expression in canonical form (what `ctsync validate` and logs show).
+    pub fn canonical(&self) -> String {
+        self.root.to_string()
+    }
+
     /// Every `[attribute]` the expression reads.
     pub fn referenced_attributes(&self) -> BTreeSet<String> {
-        BTreeSet::new()
+        let mut names = BTreeSet::new();
+        self.root.walk(&mut |node| {
+            if let NodeKind::Attribute(name) = &node.kind {
+                names.insert(name.clone());
+            }
+        });
+        names
+    }
+
+    /// Whether the result must be shown as `[Redact]` in logs (the expression uses `Redact`).
+    pub fn is_redacted(&self) -> bool {
+        let mut found = false;
+        self.root.walk(&mut |node| {
+            if matches!(&node.kind, NodeKind::Call { name, .. } if name == "Redact") {
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Whether the top-level function is `SelectUniqueValue` (an `EvalErrorKind::NoUniqueValue`
+    /// failure then means "escrow the entry").
+    pub fn selects_unique_value(&self) -> bool {
+        matches!(&self.root.kind, NodeKind::Call { name, .. } if name == "SelectUniqueValue")
     }
 
     pub fn evaluate(
         &self,
-        _attributes: &dyn AttributeSource,
-        _ctx: &mut EvalContext<'_>,
+        attributes: &dyn AttributeSource,
+        ctx: &mut EvalContext<'_>,
     ) -> Result<Outcome, EvalError> {
-        Err(EvalError {
-            function: String::new(),
-            message: "not built yet".into(),
-        })
+        eval::evaluate(&self.root, attributes, ctx)
+    }
+}
+
+/// Reads a date/time the way `CDate` does (ISO 8601 with or without offset, en-US
+/// `M/d/yyyy h:mm:ss tt`, ...), as UTC. Handy for test clocks such as `__now_utc`.
+pub fn parse_utc(text: &str) -> Result<DateTime<Utc>, String> {
+    dotnet::parse_lenient(text).map(|at| at.and_utc())
+}
+
+impl std::fmt::Display for Expression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
     }
 }
 
@@ -141,9 +139,22 @@ impl Expression {
 mod tests {
     use super::*;
 
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+
     #[test]
-    fn json_values_round_trip() {
-        let json = serde_json::json!(["a", 1, true, null]);
-        assert_eq!(Value::from_json(&json).to_json(), json);
+    fn expression_is_shareable() {
+        assert_send_sync_clone::<Expression>();
+    }
+
+    #[test]
+    fn referenced_attributes_and_redaction() {
+        let e = Expression::parse("Redact(Join(\"@\", [mailNickname], [domain], [mailNickname]))")
+            .unwrap();
+        assert_eq!(
+            e.referenced_attributes().into_iter().collect::<Vec<_>>(),
+            vec!["domain".to_string(), "mailNickname".to_string()]
+        );
+        assert!(e.is_redacted());
+        assert!(!Expression::parse("[a]").unwrap().is_redacted());
     }
 }

@@ -42,7 +42,7 @@ impl Default for WriteQuota {
 pub struct GraphSettings {
     /// Token authority; the token URL is `{authority}/{tenant}/oauth2/v2.0/token`.
     pub authority: String,
-    /// Graph host; the API root is `{base_url}/v1.0` and the token scope `{base_url}/.default`.
+    /// Graph host; the API root is `{base_url}/v1.0`.
     pub base_url: String,
     /// Upper bound for one HTTP request (connect + response).
     pub request_timeout: Duration,
@@ -56,6 +56,9 @@ pub struct GraphSettings {
     pub write_quota: WriteQuota,
     /// A cached token is renewed this long before it expires.
     pub token_refresh_margin: Duration,
+    /// The token's scope: Graph's resource identifier, not the URL it is called at (so the
+    /// emulator, or a proxy, is reached with the public cloud's scope unless told otherwise).
+    pub token_scope: String,
 }
 
 impl Default for GraphSettings {
@@ -69,6 +72,7 @@ impl Default for GraphSettings {
             max_backoff: Duration::from_secs(60),
             write_quota: WriteQuota::default(),
             token_refresh_margin: Duration::from_secs(300),
+            token_scope: format!("{PUBLIC_GRAPH}/.default"),
         }
     }
 }
@@ -155,7 +159,7 @@ impl GraphClient {
             client_id.to_owned(),
             credential,
             format!("{authority}/{tenant_id}/oauth2/v2.0/token"),
-            format!("{base}/.default"),
+            settings.token_scope.clone(),
             settings.token_refresh_margin,
             http.clone(),
         );
@@ -262,7 +266,33 @@ impl GraphClient {
         writes: u32,
     ) -> Result<GraphResponse, GraphError> {
         let url = self.resolve(path_or_url)?;
-        let attempt = || self.attempt(&method, &url, extra_headers, body, writes);
+        match self
+            .send_with_retries(&method, &url, extra_headers, body, writes)
+            .await
+        {
+            // A token the server no longer accepts (expired early, clock skew, revoked
+            // session): fetch a fresh one once instead of failing the call.
+            Err(GraphError::Api(detail))
+                if detail.status == 401 && detail.code == "InvalidAuthenticationToken" =>
+            {
+                tracing::debug!(tenant_id = %self.inner.tenant_id, "token rejected; renewing");
+                self.inner.tokens.invalidate().await;
+                self.send_with_retries(&method, &url, extra_headers, body, writes)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with_retries(
+        &self,
+        method: &Method,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        writes: u32,
+    ) -> Result<GraphResponse, GraphError> {
+        let attempt = || self.attempt(method, url, extra_headers, body, writes);
         attempt
             .retry(self.backoff())
             .sleep(tokio::time::sleep)

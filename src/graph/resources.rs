@@ -131,7 +131,7 @@ pub struct User {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "manager_id"
     )]
-    #[serde(rename = "manager")]
+    #[serde(rename = "manager", alias = "manager@delta")]
     pub manager_id: Option<String>,
     /// `manager@delta` of a users delta round with `$select=manager`; see [`User::manager_change`].
     #[serde(default, rename = "manager@delta", skip_serializing)]
@@ -185,7 +185,12 @@ fn only_extensions<'de, D: Deserializer<'de>>(
 
 fn manager_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(v.and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned)))
+    // `manager` is an object; delta reports it as `manager@delta`, an array of at most one.
+    let object = match v {
+        Some(serde_json::Value::Array(items)) => items.into_iter().next(),
+        other => other,
+    };
+    Ok(object.and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned)))
 }
 
 /// `POST /invitations` body.

@@ -33,7 +33,7 @@ pub(super) fn map_user(
             // effects (randomness, uniqueness queries) must not happen on updates.
             TraceResult::OnCreateOnly
         } else if mapping.target_type == TargetType::Reference {
-            map_manager(mapping, user, mode, writes, &mut out)
+            map_manager(mapping, user, writes, &mut out)
         } else {
             map_value(mapping, user, mode, ctx, writes, &mut out)
         };
@@ -48,7 +48,6 @@ pub(super) fn map_user(
 fn map_manager(
     mapping: &CompiledMapping,
     user: &SourceUser<'_>,
-    mode: MapMode,
     writes: bool,
     out: &mut MappedUser,
 ) -> TraceResult {
@@ -60,11 +59,11 @@ fn map_manager(
         Json::String(id) if !id.is_empty() => Some(id.clone()),
         _ => None,
     });
-    let reference = match (id, mode) {
-        (Some(source_object_id), _) => ManagerReference::Set { source_object_id },
-        (None, MapMode::Update) => ManagerReference::Clear,
-        // Nothing to clear on a user being created.
-        (None, MapMode::Create) => return TraceResult::Null,
+    // `Clear` also on create: the same output may serve a later update (see
+    // `MappedUser::split_by_apply`), and clearing nothing on a new user is harmless.
+    let reference = match id {
+        Some(source_object_id) => ManagerReference::Set { source_object_id },
+        None => ManagerReference::Clear,
     };
     if writes {
         out.manager = Some(reference.clone());
@@ -280,6 +279,34 @@ mod tests {
     }
 
     #[test]
+    fn create_output_splits_into_update_and_create_views() {
+        let specs = [
+            AttributeMappingSpec {
+                apply: Apply::OnCreate,
+                ..AttributeMappingSpec::constant("userType", "Member")
+            },
+            AttributeMappingSpec {
+                default: Some("n/a".into()),
+                ..AttributeMappingSpec::direct("department", "department")
+            },
+            AttributeMappingSpec::direct("city", "city"),
+        ];
+        let m = run(&specs, json!({"city": "Oslo"}), MapMode::Create);
+        let (always, on_create) = m.split_by_apply();
+        assert_eq!(
+            always,
+            BTreeMap::from([("city".to_string(), json!("Oslo"))])
+        );
+        assert_eq!(
+            on_create,
+            BTreeMap::from([
+                ("department".to_string(), json!("n/a")),
+                ("userType".to_string(), json!("Member")),
+            ])
+        );
+    }
+
+    #[test]
     fn on_create_mappings_are_skipped_on_update() {
         let specs = [
             AttributeMappingSpec {
@@ -336,7 +363,7 @@ mod tests {
         let cleared = run(&specs, json!({"manager": null}), MapMode::Update);
         assert_eq!(cleared.manager, Some(ManagerReference::Clear));
         let created = run(&specs, json!({}), MapMode::Create);
-        assert_eq!(created.manager, None);
+        assert_eq!(created.manager, Some(ManagerReference::Clear));
     }
 
     #[test]

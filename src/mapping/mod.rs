@@ -200,7 +200,9 @@ pub struct MappingSet {
     source_attributes: BTreeSet<String>,
 }
 
-/// What the mapping is computed for: defaults and `onCreate` mappings apply only to a create.
+/// What the mapping is computed for. `Create` evaluates every mapping and fills defaults (flagged
+/// [`DesiredValue::from_default`]), so its output also yields the update view
+/// ([`MappedUser::split_by_apply`]); `Update` skips `onCreate` mappings and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MapMode {
@@ -224,7 +226,7 @@ pub struct DesiredValue {
 pub enum ManagerReference {
     /// Set the target manager to the target user linked to this source object id.
     Set { source_object_id: String },
-    /// The source user has no manager: remove the target's (update only).
+    /// The source user has no manager: remove the target's (nothing to do on a create).
     Clear,
 }
 
@@ -300,6 +302,28 @@ pub struct MappedUser {
 }
 
 impl MappedUser {
+    /// The planner's view: `(always, on_create)`. `always` is what an update writes (`always`
+    /// mappings that produced a value); `on_create` adds what only a create writes (`onCreate`
+    /// mappings and defaults). Computed from a [`MapMode::Create`] mapping, both views come from
+    /// one evaluation.
+    pub fn split_by_apply(
+        &self,
+    ) -> (
+        BTreeMap<String, serde_json::Value>,
+        BTreeMap<String, serde_json::Value>,
+    ) {
+        let mut always = BTreeMap::new();
+        let mut on_create = BTreeMap::new();
+        for (target, desired) in &self.attributes {
+            if desired.apply == Apply::Always && !desired.from_default {
+                always.insert(target.clone(), desired.value.clone());
+            } else {
+                on_create.insert(target.clone(), desired.value.clone());
+            }
+        }
+        (always, on_create)
+    }
+
     /// The attribute values as a Graph PATCH body (manager and ignored attributes excluded).
     pub fn patch_body(&self) -> serde_json::Map<String, serde_json::Value> {
         self.attributes

@@ -27,6 +27,11 @@ pub const MANAGER_ATTRIBUTE: &str = "manager";
 pub fn plan(input: &PlanInput) -> Plan {
     let links = Links::new(input);
     let sources = index_sources(input);
+    let pending: BTreeMap<&Anchor, &str> = input
+        .pending_creates
+        .iter()
+        .map(|p| (&p.anchor, p.intent_id.as_str()))
+        .collect();
 
     let seekers: Vec<(&Anchor, &SourceUser)> = sources
         .iter()
@@ -34,7 +39,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             matches!(links.link(anchor), Link::Unlinked)
                 && wants_target(user)
                 && user.account_enabled
-                && !input.pending_creates.iter().any(|p| &p.anchor == *anchor)
+                && user.mapping_error.is_none()
+                && !pending.contains_key(anchor)
         })
         .map(|(a, u)| (a, *u))
         .collect();
@@ -48,7 +54,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                 .get(anchor)
                 .copied()
                 .unwrap_or(MatchOutcome::NoCandidate);
-            plan_source_user(input, anchor, user, link, outcome)
+            let intent = pending.get(anchor).copied();
+            plan_source_user(input, anchor, user, link, outcome, intent)
         })
         .collect();
 
@@ -196,14 +203,24 @@ fn plan_source_user(
     user: &SourceUser,
     link: Link<'_>,
     outcome: MatchOutcome<'_>,
+    intent: Option<&str>,
 ) -> PlanEntry {
     let b = EntryBuilder {
         anchor,
         upn: user.user_principal_name.clone(),
     };
+    if wants_target(user) && user.mapping_error.is_some() {
+        return match link {
+            Link::Conflict => b.skip(None, Situation::Disputed, Reason::Disputed),
+            Link::Unlinked => b.skip(None, Situation::Unmatched, Reason::MappingFailed),
+            Link::Linked { target_id, .. } => {
+                b.skip(Some(target_id), Situation::Linked, Reason::MappingFailed)
+            }
+        };
+    }
     match link {
         Link::Conflict => b.skip(None, Situation::Disputed, Reason::Disputed),
-        Link::Unlinked => plan_unlinked(input, &b, user, outcome),
+        Link::Unlinked => plan_unlinked(input, &b, user, outcome, intent),
         Link::Linked {
             target_id,
             managed,
@@ -237,6 +254,7 @@ fn plan_unlinked(
     b: &EntryBuilder<'_>,
     user: &SourceUser,
     outcome: MatchOutcome<'_>,
+    intent: Option<&str>,
 ) -> PlanEntry {
     if user.deleted {
         return b.skip(None, Situation::SourceDeleted, Reason::OutOfScope);
@@ -254,7 +272,7 @@ fn plan_unlinked(
     if !user.account_enabled {
         return b.skip(None, Situation::Unmatched, Reason::SourceDisabled);
     }
-    if let Some(pending) = input.pending_creates.iter().find(|p| &p.anchor == b.anchor) {
+    if let Some(intent_id) = intent {
         let mut entry = create_entry(
             input,
             b,
@@ -262,7 +280,7 @@ fn plan_unlinked(
             Situation::Unmatched,
             Reason::ResumeCreateIntent,
         );
-        entry.resumes_intent = Some(pending.intent_id.clone());
+        entry.resumes_intent = Some(intent_id.to_owned());
         return gate(entry, input.settings.allowed.create);
     }
     match outcome {
@@ -507,6 +525,7 @@ fn plan_vanished(input: &PlanInput, anchor: &Anchor, link: Link<'_>) -> PlanEntr
                 Reason::DeletedInSource,
             )
         }
+        // `anchor` came from the links, so it cannot be unlinked; a conflict is never written.
         Link::Conflict | Link::Unlinked => b.skip(None, Situation::Disputed, Reason::Disputed),
     }
 }

@@ -133,6 +133,10 @@ pub struct SourceUser {
     pub manager: ManagerRef,
     /// Matching attributes with this user's values, in precedence order.
     pub matching: Vec<MatchingValue>,
+    /// Set when a mapping failed for this user: nothing is written for it (the engine escrows
+    /// it), but it is still known to exist, so a full read does not take it for deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_error: Option<String>,
 }
 
 /// Who the source user is: only internal members are ever provisioned (invariant 4).

@@ -103,17 +103,13 @@ impl<'a> Links<'a> {
     }
 
     /// Unanchored, live B2B users no anchor claims: the only users adoption may pick.
-    fn candidates(&self) -> Vec<&'a TargetUser> {
-        self.targets_by_id
-            .values()
-            .copied()
-            .filter(|t| {
-                t.anchor.is_none()
-                    && t.is_b2b()
-                    && !t.deleted
-                    && !self.claims.contains_key(t.id.as_str())
-            })
-            .collect()
+    fn candidates(&self) -> impl Iterator<Item = &'a TargetUser> + '_ {
+        self.targets_by_id.values().copied().filter(|t| {
+            t.anchor.is_none()
+                && t.is_b2b()
+                && !t.deleted
+                && !self.claims.contains_key(t.id.as_str())
+        })
     }
 
     /// Matches every seeker against the candidates; a candidate picked by two seekers is
@@ -122,10 +118,10 @@ impl<'a> Links<'a> {
         &self,
         seekers: &[(&'a Anchor, &'a SourceUser)],
     ) -> BTreeMap<&'a Anchor, MatchOutcome<'a>> {
-        let candidates = self.candidates();
+        let index = CandidateIndex::new(self.candidates());
         let mut outcomes: BTreeMap<&Anchor, MatchOutcome> = seekers
             .iter()
-            .map(|(anchor, user)| (*anchor, match_one(user, &candidates)))
+            .map(|(anchor, user)| (*anchor, index.match_one(user)))
             .collect();
         let mut picks: BTreeMap<&str, usize> = BTreeMap::new();
         for outcome in outcomes.values() {
@@ -144,45 +140,67 @@ impl<'a> Links<'a> {
     }
 }
 
-/// Matching attributes are tried in precedence order; the first that selects anyone decides
-/// (Entra: "stop at first match").
-fn match_one<'a>(user: &SourceUser, candidates: &[&'a TargetUser]) -> MatchOutcome<'a> {
-    for wanted in &user.matching {
-        if is_blank(&wanted.value) {
-            continue;
-        }
-        let mut hits = candidates
-            .iter()
-            .filter(|t| {
-                t.attributes
-                    .get(&wanted.attribute)
-                    .is_some_and(|have| values_match(have, &wanted.value))
-            })
-            .copied();
-        match (hits.next(), hits.next()) {
-            (None, _) => continue,
-            (Some(only), None) => return MatchOutcome::Unique(only),
-            (Some(_), Some(_)) => return MatchOutcome::Disputed,
-        }
-    }
-    MatchOutcome::NoCandidate
+/// Candidates by (attribute, comparable value), so an initial cycle with many unlinked users
+/// and many B2B users costs a lookup per matching attribute, not a scan.
+struct CandidateIndex<'a> {
+    by_value: BTreeMap<(&'a str, String), BTreeSet<&'a str>>,
+    by_id: BTreeMap<&'a str, &'a TargetUser>,
 }
 
-fn is_blank(value: &Value) -> bool {
+impl<'a> CandidateIndex<'a> {
+    fn new(candidates: impl Iterator<Item = &'a TargetUser>) -> Self {
+        let mut by_value: BTreeMap<(&str, String), BTreeSet<&str>> = BTreeMap::new();
+        let mut by_id = BTreeMap::new();
+        for t in candidates {
+            by_id.insert(t.id.as_str(), t);
+            for (attribute, value) in &t.attributes {
+                // A multi-valued target attribute matches when any of its values does.
+                let values = match value {
+                    Value::Array(items) => items.iter().collect(),
+                    single => vec![single],
+                };
+                for key in values.into_iter().filter_map(match_key) {
+                    by_value
+                        .entry((attribute.as_str(), key))
+                        .or_default()
+                        .insert(t.id.as_str());
+                }
+            }
+        }
+        Self { by_value, by_id }
+    }
+
+    /// Matching attributes are tried in precedence order; the first that selects anyone decides
+    /// (Entra: "stop at first match").
+    fn match_one(&self, user: &SourceUser) -> MatchOutcome<'a> {
+        for wanted in &user.matching {
+            let Some(key) = match_key(&wanted.value) else {
+                continue;
+            };
+            let hits = self.by_value.get(&(wanted.attribute.as_str(), key));
+            match hits.map(|ids| ids.iter().collect::<Vec<_>>()).as_deref() {
+                None | Some([]) => continue,
+                Some([only]) => {
+                    return self
+                        .by_id
+                        .get(*only)
+                        .map_or(MatchOutcome::NoCandidate, |t| MatchOutcome::Unique(t));
+                }
+                Some(_) => return MatchOutcome::Disputed,
+            }
+        }
+        MatchOutcome::NoCandidate
+    }
+}
+
+/// The comparable form of a matching value: Graph's `$filter eq` on directory strings is
+/// case-insensitive; other values compare as JSON. Blank values never match.
+fn match_key(value: &Value) -> Option<String> {
     match value {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        _ => false,
-    }
-}
-
-/// Graph's `$filter eq` on directory strings is case-insensitive; a multi-valued target
-/// attribute matches when any value does.
-fn values_match(have: &Value, wanted: &Value) -> bool {
-    match (have, wanted) {
-        (Value::String(a), Value::String(b)) => a.to_lowercase() == b.to_lowercase(),
-        (Value::Array(items), _) => items.iter().any(|item| values_match(item, wanted)),
-        _ => have == wanted,
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(format!("s:{}", s.to_lowercase())),
+        other => Some(format!("j:{other}")),
     }
 }
 
@@ -192,17 +210,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn strings_match_case_insensitively_and_inside_arrays() {
-        assert!(values_match(&json!("A@x.test"), &json!("a@X.test")));
-        assert!(values_match(&json!(["b@x", "A@x"]), &json!("a@x")));
-        assert!(!values_match(&json!("a@x"), &json!("a@y")));
-        assert!(!values_match(&json!(1), &json!("1")));
+    fn strings_compare_case_insensitively_other_values_as_json() {
+        assert_eq!(match_key(&json!("A@x.test")), match_key(&json!("a@X.test")));
+        assert_ne!(match_key(&json!("a@x")), match_key(&json!("a@y")));
+        assert_ne!(match_key(&json!(1)), match_key(&json!("1")));
+        assert_eq!(match_key(&json!(true)), match_key(&json!(true)));
     }
 
     #[test]
     fn blank_values_never_match() {
-        assert!(is_blank(&json!("")));
-        assert!(is_blank(&Value::Null));
-        assert!(!is_blank(&json!("x")));
+        assert_eq!(match_key(&json!("")), None);
+        assert_eq!(match_key(&Value::Null), None);
     }
 }

@@ -60,6 +60,28 @@ pub enum Situation {
     SoftDeletedInTarget,
 }
 
+impl Situation {
+    /// The design vocabulary's spelling (also the JSON one).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Situation::Unmatched => "unmatched",
+            Situation::Linked => "linked",
+            Situation::LinkedChanged => "linkedChanged",
+            Situation::OutOfScope => "outOfScope",
+            Situation::SourceDeleted => "sourceDeleted",
+            Situation::Disputed => "disputed",
+            Situation::TargetMissing => "targetMissing",
+            Situation::SoftDeletedInTarget => "softDeletedInTarget",
+        }
+    }
+}
+
+impl fmt::Display for Situation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the plan does about a situation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,6 +120,11 @@ impl Action {
             Action::StagedDelete => "stagedDelete",
             Action::Skip => "skip",
         }
+    }
+
+    /// Inverse of [`Action::as_str`].
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
     }
 
     /// Removals counted by the deletion guard (Entra counts disables too).
@@ -149,6 +176,7 @@ pub enum Reason {
     DisabledBeforeLeavingScope,
     DeprovisionNone,
     AlreadyDeprovisioned,
+    MappingFailed,
 }
 
 impl Reason {
@@ -178,6 +206,7 @@ impl Reason {
             Reason::DisabledBeforeLeavingScope => "DisabledBeforeLeavingScope",
             Reason::DeprovisionNone => "DeprovisionNone",
             Reason::AlreadyDeprovisioned => "AlreadyDeprovisioned",
+            Reason::MappingFailed => "MappingFailed",
         }
     }
 }
@@ -258,6 +287,14 @@ pub struct GuardOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlanBlock {
     InboundSyncDisabled,
+}
+
+impl PlanBlock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanBlock::InboundSyncDisabled => "InboundSyncDisabled",
+        }
+    }
 }
 
 /// The sorted, immutable list of actions for one cycle. Built only by [`super::plan`] and

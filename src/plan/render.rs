@@ -36,7 +36,11 @@ impl Plan {
             .collect();
         writeln!(out, "counts: {}", counts.join(", "))?;
         if let Some(block) = self.blocked {
-            writeln!(out, "blocked: {block:?}: nothing is written this cycle")?;
+            writeln!(
+                out,
+                "blocked: {}: nothing is written this cycle",
+                block.as_str()
+            )?;
         }
         let g = &self.guard;
         let share = g
@@ -83,7 +87,7 @@ fn write_entry(out: &mut String, e: &PlanEntry) -> fmt::Result {
     if let Some(id) = &e.target_id {
         write!(out, " -> {id}")?;
     }
-    write!(out, " [{:?}] {}", e.situation, e.reason)?;
+    write!(out, " [{}] {}", e.situation, e.reason)?;
     if let Some(intended) = e.intended {
         write!(out, " (held: {intended})")?;
     }

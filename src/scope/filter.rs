@@ -124,6 +124,11 @@ impl FilterOperator {
         }
     }
 
+    /// Same as [`FilterOperator::label`] (the spelling `config` reports in messages).
+    pub fn as_str(self) -> &'static str {
+        self.label()
+    }
+
     /// Unary operators take no value.
     pub fn is_unary(self) -> bool {
         matches!(

@@ -85,6 +85,14 @@ impl AssignmentIndex {
         AssignmentIndex { users, via_group }
     }
 
+    /// Every assigned user id, directly or through a group.
+    pub fn user_ids(&self) -> impl Iterator<Item = &str> {
+        self.users
+            .iter()
+            .chain(self.via_group.keys())
+            .map(String::as_str)
+    }
+
     pub fn assignment_of(&self, user_id: &str) -> Assignment {
         if self.users.contains(user_id) {
             Assignment::Direct
