@@ -575,6 +575,22 @@ fn graph_endpoint_rules() {
     ));
     assert_eq!(p.graph.authority, "http://127.0.0.1:8080");
     assert_eq!(p.graph_settings().base_url, "http://localhost:8080");
+    assert_eq!(
+        p.graph_settings().token_scope,
+        "https://graph.microsoft.com/.default"
+    );
+    let p = ok(&doc(
+        &[],
+        "  graph: { authority: https://login.microsoftonline.us, baseUrl: https://graph.microsoft.us }\n",
+    ));
+    assert_eq!(
+        p.graph_settings().token_scope,
+        "https://graph.microsoft.us/.default"
+    );
+    assert_eq!(
+        ok(BASE).graph_settings().token_scope,
+        "https://graph.microsoft.com/.default"
+    );
 }
 
 // ---- collecting everything ----------------------------------------------------------------
