@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(super::shutdown_on_signal(shutdown.clone()));
     tracing::info!(
-        pairs = daemon.runtimes().len(),
+        pairs = ?daemon.pairs(),
         once = args.once,
         "daemon starting"
     );

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::expr::EvalContext;
 use crate::graph::GraphError;
-use crate::mapping::{Apply, ManagerReference, MapMode, SourceUser as MappingSourceUser};
+use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
 use crate::plan::{
     self, Action, Anchor, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue,
     OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead,
@@ -218,17 +218,16 @@ fn plan_source_user(
         &rt.filters,
     );
     let mapped = rt.mappings.map_user(&user, MapMode::Create, ctx);
-    let mut desired = DesiredAttributes::default();
-    for (name, value) in &mapped.attributes {
-        if value.value.is_null() {
-            continue;
-        }
-        if value.apply == Apply::OnCreate || value.from_default {
-            desired.on_create.insert(name.clone(), value.value.clone());
-        } else {
-            desired.always.insert(name.clone(), value.value.clone());
-        }
-    }
+    let (always, on_create) = mapped.split_by_apply();
+    let desired = DesiredAttributes { always, on_create };
+    let mapping_error = (!mapped.errors.is_empty()).then(|| {
+        mapped
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.target, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     let manager = match &mapped.manager {
         None if rt.mappings.mappings().iter().any(|m| m.target == "manager") => ManagerRef::Cleared,
         None => ManagerRef::NotMapped,
@@ -273,6 +272,7 @@ fn plan_source_user(
                 value: m.value.clone(),
             })
             .collect(),
+        mapping_error,
     };
     (planned, decision)
 }
@@ -290,6 +290,7 @@ fn deleted_source_user(id: &str) -> SourceUser {
         desired: DesiredAttributes::default(),
         manager: ManagerRef::NotMapped,
         matching: Vec::new(),
+        mapping_error: None,
     }
 }
 

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{StateStore, StoreWrite};
 
-use super::cycle::{CycleOptions, run_cycle};
+use super::cycle::{CycleOptions, CycleReport, run_cycle};
 use super::runtime::PairRuntime;
 use super::status::{JobState, JobStatus};
 
@@ -40,11 +41,77 @@ pub struct DaemonOptions {
 
 /// The jobs of a topology.
 pub struct Daemon {
-    store: Arc<dyn StateStore>,
-    runtimes: Vec<Arc<PairRuntime>>,
+    handle: DaemonHandle,
     options: DaemonOptions,
-    commands: BTreeMap<String, mpsc::Sender<JobCommand>>,
     receivers: Vec<(Arc<PairRuntime>, mpsc::Receiver<JobCommand>)>,
+}
+
+/// What the admin API and the CLI see of a running daemon: its jobs, their status, a way to
+/// send them commands, and a stream of finished cycles (for metrics). Cheap to clone.
+#[derive(Clone)]
+pub struct DaemonHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    store: Arc<dyn StateStore>,
+    jobs: BTreeMap<String, (Arc<PairRuntime>, mpsc::Sender<JobCommand>)>,
+    cycles: broadcast::Sender<CycleReport>,
+    /// Jobs that have loaded their state; ready when it equals the number of jobs.
+    loaded: AtomicUsize,
+}
+
+/// A command for a pair the daemon does not run, or a job that stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("no pair named {0}")]
+    UnknownPair(String),
+    #[error("the job of pair {0} is not running")]
+    JobStopped(String),
+}
+
+impl DaemonHandle {
+    /// Pair names, sorted.
+    pub fn pairs(&self) -> Vec<String> {
+        self.inner.jobs.keys().cloned().collect()
+    }
+
+    pub fn runtime(&self, pair: &str) -> Option<Arc<PairRuntime>> {
+        self.inner.jobs.get(pair).map(|(rt, _)| rt.clone())
+    }
+
+    pub fn store(&self) -> Arc<dyn StateStore> {
+        self.inner.store.clone()
+    }
+
+    /// The job's persisted status (`NotRun` before its first cycle).
+    pub async fn status(&self, pair: &str) -> Option<JobStatus> {
+        if !self.inner.jobs.contains_key(pair) {
+            return None;
+        }
+        Some(load_status(self.inner.store.as_ref(), pair).await)
+    }
+
+    pub async fn send(&self, pair: &str, command: JobCommand) -> Result<(), CommandError> {
+        let (_, tx) = self
+            .inner
+            .jobs
+            .get(pair)
+            .ok_or_else(|| CommandError::UnknownPair(pair.to_owned()))?;
+        tx.send(command)
+            .await
+            .map_err(|_| CommandError::JobStopped(pair.to_owned()))
+    }
+
+    /// Every finished cycle, as it finishes.
+    pub fn subscribe_cycles(&self) -> broadcast::Receiver<CycleReport> {
+        self.inner.cycles.subscribe()
+    }
+
+    /// True once every job has loaded its state.
+    pub fn is_ready(&self) -> bool {
+        self.inner.loaded.load(Ordering::Acquire) >= self.inner.jobs.len()
+    }
 }
 
 /// The result of `--once`: which pairs failed.
@@ -59,30 +126,35 @@ impl Daemon {
         store: Arc<dyn StateStore>,
         options: DaemonOptions,
     ) -> Daemon {
-        let mut commands = BTreeMap::new();
+        let mut jobs = BTreeMap::new();
         let mut receivers = Vec::new();
-        let runtimes: Vec<Arc<PairRuntime>> = runtimes.into_iter().map(Arc::new).collect();
-        for rt in &runtimes {
+        for rt in runtimes {
+            let rt = Arc::new(rt);
             let (tx, rx) = mpsc::channel(16);
-            commands.insert(rt.name().to_owned(), tx);
-            receivers.push((rt.clone(), rx));
+            jobs.insert(rt.name().to_owned(), (rt.clone(), tx));
+            receivers.push((rt, rx));
         }
+        let (cycles, _) = broadcast::channel(64);
         Daemon {
-            store,
-            runtimes,
+            handle: DaemonHandle {
+                inner: Arc::new(HandleInner {
+                    store,
+                    jobs,
+                    cycles,
+                    loaded: AtomicUsize::new(0),
+                }),
+            },
             options,
-            commands,
             receivers,
         }
     }
 
-    /// A handle to send commands to a job by pair name.
-    pub fn commander(&self, pair: &str) -> Option<mpsc::Sender<JobCommand>> {
-        self.commands.get(pair).cloned()
+    pub fn handle(&self) -> DaemonHandle {
+        self.handle.clone()
     }
 
-    pub fn runtimes(&self) -> &[Arc<PairRuntime>] {
-        &self.runtimes
+    pub fn pairs(&self) -> Vec<String> {
+        self.handle.pairs()
     }
 
     /// Runs until `shutdown` is cancelled (or, with `once`, after one cycle of each pair).
@@ -90,11 +162,11 @@ impl Daemon {
     pub async fn run(self, shutdown: CancellationToken) -> DaemonSummary {
         let mut tasks = tokio::task::JoinSet::new();
         for (rt, rx) in self.receivers {
-            let store = self.store.clone();
+            let handle = self.handle.clone();
             let options = self.options.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                let ok = run_job(rt.clone(), store, rx, options, shutdown).await;
+                let ok = run_job(rt.clone(), handle, rx, options, shutdown).await;
                 (rt.name().to_owned(), ok)
             });
         }
@@ -141,14 +213,16 @@ async fn save_status(store: &dyn StateStore, pair: &str, status: &JobStatus) {
 /// One job's loop. Returns false when (with `once`) its cycle failed.
 async fn run_job(
     rt: Arc<PairRuntime>,
-    store: Arc<dyn StateStore>,
+    handle: DaemonHandle,
     mut commands: mpsc::Receiver<JobCommand>,
     options: DaemonOptions,
     shutdown: CancellationToken,
 ) -> bool {
+    let store = handle.store();
     let pair = rt.name().to_owned();
     let interval = options.interval_override.unwrap_or(rt.pair.interval);
     let mut status = load_status(store.as_ref(), &pair).await;
+    handle.inner.loaded.fetch_add(1, Ordering::AcqRel);
     let mut next = CycleOptions::default();
     loop {
         let paused = status.code == JobState::Paused;
@@ -167,6 +241,8 @@ async fn run_job(
                 Some(Ok(report)) => {
                     status.record_cycle(&report);
                     save_status(store.as_ref(), &pair, &status).await;
+                    // Nobody listening is fine: metrics are optional.
+                    let _ = handle.inner.cycles.send(report);
                     true
                 }
                 Some(Err(e)) => {

@@ -13,7 +13,7 @@ pub mod runtime;
 pub mod status;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
-pub use daemon::{Daemon, DaemonOptions, JobCommand};
+pub use daemon::{CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand};
 pub use runtime::PairRuntime;
 pub use status::{JobState, JobStatus};
 
@@ -30,7 +30,7 @@ pub enum EngineError {
         side: &'static str,
         tenant: String,
         #[source]
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error("preflight failed: {code}: {message}")]
     Preflight { code: String, message: String },
@@ -43,7 +43,7 @@ impl EngineError {
     /// `EncounteredQuarantineException`).
     pub fn is_connection_failure(&self) -> bool {
         match self {
-            EngineError::Graph { source, .. } => match source {
+            EngineError::Graph { source, .. } => match source.as_ref() {
                 GraphError::TokenRejected { .. }
                 | GraphError::TokenRequest { .. }
                 | GraphError::FederatedTokenFile { .. }

@@ -32,7 +32,7 @@ pub(crate) fn graph_error(side: &'static str, tenant: &str, source: GraphError) 
     EngineError::Graph {
         side,
         tenant: tenant.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 
