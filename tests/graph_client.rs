@@ -604,6 +604,55 @@ async fn every_request_carries_a_fresh_client_request_id() {
     }
 }
 
+/// A `Write` that appends to a shared buffer, to read what the client logged.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn log_lines_carry_the_client_request_id_sent_to_graph() {
+    let mock = Mock::start().await;
+    mock.on(
+        "/v1.0/users/u1",
+        vec![reply(
+            404,
+            json!({"error": {"code": "Request_ResourceNotFound", "message": "gone"}}),
+        )],
+    );
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let client = mock.client();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        assert!(client.get_user("u1", &[]).await.unwrap().is_none());
+    }
+    let sent = header(&mock.graph_requests()[0], "client-request-id").to_owned();
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("graph request failed"))
+        .unwrap_or_else(|| panic!("no failure line in {logs}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["span"]["client_request_id"], sent.as_str(), "{line}");
+    assert_eq!(v["span"]["tenant_id"], TENANT);
+    assert!(!logs.contains(SECRET) && !logs.contains("access-token-1"));
+}
+
 #[tokio::test]
 async fn throttled_request_waits_the_fractional_retry_after_then_succeeds() {
     let mock = Mock::start().await;
