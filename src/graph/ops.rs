@@ -19,18 +19,6 @@ fn segment(id: &str) -> String {
     super::client::encode_query_value(id).replace('/', "%2F")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn path_segments_cannot_escape_their_place() {
-        assert_eq!(super::segment("a/../b"), "a%2F..%2Fb");
-        assert_eq!(
-            super::segment("alias_contoso.com#EXT#@fabrikam.com"),
-            "alias_contoso.com%23EXT%23@fabrikam.com"
-        );
-    }
-}
-
 impl GraphClient {
     /// `GET /users` with `$select` of [`USER_SELECT`] plus `extra_select` (e.g. extension names),
     /// an optional `$filter`, `$top=999`, all pages.
@@ -280,5 +268,17 @@ impl GraphClient {
             Some(&body),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_cannot_escape_their_place() {
+        assert_eq!(super::segment("a/../b"), "a%2F..%2Fb");
+        assert_eq!(
+            super::segment("alias_contoso.com#EXT#@fabrikam.com"),
+            "alias_contoso.com%23EXT%23@fabrikam.com"
+        );
     }
 }
