@@ -1166,6 +1166,31 @@ tenants:
             .unwrap();
         let anchor = format!("extension_{}_ctsyncAnchor", APP.replace('-', ""));
         assert_eq!(extensions[0].name, anchor);
+        let created = target
+            .create_extension_property(
+                "0a0a0a0a-0000-4000-8000-0000000000aa",
+                &ctsync::graph::ExtensionProperty {
+                    id: None,
+                    name: "costCenter".into(),
+                    data_type: "String".into(),
+                    target_objects: vec!["User".into()],
+                    is_multi_valued: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            created.name,
+            format!("extension_{}_costCenter", APP.replace('-', ""))
+        );
+        assert_eq!(
+            target
+                .extension_properties("0a0a0a0a-0000-4000-8000-0000000000aa")
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
 
         let invitation = |mail: &str| ctsync::graph::NewInvitation {
             invited_user_email_address: mail.into(),
