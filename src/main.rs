@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the sync daemon (every pair on its interval).
     Run(cmd::run::Args),
+    /// Show the next cycle's plan of each pair without writing anything.
+    Plan(cmd::plan::Args),
     /// Serve the Microsoft Graph emulator.
     Emulator(cmd::emulator::Args),
     /// Evaluate a mapping expression, like Entra's expression builder.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
+            Command::Plan(args) => cmd::plan::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Expr(args) => cmd::expr::run(args).await,
             Command::Filter(args) => cmd::filter::run(args).await,

@@ -1,9 +1,91 @@
+//! `ctsync emulator`: serve the Graph emulator until SIGINT/SIGTERM, then save state.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use ctsync::emulator::{EmulatorOptions, Seed, spawn};
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    eprintln!("ctsync emulator: not built yet");
-    Ok(ExitCode::from(super::EXIT_USAGE))
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seed file (YAML): tenants, apps, users, groups, assignments, policies.
+    #[arg(long)]
+    seed: PathBuf,
+    /// Persist the directory in this JSON file and reload it on start (it wins over the seed).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Virtual seconds per real second (shrinks throttle windows, speeds up retention).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Turn Graph throttling off.
+    #[arg(long)]
+    no_throttle: bool,
+    /// Access-token lifetime in (virtual) seconds.
+    #[arg(long, default_value_t = 3599)]
+    token_lifetime: i64,
+    /// Page size of `/users/delta`.
+    #[arg(long, default_value_t = 100)]
+    delta_page_size: usize,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0)
+        || args.token_lifetime <= 0
+        || args.delta_page_size == 0
+    {
+        eprintln!(
+            "ctsync emulator: --time-scale, --token-lifetime and --delta-page-size must be positive"
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
+    let seed = match Seed::from_file(&args.seed) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ctsync emulator: {e}");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    let options = EmulatorOptions {
+        listen: args.listen,
+        state_file: args.state,
+        time_scale: args.time_scale,
+        throttling: !args.no_throttle,
+        token_lifetime: chrono::Duration::seconds(args.token_lifetime),
+        delta_page_size: args.delta_page_size,
+        ..EmulatorOptions::default()
+    };
+    let handle = spawn(seed, options)
+        .await
+        .context("starting the emulator")?;
+    tracing::info!(addr = %handle.addr(), base_url = %handle.base_url(), "ctsync emulator ready");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    handle.shutdown().await.context("saving emulator state")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,9 +1,79 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use ctsync::engine::{Daemon, DaemonOptions, PairRuntime};
+use ctsync::store::SqliteStore;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// A pair file or a directory of pair files.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run one cycle of each pair and exit (non-zero if any failed).
+    #[arg(long)]
+    pub once: bool,
+    /// The SQLite state file.
+    #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
+    pub state: PathBuf,
+    /// Override every pair's interval (e.g. `30s`), for demos and tests.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<std::time::Duration>,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    eprintln!("ctsync run: not built yet");
-    Ok(ExitCode::from(super::EXIT_USAGE))
+/// Loads the topology and builds every pair's runtime; configuration problems exit 2.
+pub fn load_runtimes(config: &std::path::Path) -> Result<Vec<PairRuntime>, ExitCode> {
+    let topology = match ctsync::config::load(config) {
+        Ok(t) => t,
+        Err(e) => {
+            for problem in &e.problems {
+                eprintln!("{problem}");
+            }
+            return Err(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    let mut runtimes = Vec::new();
+    for pair in topology.pairs {
+        match PairRuntime::new(pair) {
+            Ok(rt) => runtimes.push(rt),
+            Err(e) => {
+                eprintln!("ctsync: {e}");
+                return Err(ExitCode::from(super::EXIT_USAGE));
+            }
+        }
+    }
+    Ok(runtimes)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtimes = match load_runtimes(&args.config) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let store = SqliteStore::open(&args.state)
+        .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
+    let daemon = Daemon::new(
+        runtimes,
+        Arc::new(store),
+        DaemonOptions {
+            once: args.once,
+            interval_override: args.interval,
+        },
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(super::shutdown_on_signal(shutdown.clone()));
+    tracing::info!(
+        pairs = daemon.runtimes().len(),
+        once = args.once,
+        "daemon starting"
+    );
+    let summary = daemon.run(shutdown).await;
+    if summary.failed_pairs.is_empty() {
+        tracing::info!("daemon stopped");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        tracing::error!(failed = ?summary.failed_pairs, "pairs failed");
+        Ok(ExitCode::FAILURE)
+    }
 }

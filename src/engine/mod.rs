@@ -1,2 +1,71 @@
-//! Jobs, cycles, apply, escrow, quarantine, schedule, shutdown. The only layer that calls
-//! `graph` and `store`.
+//! Jobs, cycles, apply, schedule, shutdown. The only layer that calls `graph` and `store`
+//! (design.md invariant 2).
+//!
+//! A cycle is: preflight → read → plan (pure) → guard (pure) → apply → record, with the
+//! watermark saved last (invariant 6). [`cycle::run_cycle`] does one; [`daemon::Daemon`] runs
+//! every pair on its interval, on demand, until shutdown.
+
+pub mod apply;
+pub mod cycle;
+pub mod daemon;
+pub mod read;
+pub mod runtime;
+pub mod status;
+
+pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
+pub use daemon::{Daemon, DaemonOptions, JobCommand};
+pub use runtime::PairRuntime;
+pub use status::{JobState, JobStatus};
+
+use crate::graph::GraphError;
+use crate::store::StoreError;
+
+/// Why a cycle could not run or finish. Per-user failures are not errors: they are escrowed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("pair {pair}: {message}")]
+    Config { pair: String, message: String },
+    #[error("{tenant} ({side}): {source}")]
+    Graph {
+        side: &'static str,
+        tenant: String,
+        #[source]
+        source: Box<GraphError>,
+    },
+    #[error("preflight failed: {code}: {message}")]
+    Preflight { code: String, message: String },
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// Credential or connection failures quarantine a job at once (Entra's
+    /// `EncounteredQuarantineException`).
+    pub fn is_connection_failure(&self) -> bool {
+        match self {
+            EngineError::Graph { source, .. } => match source.as_ref() {
+                GraphError::TokenRejected { .. }
+                | GraphError::TokenRequest { .. }
+                | GraphError::FederatedTokenFile { .. }
+                | GraphError::Transport { .. }
+                | GraphError::Timeout { .. } => true,
+                other => matches!(other.status(), Some(401) | Some(403)),
+            },
+            EngineError::Preflight { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// A short machine-readable code for status and logs.
+    pub fn code(&self) -> String {
+        match self {
+            EngineError::Config { .. } => "ConfigurationError".into(),
+            EngineError::Graph { source, .. } => source
+                .code()
+                .map(str::to_owned)
+                .unwrap_or_else(|| "GraphRequestFailed".into()),
+            EngineError::Preflight { code, .. } => code.clone(),
+            EngineError::Store(_) => "StateStoreError".into(),
+        }
+    }
+}

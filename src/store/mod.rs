@@ -1,1 +1,108 @@
 //! State store: a trait and its SQLite implementation (embedded default).
+//!
+//! Everything is keyed by pair name. Reads are one call each; writes of one step of a cycle
+//! (a link, its exported values, the resolved intent, the log entry, the escrow) go through
+//! [`StateStore::commit`] and land atomically. The watermark has its own call,
+//! [`StateStore::save_watermark`], which the engine makes last (design.md invariant 6).
+//!
+//! The trait is async with boxed futures rather than sync: a PostgreSQL implementation
+//! (tokio-postgres) is natively async and should not need a blocking thread per call, while the
+//! SQLite implementation moves its blocking work onto `spawn_blocking` itself. Boxed futures keep
+//! the trait dyn-compatible (`Arc<dyn StateStore>`), so the engine picks the backend at startup.
+
+mod log;
+mod schema;
+mod sqlite;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::plan::{Anchor, ManagedUser};
+
+pub use log::{
+    ErrorCategory, Initiator, InitiatorType, LogQuery, ModifiedProperty, ProvisionedIdentity,
+    ProvisioningAction, ProvisioningErrorInfo, ProvisioningLogEntry, ProvisioningResult,
+    ProvisioningStatusInfo, ProvisioningStep, ProvisioningStepType, ProvisioningSystem,
+};
+pub use sqlite::SqliteStore;
+pub use types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
+
+/// Everything that can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("store schema version {found} is newer than this build understands ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("stored value is invalid: {0}")]
+    Corrupt(String),
+    #[error("store task failed: {0}")]
+    Task(String),
+    #[error("store connection lock poisoned by an earlier panic")]
+    Poisoned,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Durable state of every pair. Implementations must make each `commit` atomic.
+pub trait StateStore: Send + Sync {
+    /// Applies `writes` for `pair` in one transaction: all or nothing.
+    fn commit<'a>(
+        &'a self,
+        pair: &'a str,
+        writes: Vec<StoreWrite>,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// The saved source delta link, if any.
+    fn watermark<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Option<Watermark>>>;
+
+    /// Saves the watermark. The engine calls this last in a cycle, after every record of the
+    /// cycle is committed, so a crash before it replays the cycle instead of losing it.
+    fn save_watermark<'a>(
+        &'a self,
+        pair: &'a str,
+        watermark: &'a Watermark,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Forgets the watermark (restart with `Watermark`): the next cycle is a full one.
+    fn clear_watermark<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Every managed user with its last exported values, sorted by anchor.
+    fn managed_users<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<ManagedUser>>>;
+
+    fn managed_user<'a>(
+        &'a self,
+        pair: &'a str,
+        anchor: &'a Anchor,
+    ) -> BoxFuture<'a, StoreResult<Option<ManagedUser>>>;
+
+    /// Creates recorded but not resolved, sorted by anchor.
+    fn create_intents<'a>(&'a self, pair: &'a str)
+    -> BoxFuture<'a, StoreResult<Vec<CreateIntent>>>;
+
+    /// Escrowed actions, sorted by anchor then object/reference.
+    fn escrows<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<Escrow>>>;
+
+    /// The job status blob (Graph `synchronizationStatus` shape), if one was saved.
+    fn status<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>>;
+
+    /// Log entries matching `query`, oldest first.
+    fn provisioning_log<'a>(
+        &'a self,
+        pair: &'a str,
+        query: &'a LogQuery,
+    ) -> BoxFuture<'a, StoreResult<Vec<ProvisioningLogEntry>>>;
+
+    /// Drops log entries older than `before` (retention); returns how many went.
+    fn prune_log<'a>(
+        &'a self,
+        pair: &'a str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+}

@@ -1,0 +1,76 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ctsync::engine::{CycleOptions, compute_plan};
+use ctsync::store::SqliteStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A pair file or a directory of pair files.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Only this pair.
+    #[arg(long)]
+    pub pair: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The SQLite state file the daemon uses.
+    #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
+    pub state: PathBuf,
+    /// Plan a full cycle even when a watermark exists.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// Computes the next cycle's plan of each pair against the live tenants and prints it. Writes
+/// nothing to the tenants; the state file is only read.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut runtimes = match super::run::load_runtimes(&args.config) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    if let Some(name) = &args.pair {
+        runtimes.retain(|rt| rt.name() == name);
+        if runtimes.is_empty() {
+            eprintln!(
+                "ctsync plan: no pair named {name} in {}",
+                args.config.display()
+            );
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    }
+    let store = SqliteStore::open(&args.state)
+        .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
+    let options = CycleOptions {
+        full: args.full,
+        force_deletes: false,
+    };
+    let mut plans = Vec::new();
+    for rt in &runtimes {
+        let planned = compute_plan(rt, &store, &options)
+            .await
+            .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
+        plans.push(planned.plan);
+    }
+    match args.format {
+        Format::Text => {
+            for plan in &plans {
+                print!("{}", plan.to_text());
+            }
+        }
+        Format::Json => {
+            let values: Vec<serde_json::Value> = plans
+                .iter()
+                .map(|p| serde_json::from_str(&p.to_json()).unwrap_or(serde_json::Value::Null))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&values)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,298 @@
+//! `GET /users/delta`: a full enumeration in pages ending in a deltaLink, then only what changed
+//! since the token's position in the tenant's change log. Tokens carry the tenant, the `$select`
+//! list, the log position and when they were issued; stale or foreign tokens get a resync error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::call::{Call, Outcome, Reply};
+use super::errors::GraphError;
+use super::filter;
+use super::model::{ChangeKind, Obj, Tenant};
+use super::odata::{decode_token, encode_token};
+use super::props::DEFAULT_SELECT;
+use super::users::{self, READ};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Position {
+    /// Tenant the token was issued for.
+    t: String,
+    /// `$select` of the initial request.
+    s: Option<Vec<String>>,
+    /// `$filter` of the initial request (only `id eq` clauses are accepted).
+    f: Option<String>,
+    /// Changes after this sequence number are reported (0 = full enumeration).
+    from: u64,
+    /// Log head when this round started.
+    to: u64,
+    /// Last object id already returned in this round.
+    after: Option<String>,
+    /// Full enumeration round?
+    full: bool,
+    issued: DateTime<Utc>,
+}
+
+pub fn resync(call: &Call) -> GraphError {
+    GraphError::new(
+        StatusCode::GONE,
+        "syncStateNotFound",
+        "The delta token is expired or not valid. Restart the synchronization with a request without a delta token.",
+    )
+    .with_header("Location", format!("{}/users/delta?$deltatoken=", call.graph_base))
+}
+
+pub fn delta(t: &mut Tenant, call: &Call) -> Outcome {
+    call.require(READ)?;
+    let q = call.query()?;
+    if q.top.is_some() || q.orderby.is_some() {
+        return Err(GraphError::unsupported_query());
+    }
+    let now = call.now;
+    let pos = if let Some(tok) = q.skiptoken.as_deref() {
+        check(decode_token::<Position>(tok), t, call)?
+    } else if let Some(tok) = q.deltatoken.as_deref().filter(|s| !s.is_empty()) {
+        if tok == "latest" {
+            users::validate_select(&q, true)?;
+            return Ok(delta_link_only(
+                t,
+                call,
+                q.select.clone(),
+                q.filter_text.clone(),
+            ));
+        }
+        let p = check(decode_token::<Position>(tok), t, call)?;
+        Position {
+            from: p.to,
+            to: t.change_log.head(),
+            after: None,
+            full: false,
+            issued: now,
+            ..p
+        }
+    } else {
+        users::validate_select(&q, true)?;
+        if let Some(f) = &q.filter
+            && filter::analyze(f).properties.iter().any(|p| p != "id")
+        {
+            return Err(GraphError::unsupported_query());
+        }
+        Position {
+            t: t.id.clone(),
+            s: q.select.clone(),
+            f: q.filter_text.clone(),
+            from: 0,
+            to: t.change_log.head(),
+            after: None,
+            full: true,
+            issued: now,
+        }
+    };
+    let id_filter = match &pos.f {
+        Some(text) => Some(filter::parse(text).map_err(|_| resync(call))?),
+        None => None,
+    };
+    let minimal = call
+        .header("prefer")
+        .is_some_and(|p| p.to_ascii_lowercase().contains("return=minimal"));
+    let candidates: Vec<(String, Option<Touched>)> = if pos.full {
+        t.users.keys().map(|id| (id.clone(), None)).collect()
+    } else {
+        touched_since(t, pos.from, pos.to)
+            .into_iter()
+            .map(|(id, x)| (id, Some(x)))
+            .collect()
+    };
+    let tracked: Vec<String> = pos
+        .s
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SELECT.iter().map(|s| s.to_string()).collect());
+    let mut value = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for (id, touched) in candidates
+        .iter()
+        .filter(|(id, _)| pos.after.as_ref().is_none_or(|a| id > a))
+    {
+        if value.len() >= call.settings.delta_page_size {
+            more = true;
+            break;
+        }
+        last = Some(id.clone());
+        let selected_by_filter =
+            |obj: &Obj| id_filter.as_ref().is_none_or(|f| filter::eval(f, obj));
+        if let Some(item) = render(
+            t,
+            id,
+            touched.as_ref(),
+            &tracked,
+            minimal,
+            &selected_by_filter,
+        ) {
+            value.push(item);
+        }
+    }
+    let mut body = Obj::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(match &pos.s {
+            Some(s) if pos.full => call.context(&format!("users({})", s.join(","))),
+            _ => call.context("users"),
+        }),
+    );
+    if more {
+        let next = Position {
+            after: last,
+            ..pos.clone()
+        };
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(format!(
+                "{}/users/delta?$skiptoken={}",
+                call.graph_base,
+                encode_token(&next)
+            )),
+        );
+    } else {
+        let done = Position {
+            from: pos.to,
+            after: None,
+            full: false,
+            issued: now,
+            ..pos.clone()
+        };
+        body.insert(
+            "@odata.deltaLink".into(),
+            json!(format!(
+                "{}/users/delta?$deltatoken={}",
+                call.graph_base,
+                encode_token(&done)
+            )),
+        );
+    }
+    body.insert("value".into(), Value::Array(value));
+    Ok(Reply::ok(Value::Object(body)))
+}
+
+fn delta_link_only(t: &Tenant, call: &Call, s: Option<Vec<String>>, f: Option<String>) -> Reply {
+    let pos = Position {
+        t: t.id.clone(),
+        s,
+        f,
+        from: t.change_log.head(),
+        to: t.change_log.head(),
+        after: None,
+        full: false,
+        issued: call.now,
+    };
+    Reply::ok(json!({
+        "@odata.context": call.context("users"),
+        "@odata.deltaLink": format!("{}/users/delta?$deltatoken={}", call.graph_base, encode_token(&pos)),
+        "value": [],
+    }))
+}
+
+fn check(pos: Option<Position>, t: &Tenant, call: &Call) -> Result<Position, GraphError> {
+    let pos = pos.ok_or_else(|| resync(call))?;
+    let expired = pos.issued + call.settings.delta_token_retention < call.now;
+    let pruned = pos.to < t.change_log.floor || (!pos.full && pos.from < t.change_log.floor);
+    if pos.t != t.id || expired || pruned || pos.to > t.change_log.head() {
+        return Err(resync(call));
+    }
+    Ok(pos)
+}
+
+#[derive(Debug, Default)]
+struct Touched {
+    properties: BTreeSet<String>,
+    /// Created or restored in the window: report every selected property.
+    whole: bool,
+}
+
+fn touched_since(t: &Tenant, from: u64, to: u64) -> BTreeMap<String, Touched> {
+    let mut out: BTreeMap<String, Touched> = BTreeMap::new();
+    for c in t
+        .change_log
+        .entries
+        .iter()
+        .filter(|c| c.seq > from && c.seq <= to)
+    {
+        let e = out.entry(c.user_id.clone()).or_default();
+        match &c.kind {
+            ChangeKind::Updated { properties } => e.properties.extend(properties.iter().cloned()),
+            ChangeKind::Created | ChangeKind::Restored => e.whole = true,
+            ChangeKind::SoftDeleted | ChangeKind::HardDeleted => {}
+        }
+    }
+    out
+}
+
+fn render(
+    t: &Tenant,
+    id: &str,
+    touched: Option<&Touched>,
+    tracked: &[String],
+    minimal: bool,
+    selected_by_filter: &dyn Fn(&Obj) -> bool,
+) -> Option<Value> {
+    let removed = |reason: &str| json!({"id": id, "@removed": {"reason": reason}});
+    let Some(user) = t.users.get(id) else {
+        if let Some(deleted) = t.deleted_users.get(id) {
+            return selected_by_filter(&deleted.user).then(|| removed("changed"));
+        }
+        let mut probe = Obj::new();
+        probe.insert("id".into(), json!(id));
+        return selected_by_filter(&probe).then(|| removed("deleted"));
+    };
+    if !selected_by_filter(user) {
+        return None;
+    }
+    let names: Vec<&String> = match touched {
+        None => tracked.iter().collect(),
+        Some(x) if x.whole => tracked.iter().collect(),
+        Some(x) => {
+            let changed: Vec<&String> = tracked
+                .iter()
+                .filter(|p| x.properties.contains(p.as_str()))
+                .collect();
+            if changed.is_empty() {
+                // Only untracked properties changed: the object does not surface.
+                return None;
+            }
+            if minimal {
+                changed
+            } else {
+                tracked.iter().collect()
+            }
+        }
+    };
+    let initial = touched.is_none();
+    let mut out = Obj::new();
+    for name in names {
+        if name == "manager" {
+            let manager = t.managers.get(id).filter(|m| t.users.contains_key(*m));
+            out.insert(
+                "manager@delta".into(),
+                json!(
+                    manager
+                        .map(|m| vec![json!({"@odata.type": "#microsoft.graph.user", "id": m})])
+                        .unwrap_or_default()
+                ),
+            );
+            continue;
+        }
+        match user.get(name.as_str()) {
+            // Never-set properties are omitted; in later rounds a cleared property shows as null.
+            Some(Value::Null) if initial => {}
+            Some(v) => {
+                out.insert(name.clone(), v.clone());
+            }
+            None => {}
+        }
+    }
+    out.insert("id".into(), json!(id));
+    Some(Value::Object(out))
+}

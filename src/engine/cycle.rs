@@ -1,0 +1,455 @@
+//! One cycle of one pair: preflight → read → plan → (guard, inside the planner) → apply →
+//! record. [`compute_plan`] stops after planning and writes nothing (`ctsync plan`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::expr::EvalContext;
+use crate::graph::GraphError;
+use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
+use crate::plan::{
+    self, Action, Anchor, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue,
+    OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead,
+    SourceReadKind, SourceUser, SourceUserKind,
+};
+use crate::scope::{self, AssignmentIndex, Disposition, Membership, ScopeDecision};
+use crate::store::{StateStore, Watermark};
+
+use super::apply::{self, ApplyOutcome};
+use super::read::{self, Attributes, SourceRead};
+use super::runtime::PairRuntime;
+use super::{EngineError, read::graph_error};
+
+/// Initial cycles read everything; incremental ones only what changed since the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CycleKind {
+    Initial,
+    Incremental,
+}
+
+/// What the caller asks of a cycle.
+#[derive(Debug, Clone, Default)]
+pub struct CycleOptions {
+    /// Let this cycle's staged deletions through (restart with `ForceDeletes`).
+    pub force_deletes: bool,
+    /// Read the whole source even when a watermark exists.
+    pub full: bool,
+}
+
+/// A computed, not yet applied cycle.
+#[derive(Debug)]
+pub struct PlannedCycle {
+    pub kind: CycleKind,
+    pub plan: Plan,
+    /// Scope decisions of the users read, by source object id.
+    pub decisions: BTreeMap<String, ScopeDecision>,
+    /// The watermark to save after the cycle is recorded.
+    pub delta_link: String,
+    pub source_pages: usize,
+    pub managed: Vec<ManagedUser>,
+}
+
+/// What one applied cycle did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleReport {
+    pub pair: String,
+    pub cycle_id: String,
+    pub kind: CycleKind,
+    pub started: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub counts: BTreeMap<String, usize>,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub manager_updates: usize,
+    pub guard_triggered: bool,
+    pub blocked: Option<String>,
+    pub graph_requests: u64,
+    pub throttled_requests: u64,
+}
+
+impl CycleReport {
+    /// Exports that changed the target (for `lastSuccessfulExecutionWithExports`).
+    pub fn exported(&self) -> bool {
+        self.succeeded > 0
+    }
+}
+
+/// Checks that both tenants answer and the target still allows inbound sync from the source.
+/// Returns whether inbound sync is allowed; a missing policy means it is not.
+async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
+    rt.source
+        .check_token()
+        .await
+        .map_err(|e| graph_error("source", &rt.pair.source.tenant_id, e))?;
+    rt.target
+        .check_token()
+        .await
+        .map_err(|e| graph_error("target", &rt.pair.target.tenant_id, e))?;
+    let sync = rt
+        .target
+        .identity_synchronization(&rt.pair.source.tenant_id)
+        .await
+        .map_err(|e| graph_error("target", &rt.pair.target.tenant_id, e))?;
+    let allowed = sync.as_ref().is_some_and(|s| s.inbound_sync_allowed());
+    if !allowed {
+        return Ok(false);
+    }
+    let target_partner = rt
+        .target
+        .cross_tenant_partner(&rt.pair.source.tenant_id)
+        .await
+        .map_err(|e| graph_error("target", &rt.pair.target.tenant_id, e))?;
+    let inbound_consent = target_partner
+        .as_ref()
+        .and_then(|p| p.automatic_user_consent_settings)
+        .is_some_and(|c| c.inbound_allowed.unwrap_or(false));
+    let source_partner = rt
+        .source
+        .cross_tenant_partner(&rt.pair.target.tenant_id)
+        .await
+        .map_err(|e| graph_error("source", &rt.pair.source.tenant_id, e))?;
+    let outbound_consent = source_partner
+        .as_ref()
+        .and_then(|p| p.automatic_user_consent_settings)
+        .is_some_and(|c| c.outbound_allowed.unwrap_or(false));
+    if !inbound_consent || !outbound_consent {
+        return Err(EngineError::Preflight {
+            code: "AzureDirectoryB2BManagementPolicyCheckFailure".into(),
+            message: format!(
+                "Policy permitting auto-redemption of invitations not configured. \
+                 (target inbound automatic consent: {inbound_consent}, source outbound \
+                 automatic consent: {outbound_consent})"
+            ),
+        });
+    }
+    Ok(true)
+}
+
+/// Reads the source for this cycle: a full enumeration without a watermark (or when asked, or
+/// when Graph says the token expired), otherwise the delta since the watermark with each
+/// changed user re-read in full.
+async fn read_source(
+    rt: &PairRuntime,
+    watermark: Option<&Watermark>,
+    full: bool,
+    assignments: Option<&AssignmentIndex>,
+    managed: &[ManagedUser],
+) -> Result<(CycleKind, SourceRead), EngineError> {
+    let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
+    if let (Some(watermark), false) = (watermark, full) {
+        match read::source_delta(rt, &watermark.delta_link).await {
+            Ok(mut changes) => {
+                // Delta carries only the changed properties; planning needs the whole user.
+                let mut wanted: BTreeSet<String> = changes.users.keys().cloned().collect();
+                // Assignment changes do not show in the users' delta: re-evaluate users whose
+                // assignment and link disagree.
+                if let Some(index) = assignments {
+                    let linked: BTreeSet<&str> = managed
+                        .iter()
+                        .map(|m| m.anchor.source_object_id())
+                        .collect();
+                    for m in managed {
+                        let id = m.anchor.source_object_id();
+                        if index.assignment_of(id) == scope::Assignment::None {
+                            wanted.insert(id.to_owned());
+                        }
+                    }
+                    for id in index.user_ids() {
+                        if !linked.contains(id) {
+                            wanted.insert(id.to_owned());
+                        }
+                    }
+                }
+                let mut users = BTreeMap::new();
+                for id in wanted {
+                    if changes.removed.contains_key(&id) {
+                        continue;
+                    }
+                    match read::source_user(rt, &id).await? {
+                        Some(attrs) => {
+                            users.insert(id, attrs);
+                        }
+                        None => {
+                            changes
+                                .removed
+                                .insert(id, crate::graph::RemovedReason::Changed);
+                        }
+                    }
+                }
+                changes.users = users;
+                return Ok((CycleKind::Incremental, changes));
+            }
+            Err(GraphError::DeltaResyncRequired { .. }) => {
+                tracing::warn!(pair = rt.name(), "delta token expired: full resync");
+            }
+            Err(e) => return Err(source_error(e)),
+        }
+    }
+    let read = read::source_delta(rt, &read::delta_start(rt))
+        .await
+        .map_err(source_error)?;
+    Ok((CycleKind::Initial, read))
+}
+
+/// Builds the planner's view of one source user: scope, mapping, manager, matching.
+fn plan_source_user(
+    rt: &PairRuntime,
+    id: &str,
+    attrs: &Attributes,
+    assignments: Option<&AssignmentIndex>,
+    ctx: &mut EvalContext<'_>,
+) -> (SourceUser, ScopeDecision) {
+    let user = MappingSourceUser::new(attrs);
+    let assignment = match assignments {
+        Some(index) => index.assignment_of(id),
+        None => scope::Assignment::Direct,
+    };
+    let membership = Membership::of(&user);
+    let decision = scope::decide(
+        rt.scope_setting(),
+        assignment,
+        membership.clone(),
+        &user,
+        &rt.filters,
+    );
+    let mapped = rt.mappings.map_user(&user, MapMode::Create, ctx);
+    let (always, on_create) = mapped.split_by_apply();
+    let desired = DesiredAttributes { always, on_create };
+    let mapping_error = (!mapped.errors.is_empty()).then(|| {
+        mapped
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.target, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    let manager = match &mapped.manager {
+        None if rt.mappings.mappings().iter().any(|m| m.target == "manager") => ManagerRef::Cleared,
+        None => ManagerRef::NotMapped,
+        Some(ManagerReference::Set { source_object_id }) => {
+            ManagerRef::Set(source_object_id.clone())
+        }
+        Some(ManagerReference::Clear) => ManagerRef::Cleared,
+    };
+    let kind = match membership {
+        Membership::InternalMember => SourceUserKind::Member,
+        Membership::InternalGuest => SourceUserKind::Guest,
+        Membership::External(_) => SourceUserKind::External,
+    };
+    let scope = match (decision.disposition, decision.reason) {
+        (Disposition::OutOfScope, Some(scope::OutOfScopeReason::NotEffectivelyEntitled)) => {
+            ScopeVerdict::OutOfScope {
+                reason: OutOfScopeReason::NotAssigned,
+            }
+        }
+        (Disposition::OutOfScope, _) => ScopeVerdict::OutOfScope {
+            reason: OutOfScopeReason::ScopingFilter,
+        },
+        _ => ScopeVerdict::InScope,
+    };
+    let planned = SourceUser {
+        object_id: id.to_owned(),
+        user_principal_name: attrs
+            .get("userPrincipalName")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        deleted: false,
+        account_enabled: decision.active,
+        kind,
+        scope,
+        desired,
+        manager,
+        matching: mapped
+            .matching
+            .iter()
+            .map(|m| MatchingValue {
+                attribute: m.attribute.clone(),
+                value: m.value.clone(),
+            })
+            .collect(),
+        mapping_error,
+    };
+    (planned, decision)
+}
+
+fn deleted_source_user(id: &str) -> SourceUser {
+    SourceUser {
+        object_id: id.to_owned(),
+        user_principal_name: None,
+        deleted: true,
+        account_enabled: false,
+        kind: SourceUserKind::Member,
+        scope: ScopeVerdict::OutOfScope {
+            reason: OutOfScopeReason::NotAssigned,
+        },
+        desired: DesiredAttributes::default(),
+        manager: ManagerRef::NotMapped,
+        matching: Vec::new(),
+        mapping_error: None,
+    }
+}
+
+/// Everything up to and including the plan. Writes nothing.
+pub async fn compute_plan(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    options: &CycleOptions,
+) -> Result<PlannedCycle, EngineError> {
+    let now = Utc::now();
+    let inbound_sync_allowed = preflight(rt).await?;
+    let watermark = store.watermark(rt.name()).await?;
+    let managed = store.managed_users(rt.name()).await?;
+    let intents = store.create_intents(rt.name()).await?;
+    let assignments = match rt.scope_setting() {
+        scope::ScopeSetting::Assigned => Some(read::assignments(rt).await?),
+        scope::ScopeSetting::All => None,
+    };
+    let (kind, source) = read_source(
+        rt,
+        watermark.as_ref(),
+        options.full,
+        assignments.as_ref(),
+        &managed,
+    )
+    .await?;
+    let read_target = kind == CycleKind::Initial || rt.pair.drift_correction;
+    let target_users = if read_target {
+        read::target_users(rt).await?
+    } else {
+        Vec::new()
+    };
+
+    let mut random = rand_source();
+    let is_unique = |_: &str| true;
+    let mut ctx = EvalContext {
+        now,
+        random: &mut random,
+        is_unique: &is_unique,
+    };
+    let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
+    let mut decisions = BTreeMap::new();
+    for (id, attrs) in &source.users {
+        let (user, decision) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+        source_users.push(user);
+        decisions.insert(id.clone(), decision);
+    }
+    for id in source.removed.keys() {
+        source_users.push(deleted_source_user(id));
+    }
+    let input = PlanInput {
+        pair: rt.name().to_owned(),
+        source_tenant_id: rt.pair.source.tenant_id.clone(),
+        now,
+        settings: rt.settings.clone(),
+        source_read: PlanSourceRead {
+            kind: match kind {
+                CycleKind::Initial => SourceReadKind::Full,
+                CycleKind::Incremental => SourceReadKind::Delta,
+            },
+            complete: true,
+        },
+        inbound_sync_allowed,
+        force_deletes: options.force_deletes,
+        source_users,
+        managed: managed.clone(),
+        pending_creates: intents
+            .iter()
+            .map(|i| PendingCreate {
+                anchor: i.anchor.clone(),
+                intent_id: i.intent_id.clone(),
+            })
+            .collect(),
+        target_users,
+        target_read_complete: read_target,
+    };
+    let plan = plan::plan(&input);
+    Ok(PlannedCycle {
+        kind,
+        plan,
+        decisions,
+        delta_link: source.delta_link,
+        source_pages: source.pages,
+        managed,
+    })
+}
+
+/// Randomness for `Guid()`/`RandomString()` in mappings.
+fn rand_source() -> impl FnMut() -> u64 {
+    let mut rng = rand::rng();
+    move || rand::Rng::random::<u64>(&mut rng)
+}
+
+/// Runs one whole cycle and records it. The watermark is saved last, only when every action
+/// either succeeded or was escrowed (invariant 6).
+pub async fn run_cycle(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    options: &CycleOptions,
+) -> Result<CycleReport, EngineError> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let before_source = rt.source.stats();
+    let before_target = rt.target.stats();
+    let cycle_id = uuid::Uuid::new_v4().to_string();
+    let planned = compute_plan(rt, store, options).await?;
+    let outcome: ApplyOutcome = apply::apply(rt, store, &planned, &cycle_id).await?;
+    store
+        .save_watermark(
+            rt.name(),
+            &Watermark {
+                delta_link: planned.delta_link.clone(),
+                saved_at: Utc::now(),
+            },
+        )
+        .await?;
+    let after_source = rt.source.stats();
+    let after_target = rt.target.stats();
+    let counts = Action::ALL
+        .iter()
+        .map(|a| (a.as_str().to_owned(), planned.plan.count(*a)))
+        .collect();
+    let report = CycleReport {
+        pair: rt.name().to_owned(),
+        cycle_id,
+        kind: planned.kind,
+        started,
+        duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        counts,
+        succeeded: outcome.succeeded,
+        failed: outcome.failed,
+        manager_updates: outcome.manager_updates,
+        guard_triggered: planned.plan.guard().triggered,
+        blocked: planned.plan.blocked().map(|b| format!("{b:?}")),
+        graph_requests: (after_source.requests - before_source.requests)
+            + (after_target.requests - before_target.requests),
+        throttled_requests: (after_source.throttled - before_source.throttled)
+            + (after_target.throttled - before_target.throttled),
+    };
+    tracing::info!(
+        event = "cycleSummary",
+        pair = %report.pair,
+        cycle_id = %report.cycle_id,
+        kind = ?report.kind,
+        duration_ms = report.duration_ms,
+        counts = %serde_json::to_string(&report.counts).unwrap_or_default(),
+        succeeded = report.succeeded,
+        failed = report.failed,
+        manager_updates = report.manager_updates,
+        guard_triggered = report.guard_triggered,
+        blocked = report.blocked.as_deref().unwrap_or(""),
+        graph_requests = report.graph_requests,
+        throttled_requests = report.throttled_requests,
+        "cycle finished"
+    );
+    Ok(report)
+}
+
+/// Anchors of a plan's entries, for tests and callers that look users up.
+pub fn anchors(plan: &Plan) -> Vec<&Anchor> {
+    plan.entries().iter().map(|e| &e.anchor).collect()
+}

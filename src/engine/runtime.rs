@@ -1,0 +1,145 @@
+//! A pair made ready to run: its Graph clients, compiled mappings and filters, plan settings.
+//! Built once per configuration (expressions and regexes are compiled here, not per user).
+
+use crate::config::{Deprovision, ScopeMode, SyncPair};
+use crate::graph::GraphClient;
+use crate::mapping::MappingSet;
+use crate::plan::{AllowedActions, DeletionGuardSettings, DeprovisionAction, PlanSettings};
+use crate::scope::{CompiledFilters, ScopeSetting};
+
+use super::EngineError;
+
+/// Everything a job needs to run cycles of one pair.
+pub struct PairRuntime {
+    pub pair: SyncPair,
+    pub source: GraphClient,
+    pub target: GraphClient,
+    pub mappings: MappingSet,
+    pub filters: CompiledFilters,
+    pub settings: PlanSettings,
+}
+
+impl std::fmt::Debug for PairRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairRuntime")
+            .field("pair", &self.pair.name)
+            .field("source", &self.pair.source.tenant_id)
+            .field("target", &self.pair.target.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PairRuntime {
+    pub fn new(pair: SyncPair) -> Result<PairRuntime, EngineError> {
+        let config_error = |message: String| EngineError::Config {
+            pair: pair.name.clone(),
+            message,
+        };
+        let mappings = match &pair.mappings {
+            Some(specs) => MappingSet::compile(specs).map_err(|errors| {
+                config_error(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?,
+            None => MappingSet::cts_default(),
+        };
+        let filters = CompiledFilters::compile(&pair.scope.filters).map_err(|errors| {
+            config_error(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let settings = PlanSettings {
+            anchor_attribute: pair.anchor_attribute(),
+            deprovision: match pair.deprovision {
+                Deprovision::SoftDelete => DeprovisionAction::SoftDelete,
+                Deprovision::Disable => DeprovisionAction::Disable,
+                Deprovision::None => DeprovisionAction::None,
+            },
+            allowed: AllowedActions {
+                create: pair.actions.create,
+                update: pair.actions.update,
+                delete: pair.actions.delete,
+            },
+            drift_correction: pair.drift_correction,
+            deletion_guard: DeletionGuardSettings {
+                enabled: pair.deletion_guard.enabled,
+                threshold: pair.deletion_guard.threshold,
+                percentage: pair
+                    .deletion_guard
+                    .percentage
+                    .map(|p| p.clamp(0.0, 100.0).round() as u32),
+            },
+        };
+        let client = |tenant: &crate::config::Tenant| -> Result<GraphClient, EngineError> {
+            let credential = tenant
+                .credentials
+                .resolve()
+                .map_err(|e| config_error(e.to_string()))?;
+            GraphClient::new(
+                &tenant.tenant_id,
+                &tenant.credentials.client_id,
+                credential,
+                pair.graph_settings(),
+            )
+            .map_err(|e| config_error(e.to_string()))
+        };
+        let source = client(&pair.source)?;
+        let target = client(&pair.target)?;
+        Ok(PairRuntime {
+            source,
+            target,
+            mappings,
+            filters,
+            settings,
+            pair,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.pair.name
+    }
+
+    pub fn scope_setting(&self) -> ScopeSetting {
+        match self.pair.scope.mode {
+            ScopeMode::Assigned => ScopeSetting::Assigned,
+            ScopeMode::All => ScopeSetting::All,
+        }
+    }
+
+    /// Source attributes to `$select` on top of the client's default set.
+    pub fn source_select(&self) -> Vec<String> {
+        let mut select: Vec<String> = self.mappings.source_attributes().iter().cloned().collect();
+        for filter in &self.pair.scope.filters {
+            for clause in &filter.clauses {
+                select.push(clause.attribute.clone());
+            }
+        }
+        select.retain(|a| a != "manager" && !a.eq_ignore_ascii_case("IsSoftDeleted"));
+        select.sort();
+        select.dedup();
+        select
+    }
+
+    /// Target attributes to `$select`: the anchor and every mapped target attribute.
+    pub fn target_select(&self) -> Vec<String> {
+        let mut select: Vec<String> = self
+            .mappings
+            .mappings()
+            .iter()
+            .map(|m| m.target.clone())
+            .filter(|t| t != "manager")
+            .collect();
+        select.push(self.settings.anchor_attribute.clone());
+        select.sort();
+        select.dedup();
+        select
+    }
+}

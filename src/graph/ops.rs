@@ -1,0 +1,271 @@
+//! Typed calls for what sync does. Every read sends `$select`.
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::client::{GraphClient, with_query};
+use super::error::GraphError;
+use super::paging::DeltaRound;
+use super::resources::*;
+
+fn user_select(extra: &[&str]) -> String {
+    let mut all: Vec<&str> = USER_SELECT.to_vec();
+    all.extend(extra.iter().filter(|e| !USER_SELECT.contains(e)));
+    all.join(",")
+}
+
+fn segment(id: &str) -> String {
+    super::client::encode_query_value(id)
+}
+
+impl GraphClient {
+    /// `GET /users` with `$select` of [`USER_SELECT`] plus `extra_select` (e.g. extension names),
+    /// an optional `$filter`, `$top=999`, all pages.
+    pub async fn list_users(
+        &self,
+        filter: Option<&str>,
+        extra_select: &[&str],
+    ) -> Result<Vec<User>, GraphError> {
+        let select = user_select(extra_select);
+        let mut params = vec![("$select", select.as_str()), ("$top", "999")];
+        if let Some(f) = filter {
+            params.push(("$filter", f));
+        }
+        self.list_all(&with_query("users", &params), &[]).await
+    }
+
+    /// `GET /users/{id}`; `Ok(None)` on 404.
+    pub async fn get_user(
+        &self,
+        id: &str,
+        extra_select: &[&str],
+    ) -> Result<Option<User>, GraphError> {
+        let select = user_select(extra_select);
+        let url = with_query(&format!("users/{}", segment(id)), &[("$select", &select)]);
+        match self.send_json(Method::GET, &url, None).await {
+            Ok(u) => Ok(Some(u)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The initial `GET /users/delta` URL with `$select` (tokens carry it from then on).
+    pub fn users_delta_start(&self, extra_select: &[&str]) -> String {
+        with_query(
+            "users/delta",
+            &[("$select", &format!("{},manager", user_select(extra_select)))],
+        )
+    }
+
+    /// A full users delta round from the initial URL or a saved deltaLink.
+    pub async fn users_delta(&self, start_or_link: &str) -> Result<DeltaRound<User>, GraphError> {
+        self.delta_round(start_or_link).await
+    }
+
+    /// `POST /invitations`.
+    pub async fn invite(&self, invitation: &NewInvitation) -> Result<Invitation, GraphError> {
+        let body = serde_json::to_value(invitation)
+            .map_err(|e| GraphError::InvalidRequest(e.to_string()))?;
+        self.send_json(Method::POST, "invitations", Some(&body))
+            .await
+    }
+
+    /// `PATCH /users/{id}` with only the given properties (204).
+    pub async fn update_user(
+        &self,
+        id: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), GraphError> {
+        let body = serde_json::Value::Object(changes.clone());
+        self.send(
+            Method::PATCH,
+            &format!("users/{}", segment(id)),
+            &[],
+            Some(&body),
+            1,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `DELETE /users/{id}`: soft delete, restorable for 30 days.
+    pub async fn delete_user(&self, id: &str) -> Result<(), GraphError> {
+        self.send(
+            Method::DELETE,
+            &format!("users/{}", segment(id)),
+            &[],
+            None,
+            1,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `PUT /users/{id}/manager/$ref`.
+    pub async fn set_manager(&self, id: &str, manager_id: &str) -> Result<(), GraphError> {
+        let body = json!({
+            "@odata.id": format!("{}/users/{}", self.api_root(), segment(manager_id))
+        });
+        self.send(
+            Method::PUT,
+            &format!("users/{}/manager/$ref", segment(id)),
+            &[],
+            Some(&body),
+            1,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `DELETE /users/{id}/manager/$ref`; a user without a manager (404) is not an error.
+    pub async fn remove_manager(&self, id: &str) -> Result<(), GraphError> {
+        match self
+            .send(
+                Method::DELETE,
+                &format!("users/{}/manager/$ref", segment(id)),
+                &[],
+                None,
+                1,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Members of a group (`transitive` = `transitiveMembers`), ids and types only.
+    pub async fn group_members(
+        &self,
+        group_id: &str,
+        transitive: bool,
+    ) -> Result<Vec<DirectoryObjectRef>, GraphError> {
+        let rel = if transitive {
+            "transitiveMembers"
+        } else {
+            "members"
+        };
+        let url = with_query(
+            &format!("groups/{}/{rel}", segment(group_id)),
+            &[("$select", "id")],
+        );
+        self.list_all(&url, &[]).await
+    }
+
+    /// `GET /servicePrincipals/{id}/appRoleAssignedTo` (assignment scope).
+    pub async fn app_role_assigned_to(
+        &self,
+        service_principal_id: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        let url = with_query(
+            &format!(
+                "servicePrincipals/{}/appRoleAssignedTo",
+                segment(service_principal_id)
+            ),
+            &[("$select", APP_ROLE_ASSIGNMENT_SELECT), ("$top", "999")],
+        );
+        self.list_all(&url, &[]).await
+    }
+
+    /// Soft-deleted users (`GET /directory/deletedItems/microsoft.graph.user`).
+    pub async fn deleted_users(
+        &self,
+        filter: Option<&str>,
+        extra_select: &[&str],
+    ) -> Result<Vec<User>, GraphError> {
+        let select = format!("{},deletedDateTime", user_select(extra_select));
+        let mut params = vec![("$select", select.as_str()), ("$top", "999")];
+        if let Some(f) = filter {
+            params.push(("$filter", f));
+        }
+        self.list_all(
+            &with_query("directory/deletedItems/microsoft.graph.user", &params),
+            &[],
+        )
+        .await
+    }
+
+    /// `POST /directory/deletedItems/{id}/restore`: same object id.
+    pub async fn restore_deleted(&self, id: &str) -> Result<RestoredObject, GraphError> {
+        self.send_json(
+            Method::POST,
+            &format!("directory/deletedItems/{}/restore", segment(id)),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /policies/crossTenantAccessPolicy/partners/{tenantId}`; `Ok(None)` when there is
+    /// no partner configuration for that tenant.
+    pub async fn cross_tenant_partner(
+        &self,
+        partner_tenant_id: &str,
+    ) -> Result<Option<CrossTenantAccessPolicyPartner>, GraphError> {
+        let url = with_query(
+            &format!(
+                "policies/crossTenantAccessPolicy/partners/{}",
+                segment(partner_tenant_id)
+            ),
+            &[("$select", PARTNER_SELECT)],
+        );
+        match self.send_json(Method::GET, &url, None).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET .../partners/{sourceTenantId}/identitySynchronization`; `Ok(None)` when absent.
+    pub async fn identity_synchronization(
+        &self,
+        source_tenant_id: &str,
+    ) -> Result<Option<IdentitySyncPolicyPartner>, GraphError> {
+        let url = with_query(
+            &format!(
+                "policies/crossTenantAccessPolicy/partners/{}/identitySynchronization",
+                segment(source_tenant_id)
+            ),
+            &[("$select", IDENTITY_SYNC_SELECT)],
+        );
+        match self.send_json(Method::GET, &url, None).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /applications/{objectId}/extensionProperties`.
+    pub async fn extension_properties(
+        &self,
+        application_object_id: &str,
+    ) -> Result<Vec<ExtensionProperty>, GraphError> {
+        let url = with_query(
+            &format!(
+                "applications/{}/extensionProperties",
+                segment(application_object_id)
+            ),
+            &[("$select", EXTENSION_PROPERTY_SELECT)],
+        );
+        self.list_all(&url, &[]).await
+    }
+
+    /// `POST /applications/{objectId}/extensionProperties` (name = the short name).
+    pub async fn create_extension_property(
+        &self,
+        application_object_id: &str,
+        property: &ExtensionProperty,
+    ) -> Result<ExtensionProperty, GraphError> {
+        let body = serde_json::to_value(property)
+            .map_err(|e| GraphError::InvalidRequest(e.to_string()))?;
+        self.send_json(
+            Method::POST,
+            &format!(
+                "applications/{}/extensionProperties",
+                segment(application_object_id)
+            ),
+            Some(&body),
+        )
+        .await
+    }
+}

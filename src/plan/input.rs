@@ -1,0 +1,239 @@
+//! What the planner is given: the pair's settings, the source users as the engine saw them, the
+//! store's knowledge and the target users the engine read. Plain data, independent of how the
+//! engine obtained it (the mapping's output is adapted into `DesiredAttributes` by the engine).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::Anchor;
+
+/// Everything one cycle's plan depends on. Time comes in as `now`: the planner reads no clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInput {
+    pub pair: String,
+    pub source_tenant_id: String,
+    pub now: DateTime<Utc>,
+    pub settings: PlanSettings,
+    pub source_read: SourceRead,
+    /// The target's `identitySynchronization.userSyncInbound.isSyncAllowed` for this source.
+    pub inbound_sync_allowed: bool,
+    /// Deletions staged by the guard in an earlier cycle were approved for this cycle.
+    pub force_deletes: bool,
+    pub source_users: Vec<SourceUser>,
+    /// The store's knowledge: one record per anchor linked to a target user.
+    pub managed: Vec<ManagedUser>,
+    /// Creates recorded as intended but not yet resolved (invariant 6).
+    pub pending_creates: Vec<PendingCreate>,
+    /// Target users the engine read this cycle: users carrying an anchor and candidate B2B users
+    /// for adoption. Empty on incremental cycles that do not read the target.
+    pub target_users: Vec<TargetUser>,
+    /// True when `target_users` holds every anchored target user (initial cycles, drift
+    /// correction): only then does a linked user missing from it count as `targetMissing`.
+    pub target_read_complete: bool,
+}
+
+/// The pair settings that change what the plan does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSettings {
+    /// Target attribute holding the anchor (written on create and adopt).
+    pub anchor_attribute: String,
+    pub deprovision: DeprovisionAction,
+    pub allowed: AllowedActions,
+    /// Correct target-side edits on cycles that read the target (off in CTS).
+    pub drift_correction: bool,
+    pub deletion_guard: DeletionGuardSettings,
+}
+
+/// What leaving scope does to a linked target user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeprovisionAction {
+    SoftDelete,
+    Disable,
+    None,
+}
+
+/// Entra's "Target object actions" checkboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedActions {
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+impl Default for AllowedActions {
+    fn default() -> Self {
+        Self {
+            create: true,
+            update: true,
+            delete: true,
+        }
+    }
+}
+
+/// Accidental-deletion prevention. Deletes plus disables of one cycle are held back when they
+/// reach `threshold` or `percentage` % of the managed users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionGuardSettings {
+    pub enabled: bool,
+    pub threshold: u32,
+    pub percentage: Option<u32>,
+}
+
+impl Default for DeletionGuardSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 500,
+            percentage: None,
+        }
+    }
+}
+
+/// How the source was read this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRead {
+    pub kind: SourceReadKind,
+    /// False when a page failed or the read stopped early: absence proves nothing then, and no
+    /// delete or deprovisioning disable is planned.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SourceReadKind {
+    /// Every source user was read: a managed user that is absent was deleted in the source.
+    Full,
+    /// Only changed users were read: an absent managed user is unchanged.
+    Delta,
+}
+
+/// A source user as the engine saw it, already run through scope and mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceUser {
+    pub object_id: String,
+    pub user_principal_name: Option<String>,
+    /// Deleted in the source (delta `@removed`, soft or hard).
+    pub deleted: bool,
+    pub account_enabled: bool,
+    pub kind: SourceUserKind,
+    /// Assignment and scoping filters, evaluated without regard to `accountEnabled` (a disabled
+    /// user stays in scope and is disabled in the target).
+    pub scope: ScopeVerdict,
+    pub desired: DesiredAttributes,
+    pub manager: ManagerRef,
+    /// Matching attributes with this user's values, in precedence order.
+    pub matching: Vec<MatchingValue>,
+    /// Set when a mapping failed for this user: nothing is written for it (the engine escrows
+    /// it), but it is still known to exist, so a full read does not take it for deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_error: Option<String>,
+}
+
+/// Who the source user is: only internal members are ever provisioned (invariant 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SourceUserKind {
+    Member,
+    Guest,
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "verdict")]
+pub enum ScopeVerdict {
+    InScope,
+    OutOfScope { reason: OutOfScopeReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutOfScopeReason {
+    /// Not assigned to the pair, directly or through an assigned group.
+    NotAssigned,
+    /// Assigned but no scoping filter passed.
+    ScopingFilter,
+}
+
+/// Desired target attribute values from the mapping. `null` values are never exported (Entra
+/// does not provision nulls).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredAttributes {
+    pub always: BTreeMap<String, Value>,
+    pub on_create: BTreeMap<String, Value>,
+}
+
+/// The source user's manager as the mapping sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state", content = "sourceObjectId")]
+pub enum ManagerRef {
+    /// No manager mapping: references are left alone.
+    NotMapped,
+    /// Mapped, and the source user has no manager: a reference we set is cleared.
+    Cleared,
+    /// Mapped: the manager's source object id.
+    Set(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchingValue {
+    pub attribute: String,
+    pub value: Value,
+}
+
+/// What the store knows about one anchor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedUser {
+    pub anchor: Anchor,
+    pub target_id: String,
+    /// Last value exported per attribute (`manager` holds the manager's anchor as a string).
+    pub last_exported: BTreeMap<String, Value>,
+    /// Entra's documented case: disabled first, then removed from scope — the user stays.
+    pub disabled_before_scope_exit: bool,
+    /// When ctsync soft-deleted the target user (None if it did not).
+    pub soft_deleted_by_us_at: Option<DateTime<Utc>>,
+}
+
+/// A create recorded before it was issued and not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    pub anchor: Anchor,
+    pub intent_id: String,
+}
+
+/// A target user as read from Graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetUser {
+    pub id: String,
+    /// Value of the anchor attribute, when the user carries one.
+    pub anchor: Option<Anchor>,
+    /// Graph `creationType`: `Invitation` for B2B users; None for internal users.
+    pub creation_type: Option<String>,
+    pub user_type: Option<String>,
+    /// Soft-deleted (in `directory/deletedItems`).
+    pub deleted: bool,
+    pub deleted_date_time: Option<DateTime<Utc>>,
+    pub attributes: BTreeMap<String, Value>,
+}
+
+impl TargetUser {
+    /// B2B users created by invitation are the only ones ctsync may adopt (invariant 3).
+    pub fn is_b2b(&self) -> bool {
+        self.creation_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Invitation"))
+    }
+}

@@ -1,0 +1,385 @@
+//! The plan's vocabulary (design.md): anchors, situations, actions, reasons, and the immutable
+//! `Plan` itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `{sourceTenantId}/{sourceObjectId}`: the only key tying a target user to a source user.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Anchor(String);
+
+impl Anchor {
+    pub fn new(source_tenant_id: &str, source_object_id: &str) -> Self {
+        Self(format!("{source_tenant_id}/{source_object_id}"))
+    }
+
+    /// Parses a stored or target-side anchor; None unless it is `tenant/object` with both parts.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (tenant, object) = text.split_once('/')?;
+        if tenant.is_empty() || object.is_empty() || object.contains('/') {
+            return None;
+        }
+        Some(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn source_tenant_id(&self) -> &str {
+        self.0.split_once('/').map_or("", |(t, _)| t)
+    }
+
+    pub fn source_object_id(&self) -> &str {
+        self.0.split_once('/').map_or("", |(_, o)| o)
+    }
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a (source user, target user) pair is, before any action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Situation {
+    Unmatched,
+    Linked,
+    LinkedChanged,
+    OutOfScope,
+    SourceDeleted,
+    Disputed,
+    TargetMissing,
+    SoftDeletedInTarget,
+}
+
+impl Situation {
+    /// The design vocabulary's spelling (also the JSON one).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Situation::Unmatched => "unmatched",
+            Situation::Linked => "linked",
+            Situation::LinkedChanged => "linkedChanged",
+            Situation::OutOfScope => "outOfScope",
+            Situation::SourceDeleted => "sourceDeleted",
+            Situation::Disputed => "disputed",
+            Situation::TargetMissing => "targetMissing",
+            Situation::SoftDeletedInTarget => "softDeletedInTarget",
+        }
+    }
+}
+
+impl fmt::Display for Situation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the plan does about a situation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Create,
+    Adopt,
+    Update,
+    Restore,
+    Disable,
+    SoftDelete,
+    /// A disable or soft delete held back by the deletion guard.
+    StagedDelete,
+    Skip,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::Create,
+        Action::Adopt,
+        Action::Update,
+        Action::Restore,
+        Action::Disable,
+        Action::SoftDelete,
+        Action::StagedDelete,
+        Action::Skip,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Adopt => "adopt",
+            Action::Update => "update",
+            Action::Restore => "restore",
+            Action::Disable => "disable",
+            Action::SoftDelete => "softDelete",
+            Action::StagedDelete => "stagedDelete",
+            Action::Skip => "skip",
+        }
+    }
+
+    /// Inverse of [`Action::as_str`].
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    /// Removals counted by the deletion guard (Entra counts disables too).
+    pub fn is_removal(self) -> bool {
+        matches!(self, Action::Disable | Action::SoftDelete)
+    }
+
+    /// True when applying it writes to the target.
+    pub fn writes(self) -> bool {
+        !matches!(self, Action::Skip | Action::StagedDelete)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an entry has its action. Skip reasons use Entra's codes where Entra has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Reason {
+    // create / adopt
+    NoMatchingTargetUser,
+    MatchedExistingB2bUser,
+    ResumeCreateIntent,
+    TargetMissing,
+    // update / restore
+    SourceChanged,
+    DriftCorrected,
+    BackInScope,
+    // deprovisioning
+    LeftScope,
+    NotAssigned,
+    DeletedInSource,
+    // staged
+    TooManyDeletes,
+    // skips
+    RedundantExport,
+    NotEffectivelyEntitled,
+    OutOfScope,
+    ExternalUser,
+    Disputed,
+    SourceDisabled,
+    TargetSoftDeletedByAdmin,
+    ActionNotAllowed,
+    InboundSyncDisabled,
+    IncompleteSourceRead,
+    DisabledBeforeLeavingScope,
+    DeprovisionNone,
+    AlreadyDeprovisioned,
+    MappingFailed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoMatchingTargetUser => "NoMatchingTargetUser",
+            Reason::MatchedExistingB2bUser => "MatchedExistingB2bUser",
+            Reason::ResumeCreateIntent => "ResumeCreateIntent",
+            Reason::TargetMissing => "TargetMissing",
+            Reason::SourceChanged => "SourceChanged",
+            Reason::DriftCorrected => "DriftCorrected",
+            Reason::BackInScope => "BackInScope",
+            Reason::LeftScope => "LeftScope",
+            Reason::NotAssigned => "NotAssigned",
+            Reason::DeletedInSource => "DeletedInSource",
+            Reason::TooManyDeletes => "TooManyDeletes",
+            Reason::RedundantExport => "RedundantExport",
+            Reason::NotEffectivelyEntitled => "NotEffectivelyEntitled",
+            Reason::OutOfScope => "OutOfScope",
+            Reason::ExternalUser => "ExternalUser",
+            Reason::Disputed => "Disputed",
+            Reason::SourceDisabled => "SourceDisabled",
+            Reason::TargetSoftDeletedByAdmin => "TargetSoftDeletedByAdmin",
+            Reason::ActionNotAllowed => "ActionNotAllowed",
+            Reason::InboundSyncDisabled => "InboundSyncDisabled",
+            Reason::IncompleteSourceRead => "IncompleteSourceRead",
+            Reason::DisabledBeforeLeavingScope => "DisabledBeforeLeavingScope",
+            Reason::DeprovisionNone => "DeprovisionNone",
+            Reason::AlreadyDeprovisioned => "AlreadyDeprovisioned",
+            Reason::MappingFailed => "MappingFailed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One attribute the action writes: what the target held (as far as ctsync knows) and what it
+/// will hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeChange {
+    pub attribute: String,
+    pub old: Option<Value>,
+    pub new: Value,
+}
+
+/// One source user's line in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanEntry {
+    pub anchor: Anchor,
+    pub user_principal_name: Option<String>,
+    /// The target user this entry concerns; None for a create.
+    pub target_id: Option<String>,
+    pub situation: Situation,
+    pub action: Action,
+    pub reason: Reason,
+    /// The action that would have run when this one was held back (guard, disabled inbound
+    /// sync, a disallowed action).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub intended: Option<Action>,
+    /// Sorted by attribute. For create and adopt this includes the anchor attribute.
+    pub changes: Vec<AttributeChange>,
+    /// The create intent this create resumes after a crash (invariant 6).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resumes_intent: Option<String>,
+    /// What the store's last exported values become once the action succeeded.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub exported_after: BTreeMap<String, Value>,
+}
+
+/// A manager reference set or cleared in the second pass, after creates have ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagerUpdate {
+    pub anchor: Anchor,
+    /// None when the user is created in this cycle: resolve through its anchor after apply.
+    pub target_id: Option<String>,
+    pub old_manager: Option<Anchor>,
+    /// None clears the reference.
+    pub new_manager: Option<Anchor>,
+    /// None when the manager is created in this cycle (or on clear).
+    pub new_manager_target_id: Option<String>,
+}
+
+/// The deletion guard's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardOutcome {
+    pub enabled: bool,
+    pub triggered: bool,
+    /// Set when the guard held removals back: `TooManyDeletes`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<Reason>,
+    pub forced: bool,
+    pub deletes: usize,
+    pub disables: usize,
+    pub managed: usize,
+    pub threshold: u32,
+    pub percentage: Option<u32>,
+}
+
+/// Why the plan writes nothing at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlanBlock {
+    InboundSyncDisabled,
+}
+
+impl PlanBlock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanBlock::InboundSyncDisabled => "InboundSyncDisabled",
+        }
+    }
+}
+
+/// The sorted, immutable list of actions for one cycle. Built only by [`super::plan`] and
+/// [`super::guard::deletion_guard`]; fields are read through accessors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub(super) pair: String,
+    pub(super) computed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(super) blocked: Option<PlanBlock>,
+    pub(super) counts: BTreeMap<Action, usize>,
+    pub(super) guard: GuardOutcome,
+    pub(super) entries: Vec<PlanEntry>,
+    pub(super) manager_updates: Vec<ManagerUpdate>,
+}
+
+impl Plan {
+    pub(super) fn new(
+        pair: String,
+        computed_at: DateTime<Utc>,
+        blocked: Option<PlanBlock>,
+        guard: GuardOutcome,
+        mut entries: Vec<PlanEntry>,
+        mut manager_updates: Vec<ManagerUpdate>,
+    ) -> Self {
+        entries.sort_by(|a, b| a.anchor.cmp(&b.anchor));
+        manager_updates.sort_by(|a, b| a.anchor.cmp(&b.anchor));
+        let mut counts: BTreeMap<Action, usize> = Action::ALL.iter().map(|a| (*a, 0)).collect();
+        for entry in &entries {
+            *counts.entry(entry.action).or_insert(0) += 1;
+        }
+        Self {
+            pair,
+            computed_at,
+            blocked,
+            counts,
+            guard,
+            entries,
+            manager_updates,
+        }
+    }
+
+    pub fn pair(&self) -> &str {
+        &self.pair
+    }
+
+    pub fn computed_at(&self) -> DateTime<Utc> {
+        self.computed_at
+    }
+
+    pub fn blocked(&self) -> Option<PlanBlock> {
+        self.blocked
+    }
+
+    pub fn entries(&self) -> &[PlanEntry] {
+        &self.entries
+    }
+
+    pub fn manager_updates(&self) -> &[ManagerUpdate] {
+        &self.manager_updates
+    }
+
+    pub fn guard(&self) -> &GuardOutcome {
+        &self.guard
+    }
+
+    /// How many entries have `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.counts.get(&action).copied().unwrap_or(0)
+    }
+
+    pub fn entry(&self, anchor: &Anchor) -> Option<&PlanEntry> {
+        self.entries
+            .binary_search_by(|e| e.anchor.cmp(anchor))
+            .ok()
+            .and_then(|i| self.entries.get(i))
+    }
+
+    /// True when applying the plan writes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.entries.iter().all(|e| !e.action.writes()) && self.manager_updates.is_empty()
+    }
+
+    pub(super) fn into_parts(self) -> (Vec<PlanEntry>, Vec<ManagerUpdate>) {
+        (self.entries, self.manager_updates)
+    }
+}

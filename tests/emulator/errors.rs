@@ -1,0 +1,174 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn bad_input_gets_graph_errors_never_a_500() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let cases: Vec<(Method, &str, Option<serde_json::Value>, u16, &str)> = vec![
+        (
+            Method::GET,
+            "/users?$bogus=1",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users?$top=1000",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users?$skip=2",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users?$filter=userType eq",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users?$filter=nope eq 'x'",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users?$select=nope",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users?$select=skills",
+            None,
+            501,
+            "NotImplemented",
+        ),
+        (
+            Method::GET,
+            "/users?$skiptoken=zzz",
+            None,
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            "/users/does-not-exist",
+            None,
+            404,
+            "Request_ResourceNotFound",
+        ),
+        (Method::PUT, "/users", None, 405, "Request_BadRequest"),
+        (Method::GET, "/nothingHere", None, 404, "BadRequest"),
+        (Method::GET, "/users/x/nothingHere", None, 404, "BadRequest"),
+        (
+            Method::POST,
+            "/users",
+            Some(json!({"displayName": "x"})),
+            400,
+            "Request_BadRequest",
+        ),
+        (Method::POST, "/users", Some(json!([1])), 400, "BadRequest"),
+        (
+            Method::PATCH,
+            "/users/admin@fabrikam.onmicrosoft.com",
+            Some(json!({"accountEnabled": "yes"})),
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::PATCH,
+            "/users/admin@fabrikam.onmicrosoft.com",
+            Some(json!({"creationType": "Invitation"})),
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::PATCH,
+            "/users/admin@fabrikam.onmicrosoft.com",
+            Some(json!({"noSuchThing": 1})),
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::PATCH,
+            "/users/admin@fabrikam.onmicrosoft.com",
+            Some(json!({"displayName": ""})),
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::PATCH,
+            "/users/admin@fabrikam.onmicrosoft.com",
+            Some(json!({"department": "x".repeat(65)})),
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::POST,
+            "/groups",
+            Some(json!({"displayName": 5})),
+            400,
+            "Request_BadRequest",
+        ),
+        (
+            Method::POST,
+            "/policies/crossTenantAccessPolicy/partners",
+            Some(json!({"tenantId": "not-a-guid"})),
+            400,
+            "Request_BadRequest",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (s, headers, err) = env
+            .send(
+                &t,
+                method.clone(),
+                path,
+                body,
+                &[("client-request-id", "abc-123")],
+            )
+            .await;
+        assert_eq!(s.as_u16(), status, "{method} {path}: {err}");
+        assert_graph_error(&err, code);
+        assert_eq!(err["error"]["innerError"]["client-request-id"], "abc-123");
+        assert_eq!(
+            headers
+                .get("client-request-id")
+                .and_then(|v| v.to_str().ok()),
+            Some("abc-123")
+        );
+        assert!(headers.get("request-id").is_some());
+    }
+    // A raw non-JSON body.
+    let resp = env
+        .http
+        .post(env.url("/v1.0/users"))
+        .bearer_auth(&t)
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // Outside /v1.0.
+    let resp = env
+        .http
+        .get(env.url("/beta/users"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,15 @@
+//! Integration tests of the Graph emulator over loopback HTTP (the real server, in-process).
+
+mod auth;
+mod batch;
+mod common;
+mod conformance;
+mod delta;
+mod directory;
+mod errors;
+mod faults_state;
+mod groups;
+mod invitations;
+mod policy;
+mod throttling;
+mod users;

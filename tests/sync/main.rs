@@ -1,0 +1,565 @@
+//! The sync engine end to end: pairs in YAML, the daemon's cycles against the Graph emulator
+//! over loopback HTTP, each scenario asserting the target's state through Graph.
+
+mod world;
+
+use serde_json::json;
+use world::*;
+
+#[tokio::test]
+async fn initial_sync_creates_in_scope_members_with_mapped_attributes() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user(
+                    "adele",
+                    "contoso.com",
+                    json!({"department": "Sales", "jobTitle": "Rep"}),
+                ),
+                user("bob", "contoso.com", json!({"department": "Engineering"})),
+                user("guest", "contoso.com", json!({"userType": "Guest"})),
+            ],
+        )],
+    ))
+    .await;
+    let file = world.pair_file(
+        "contoso-to-fabrikam",
+        CONTOSO,
+        FABRIKAM,
+        "  scope:
+    mode: all
+    filters:
+      - title: Sales only
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let rt = world.runtime(&file, "contoso-to-fabrikam");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.counts["create"], 1, "{report:?}");
+
+    let adele = world
+        .b2b_user(FABRIKAM, "adele")
+        .await
+        .expect("adele was created in the target");
+    assert_eq!(adele.department.as_deref(), Some("Sales"));
+    assert_eq!(adele.job_title.as_deref(), Some("Rep"));
+    assert_eq!(adele.user_type.as_deref(), Some("Member"));
+    assert_eq!(adele.show_in_address_list, Some(true));
+    assert_eq!(adele.creation_type.as_deref(), Some("Invitation"));
+    let source_id = world.source_id(CONTOSO, "adele@contoso.com").await;
+    assert_eq!(
+        adele.extensions.get(&anchor_attribute()),
+        Some(&json!(format!("{CONTOSO}/{source_id}")))
+    );
+    assert!(world.b2b_user(FABRIKAM, "bob").await.is_none());
+    assert!(world.b2b_user(FABRIKAM, "guest").await.is_none());
+
+    // A second cycle is incremental and changes nothing.
+    let again = world.cycle(&rt).await;
+    assert_eq!(again.succeeded, 0, "{again:?}");
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 1);
+}
+
+/// Contoso → Fabrikam with a department filter; the users and the pair runtime.
+async fn sales_world(extra_users: Vec<serde_json::Value>) -> (World, ctsync::engine::PairRuntime) {
+    let mut users = vec![
+        user(
+            "adele",
+            "contoso.com",
+            json!({"department": "Sales", "jobTitle": "Rep"}),
+        ),
+        user(
+            "bob",
+            "contoso.com",
+            json!({"department": "Sales", "jobTitle": "Lead"}),
+        ),
+    ];
+    users.extend(extra_users);
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(
+        "sales",
+        CONTOSO,
+        FABRIKAM,
+        "  scope:
+    mode: all
+    filters:
+      - title: Sales
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let rt = world.runtime(&file, "sales");
+    let first = world.cycle(&rt).await;
+    assert_eq!(first.failed, 0, "{first:?}");
+    (world, rt)
+}
+
+#[tokio::test]
+async fn attribute_change_updates_the_target_on_the_next_incremental_cycle() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(
+            CONTOSO,
+            &adele,
+            json!({"jobTitle": "Senior Rep", "city": "Oslo"}),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.kind, ctsync::engine::CycleKind::Incremental);
+    assert_eq!(report.counts["update"], 1, "{report:?}");
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(target.job_title.as_deref(), Some("Senior Rep"));
+    assert_eq!(target.city.as_deref(), Some("Oslo"));
+    // bob did not change: no write for him.
+    assert_eq!(report.succeeded, 1);
+}
+
+#[tokio::test]
+async fn disabled_source_user_is_disabled_in_the_target_not_deleted() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"accountEnabled": false}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["update"], 1, "{report:?}");
+    let target = world
+        .b2b_user(FABRIKAM, "adele")
+        .await
+        .expect("still there");
+    assert_eq!(target.account_enabled, Some(false));
+}
+
+#[tokio::test]
+async fn a_disabled_source_user_is_never_created() {
+    let (world, _rt) = sales_world(vec![user(
+        "carol",
+        "contoso.com",
+        json!({"department": "Sales", "accountEnabled": false}),
+    )])
+    .await;
+    assert!(world.b2b_user(FABRIKAM, "carol").await.is_none());
+}
+
+#[tokio::test]
+async fn leaving_scope_soft_deletes_and_returning_within_30_days_restores_the_same_user() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    let target_id = world.b2b_user(FABRIKAM, "adele").await.expect("adele").id;
+
+    world
+        .patch(CONTOSO, &adele, json!({"department": "Marketing"}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 1, "{report:?}");
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target_id)
+        .await
+        .expect("in deletedItems");
+    assert!(deleted, "soft-deleted, restorable");
+
+    world.emulator.advance_clock(chrono::Duration::days(10));
+    world
+        .patch(CONTOSO, &adele, json!({"department": "Sales"}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["restore"], 1, "{report:?}");
+    let (user, deleted) = world
+        .target_user_by_id(FABRIKAM, &target_id)
+        .await
+        .expect("restored");
+    assert!(!deleted);
+    assert_eq!(user.department.as_deref(), Some("Sales"));
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 2, "no duplicate");
+}
+
+#[tokio::test]
+async fn deleted_in_source_soft_deletes_the_target() {
+    let (world, rt) = sales_world(vec![]).await;
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    let target_id = world.b2b_user(FABRIKAM, "bob").await.expect("bob").id;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{bob}"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 1, "{report:?}");
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target_id)
+        .await
+        .expect("soft-deleted");
+    assert!(deleted);
+}
+
+#[tokio::test]
+async fn disabled_then_removed_from_scope_stays_disabled_as_entra_documents() {
+    let (world, rt) = sales_world(vec![]).await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"accountEnabled": false}))
+        .await;
+    world.cycle(&rt).await;
+    world
+        .patch(CONTOSO, &adele, json!({"department": "Marketing"}))
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 0, "{report:?}");
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("stays");
+    assert_eq!(target.account_enabled, Some(false));
+}
+
+#[tokio::test]
+async fn guests_and_external_users_of_the_source_are_never_synced() {
+    let (world, _rt) = sales_world(vec![
+        user(
+            "guesty",
+            "contoso.com",
+            json!({"department": "Sales", "userType": "Guest"}),
+        ),
+        json!({
+            "userPrincipalName": "ext_partner.com#EXT#@contoso.com",
+            "displayName": "External",
+            "mail": "ext@partner.com",
+            "accountEnabled": true,
+            "userType": "Member",
+            "creationType": "Invitation",
+            "department": "Sales",
+        }),
+    ])
+    .await;
+    let names: Vec<String> = world
+        .b2b_users(FABRIKAM)
+        .await
+        .into_iter()
+        .filter_map(|u| u.user_principal_name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("adele_") || n.starts_with("bob_"))
+    );
+}
+
+#[tokio::test]
+async fn target_edits_are_left_alone_until_the_source_changes() {
+    let (world, rt) = sales_world(vec![]).await;
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    world
+        .patch(
+            FABRIKAM,
+            &target.id,
+            json!({"jobTitle": "Edited in target"}),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.succeeded, 0, "{report:?}");
+    let now = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(now.job_title.as_deref(), Some("Edited in target"));
+
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"jobTitle": "Principal"}))
+        .await;
+    world.cycle(&rt).await;
+    let now = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(now.job_title.as_deref(), Some("Principal"));
+}
+
+#[tokio::test]
+async fn target_that_turned_inbound_sync_off_gets_no_writes_and_a_precise_reason() {
+    let (world, rt) = sales_world(vec![]).await;
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::PATCH,
+            &format!("policies/crossTenantAccessPolicy/partners/{CONTOSO}/identitySynchronization"),
+            Some(json!({"userSyncInbound": {"isSyncAllowed": false}})),
+        )
+        .await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(
+            CONTOSO,
+            &adele,
+            json!({"jobTitle": "Changed", "department": "Marketing"}),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.succeeded, 0, "{report:?}");
+    assert_eq!(report.blocked.as_deref(), Some("InboundSyncDisabled"));
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("untouched");
+    assert_eq!(target.job_title.as_deref(), Some("Rep"));
+}
+
+const MATCH_ON_MAIL: &str = "  mappings:
+    - { target: mail, source: mail, matchingPriority: 1 }
+    - { target: displayName, source: displayName }
+    - { target: department, source: department }
+    - { target: accountEnabled, source: accountEnabled }
+    - { target: userType, constant: Member, apply: onCreate }
+";
+
+#[tokio::test]
+async fn a_pre_existing_b2b_user_is_adopted_by_its_matching_attribute() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    seed["tenants"][1]["users"] = json!([{
+        "userPrincipalName": "adele_contoso.com#EXT#@fabrikam.com",
+        "displayName": "Adele (invited by hand)",
+        "mail": "adele@contoso.com",
+        "accountEnabled": true,
+        "userType": "Guest",
+        "creationType": "Invitation",
+    }]);
+    let world = World::start(to_seed(seed)).await;
+    let existing = world
+        .b2b_user(FABRIKAM, "adele")
+        .await
+        .expect("pre-existing")
+        .id;
+    let file = world.pair_file(
+        "adopt",
+        CONTOSO,
+        FABRIKAM,
+        &format!("  scope: {{ mode: all }}\n{MATCH_ON_MAIL}"),
+    );
+    let rt = world.runtime(&file, "adopt");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["adopt"], 1, "{report:?}");
+    let users = world.b2b_users(FABRIKAM).await;
+    assert_eq!(users.len(), 1, "adopted, not duplicated");
+    assert_eq!(users[0].id, existing);
+    assert_eq!(users[0].department.as_deref(), Some("Sales"));
+    assert!(users[0].extensions.contains_key(&anchor_attribute()));
+    // userType is onCreate only: an adopted guest stays a guest (Entra's documented behaviour).
+    assert_eq!(users[0].user_type.as_deref(), Some("Guest"));
+}
+
+#[tokio::test]
+async fn two_source_users_matching_one_target_user_are_disputed_and_neither_written() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user(
+                    "adele",
+                    "contoso.com",
+                    json!({"mail": "shared@contoso.com"}),
+                ),
+                user(
+                    "adele2",
+                    "contoso.com",
+                    json!({"mail": "shared@contoso.com"}),
+                ),
+            ],
+        )],
+    );
+    seed["tenants"][1]["users"] = json!([{
+        "userPrincipalName": "shared_contoso.com#EXT#@fabrikam.com",
+        "displayName": "Shared",
+        "mail": "shared@contoso.com",
+        "accountEnabled": true,
+        "userType": "Member",
+        "creationType": "Invitation",
+    }]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(
+        "dispute",
+        CONTOSO,
+        FABRIKAM,
+        &format!("  scope: {{ mode: all }}\n{MATCH_ON_MAIL}"),
+    );
+    let rt = world.runtime(&file, "dispute");
+    let planned = ctsync::engine::compute_plan(&rt, world.store.as_ref(), &Default::default())
+        .await
+        .expect("plan");
+    let disputed: Vec<_> = planned
+        .plan
+        .entries()
+        .iter()
+        .filter(|e| e.situation == ctsync::plan::Situation::Disputed)
+        .collect();
+    assert_eq!(disputed.len(), 2, "{}", planned.plan.to_text());
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.succeeded, 0, "{report:?}");
+    let users = world.b2b_users(FABRIKAM).await;
+    assert_eq!(users.len(), 1);
+    assert!(!users[0].extensions.contains_key(&anchor_attribute()));
+}
+
+#[tokio::test]
+async fn manager_is_set_and_cleared_when_the_source_clears_it() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("boss", "contoso.com", json!({})), {
+                let mut u = user("worker", "contoso.com", json!({}));
+                u["manager"] = json!("boss@contoso.com");
+                u
+            }],
+        )],
+    ))
+    .await;
+    let file = world.pair_file("managers", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let rt = world.runtime(&file, "managers");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.manager_updates, 1, "{report:?}");
+    let admin = world.admin(FABRIKAM);
+    let worker = world.b2b_user(FABRIKAM, "worker").await.expect("worker");
+    let boss = world.b2b_user(FABRIKAM, "boss").await.expect("boss");
+    let manager: serde_json::Value = admin
+        .send_json(
+            reqwest::Method::GET,
+            &format!("users/{}/manager", worker.id),
+            None,
+        )
+        .await
+        .expect("manager set");
+    assert_eq!(manager["id"], json!(boss.id));
+
+    let worker_source = world.source_id(CONTOSO, "worker@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{worker_source}/manager/$ref"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.manager_updates, 1, "{report:?}");
+    let gone = admin
+        .send_json::<serde_json::Value>(
+            reqwest::Method::GET,
+            &format!("users/{}/manager", worker.id),
+            None,
+        )
+        .await;
+    assert!(gone.is_err_and(|e| e.is_not_found()), "manager cleared");
+}
+
+#[tokio::test]
+async fn assigned_scope_follows_groups_and_removal_from_the_group_soft_deletes() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user("adele", "contoso.com", json!({})),
+                user("bob", "contoso.com", json!({})),
+                user("nested", "contoso.com", json!({})),
+                user("direct", "contoso.com", json!({})),
+            ],
+        )],
+    );
+    seed["tenants"][0]["groups"] = json!([
+        {"id": "9a000000-0000-4000-8000-000000000001", "displayName": "Sync",
+         "members": ["adele@contoso.com", "bob@contoso.com", "Inner"]},
+        {"id": "9a000000-0000-4000-8000-000000000002", "displayName": "Inner",
+         "members": ["nested@contoso.com"]},
+    ]);
+    seed["tenants"][0]["appRoleAssignments"] = json!([
+        {"appId": APP, "principal": "Sync"},
+        {"appId": APP, "principal": "direct@contoso.com"},
+    ]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(
+        "assigned",
+        CONTOSO,
+        FABRIKAM,
+        &format!(
+            "  scope:\n    mode: assigned\n    servicePrincipalId: {}\n",
+            service_principal(CONTOSO)
+        ),
+    );
+    let rt = world.runtime(&file, "assigned");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["create"], 3, "{report:?}");
+    assert!(
+        world.b2b_user(FABRIKAM, "nested").await.is_none(),
+        "no cascade to nested groups"
+    );
+
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("groups/9a000000-0000-4000-8000-000000000001/members/{bob}/$ref"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 1, "{report:?}");
+    assert!(world.b2b_user(FABRIKAM, "bob").await.is_none());
+    assert!(world.b2b_user(FABRIKAM, "adele").await.is_some());
+}
+
+#[tokio::test]
+async fn a_mesh_of_three_tenants_syncs_members_once_and_never_loops() {
+    let tenants = [
+        (CONTOSO, "contoso.com"),
+        (FABRIKAM, "fabrikam.com"),
+        (NORTHWIND, "northwind.com"),
+    ];
+    let world = World::start(seed(
+        &tenants,
+        &[
+            (CONTOSO, vec![user("ann", "contoso.com", json!({}))]),
+            (FABRIKAM, vec![user("fred", "fabrikam.com", json!({}))]),
+            (NORTHWIND, vec![user("nina", "northwind.com", json!({}))]),
+        ],
+    ))
+    .await;
+    let mut runtimes = Vec::new();
+    for (source, _) in &tenants {
+        for (target, _) in &tenants {
+            if source == target {
+                continue;
+            }
+            let name = format!("{}-to-{}", &source[..1], &target[..1]);
+            let file = world.pair_file(&name, source, target, "  scope: { mode: all }\n");
+            runtimes.push(world.runtime(&file, &name));
+        }
+    }
+    for _round in 0..3 {
+        for rt in &runtimes {
+            let report = world.cycle(rt).await;
+            assert_eq!(report.failed, 0, "{report:?}");
+        }
+    }
+    for (tenant, _) in &tenants {
+        let b2b = world.b2b_users(tenant).await;
+        assert_eq!(
+            b2b.len(),
+            2,
+            "each tenant holds the two other members, once: {b2b:?}"
+        );
+        for u in &b2b {
+            let upn = u.user_principal_name.as_deref().unwrap_or_default();
+            assert_eq!(upn.matches("#EXT#").count(), 1, "no B2B of a B2B: {upn}");
+        }
+    }
+}
