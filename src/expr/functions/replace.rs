@@ -82,7 +82,9 @@ fn cached_regex(pattern: &str) -> std::result::Result<Regex, String> {
     const CAPACITY: usize = 256;
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-    let mut map = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(re) = map.get(pattern) {
         return Ok(re.clone());
     }
