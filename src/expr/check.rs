@@ -113,12 +113,17 @@ impl Checker<'_> {
         // FormatDateTime also has the older three-argument form (source, in, out).
         let three_arg_format = sig.name == "FormatDateTime" && args.len() == 3;
         for (i, arg) in args.iter().enumerate() {
-            let param_index = if three_arg_format && i > 0 { i + 1 } else { i };
+            let param_index = match sig.name {
+                _ if three_arg_format && i > 0 => i + 1,
+                // key, value, key, value, ... after source and defaultValue.
+                "Switch" if i >= 2 => 2 + (i - 2) % 2,
+                _ => i,
+            };
             let Some(param) = sig.param(param_index) else {
                 continue;
             };
             match arg {
-                None if param.required && !(sig.name == "Switch" && i == 1) => {
+                None if param.required => {
                     return Err(self
                         .err(
                             node.name_span(),
@@ -299,6 +304,7 @@ mod tests {
         assert!(error("Append(, \"x\")").contains("required"));
         assert!(error("Switch([a], \"d\", \"k\", \"v\", \"k2\")").contains("pairs"));
         assert!(Expression::parse("Switch([a], , \"k\", \"v\")").is_ok());
+        assert!(error("Switch([a], \"d\", \"k\", \"v\", , \"v2\")").contains("(`key`)"));
         assert!(error("Join(\"a\", SelectUniqueValue([a], [b]))").contains("top-level"));
     }
 
