@@ -286,6 +286,7 @@ pub const FUNCTIONS: &[Signature] = &[
         2,
     )),
     cloud(sig("Error", &[req("message", Any)], 1)),
+    cloud(sig("StringFromSid", &[req("objectSid", Any)], 1)),
     cloud(sig("Trim", &[req("source", Any)], 1)),
 ];
 

@@ -113,12 +113,17 @@ impl Checker<'_> {
         // FormatDateTime also has the older three-argument form (source, in, out).
         let three_arg_format = sig.name == "FormatDateTime" && args.len() == 3;
         for (i, arg) in args.iter().enumerate() {
-            let param_index = if three_arg_format && i > 0 { i + 1 } else { i };
+            let param_index = match sig.name {
+                _ if three_arg_format && i > 0 => i + 1,
+                // key, value, key, value, ... after source and defaultValue.
+                "Switch" if i >= 2 => 2 + (i - 2) % 2,
+                _ => i,
+            };
             let Some(param) = sig.param(param_index) else {
                 continue;
             };
             match arg {
-                None if param.required && !(sig.name == "Switch" && i == 1) => {
+                None if param.required => {
                     return Err(self
                         .err(
                             node.name_span(),
@@ -146,6 +151,7 @@ impl Checker<'_> {
                 "`SelectUniqueValue` must be the top-level function and cannot be nested",
             )),
             "Replace" => self.replace_mode(node, args),
+            "RandomString" => self.random_string(node, args),
             "Item" => match args.get(1).and_then(Option::as_ref).map(|n| &n.kind) {
                 Some(NodeKind::Int(i)) if *i < 1 => Err(self.err(
                     args[1].as_ref().map_or(node.span, |n| n.span),
@@ -155,6 +161,38 @@ impl Checker<'_> {
             },
             _ => Ok(()),
         }
+    }
+
+    /// RandomString's limits, when its numbers are literals.
+    fn random_string(&self, node: &Node, args: &[Option<Node>]) -> Result<(), ParseError> {
+        let literal = |i: usize| match args.get(i).and_then(Option::as_ref).map(|n| &n.kind) {
+            Some(NodeKind::Int(v) | NodeKind::Hex(v)) => Some(*v),
+            Some(NodeKind::Str(s)) => s.trim().parse().ok(),
+            None => Some(0),
+            _ => None,
+        };
+        let Some(length) = literal(0) else {
+            return Ok(());
+        };
+        if !(0..=256).contains(&length) {
+            return Err(self.err(
+                args[0].as_ref().map_or(node.span, |n| n.span),
+                format!("`RandomString` Length must be between 0 and 256, got {length}"),
+            ));
+        }
+        let minimums: Option<Vec<i64>> = (1..=4).map(literal).collect();
+        if let Some(minimums) = minimums {
+            let sum: i64 = minimums.iter().sum();
+            if minimums.iter().any(|m| *m < 0) || sum > length {
+                return Err(self.err(
+                    node.span,
+                    format!(
+                        "`RandomString` minimums must be non-negative and add up to at most Length ({length}), got {sum}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Replace's behaviour depends on which arguments are given; reject combinations that
@@ -266,6 +304,7 @@ mod tests {
         assert!(error("Append(, \"x\")").contains("required"));
         assert!(error("Switch([a], \"d\", \"k\", \"v\", \"k2\")").contains("pairs"));
         assert!(Expression::parse("Switch([a], , \"k\", \"v\")").is_ok());
+        assert!(error("Switch([a], \"d\", \"k\", \"v\", , \"v2\")").contains("(`key`)"));
         assert!(error("Join(\"a\", SelectUniqueValue([a], [b]))").contains("top-level"));
     }
 
@@ -276,6 +315,9 @@ mod tests {
         assert!(error("Replace([a], , \"(\", , \"\", , )").contains("regular expression"));
         assert!(error("Replace([a], \"x\", , , , , )").contains("oldValue with"));
         assert!(error("Item([a], 0)").contains("1-based"));
+        assert!(error("RandomString(300)").contains("between 0 and 256"));
+        assert!(error("RandomString(4, 2, 2, 1)").contains("add up to"));
+        assert!(Expression::parse("RandomString(6,3,0,0,3)").is_ok());
         assert!(error("InStr([a], \"b\", 1, vbFoo)").contains("unknown name"));
         assert!(error("FormatDateTime([a], , \"yyyy'\", \"d\")").contains(".NET date format"));
         assert!(error("Join(\"@\", mailNickname)").contains("[mailNickname]"));

@@ -9,6 +9,19 @@
 //! against `catalog`) → `eval` (special forms) → `functions::*` (one file per family);
 //! `dotnet` holds .NET date/time format parsing and formatting, `diacritics` Entra's
 //! NormalizeDiacritics table.
+//!
+//! Decisions where Microsoft's reference is silent (each is tested):
+//! - Null in, null out for string functions, except `Left`/`Word` (documented `""`).
+//! - String functions given a multi-valued value apply to each value (Cloud Sync documents
+//!   this for `Trim([proxyAddresses])`).
+//! - `Join` skips null and empty sources (documented example `Join(", ", "", ...)`); with no
+//!   value at all it is null. `Split` trims the pieces (documented example output).
+//! - `Switch`: a null source matches the `""` key; an omitted default is null.
+//! - `IIF`: a comparison in the condition that reads a null or empty attribute makes the IIF
+//!   null ("the condition check fails"); function conditions like `IsPresent` evaluate.
+//! - Comparisons: case-sensitive ordinal strings; numeric when a side is a number.
+//! - Dates render as `M/d/yyyy h:mm:ss tt` in UTC; inputs without an offset are UTC; the
+//!   host culture is en-US and its zone UTC (as Entra's `Now()` output shows).
 
 mod ast;
 mod catalog;

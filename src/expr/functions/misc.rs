@@ -1,6 +1,8 @@
 //! Booleans, bits, identifiers and random values. Randomness comes only from
 //! `EvalContext::random`, so tests and `--seed` runs are reproducible.
 
+use base64::Engine;
+
 use super::super::EvalContext;
 use super::super::value::Value;
 use super::{Result, arg, int_arg};
@@ -78,6 +80,36 @@ pub fn dn_component(args: &[Option<Value>]) -> Result<Value> {
     let rdn = &parts[(n - 1) as usize];
     let value = rdn.split_once('=').map_or(rdn.as_str(), |(_, v)| v);
     Ok(Value::String(value.trim().to_string()))
+}
+
+/// Cloud Sync `StringFromSid`: a binary security identifier (base64 in Graph JSON) as
+/// `S-1-5-21-…`. A value that already reads `S-…` is returned as is.
+pub fn string_from_sid(args: &[Option<Value>]) -> Result<Value> {
+    super::map_text(arg(args, 0), &mut |s| {
+        if s.starts_with("S-") {
+            return Ok(Value::String(s.to_string()));
+        }
+        let invalid = || EvalError::invalid("StringFromSid", "value is not a binary SID");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|_| invalid())?;
+        if bytes.len() < 8 {
+            return Err(invalid());
+        }
+        let count = usize::from(bytes[1]);
+        if bytes.len() != 8 + 4 * count {
+            return Err(invalid());
+        }
+        let authority = bytes[2..8]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let mut out = format!("S-{}-{authority}", bytes[0]);
+        for chunk in bytes[8..].chunks_exact(4) {
+            let sub = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            out.push_str(&format!("-{sub}"));
+        }
+        Ok(Value::String(out))
+    })
 }
 
 const DIGITS: &str = "0123456789";
@@ -239,6 +271,25 @@ mod tests {
         }
         assert!(with_ctx(|ctx| random_string(&[int(257)], ctx)).is_err());
         assert!(with_ctx(|ctx| random_string(&[int(3), int(2), int(2)], ctx)).is_err());
+    }
+
+    #[test]
+    fn sids() {
+        // S-1-5-21-1004336348-1177238915-682003330-512
+        let bytes: Vec<u8> = [1u8, 5, 0, 0, 0, 0, 0, 5]
+            .into_iter()
+            .chain(21u32.to_le_bytes())
+            .chain(1_004_336_348u32.to_le_bytes())
+            .chain(1_177_238_915u32.to_le_bytes())
+            .chain(682_003_330u32.to_le_bytes())
+            .chain(512u32.to_le_bytes())
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(
+            string_from_sid(&[Some(Value::String(b64))]).unwrap(),
+            Value::String("S-1-5-21-1004336348-1177238915-682003330-512".into())
+        );
+        assert!(string_from_sid(&[Some(Value::String("AAAA".into()))]).is_err());
     }
 
     #[test]

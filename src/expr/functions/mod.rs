@@ -107,6 +107,7 @@ pub fn call(name: &str, args: &[Option<Value>], ctx: &mut EvalContext<'_>) -> Re
         "IsString" => Ok(Value::Bool(misc::is_string(arg(args, 0)))),
         "Redact" | "CRef" => Ok(arg(args, 0).clone()),
         "DNComponent" => misc::dn_component(args),
+        "StringFromSid" => misc::string_from_sid(args),
         other => Err(EvalError::invalid(other, "unknown function")),
     }
 }

@@ -1,6 +1,9 @@
 //! `Replace`, whose behaviour depends on which arguments are given, and the .NET-compatible
 //! regex helpers it needs (pattern compilation, `$` substitutions).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use regex::{Captures, Regex};
 
 use super::super::value::Value;
@@ -72,9 +75,30 @@ pub fn compile_regex(pattern: &str) -> std::result::Result<Regex, String> {
     })
 }
 
+/// Compiled patterns by source text: a mapping evaluates the same pattern for every user,
+/// and compiling dominates the cost of a regex Replace. Bounded; cleared when full.
+fn cached_regex(pattern: &str) -> std::result::Result<Regex, String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    const CAPACITY: usize = 256;
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(re) = map.get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = compile_regex(pattern)?;
+    if map.len() >= CAPACITY {
+        map.clear();
+    }
+    map.insert(pattern.to_string(), re.clone());
+    Ok(re)
+}
+
 fn regex_arg(args: &[Option<Value>]) -> Result<Regex> {
     let pattern = arg(args, REGEX_PATTERN).text_or_empty();
-    compile_regex(&pattern)
+    cached_regex(&pattern)
         .map_err(|e| EvalError::invalid("Replace", format!("invalid regexPattern: {e}")))
 }
 

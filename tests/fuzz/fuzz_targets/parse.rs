@@ -4,7 +4,7 @@
 //! The pure `expr` module is compiled in directly rather than through the `ctsync` crate, so
 //! the fuzz build does not have to build the daemon (tokio, axum, SQLite) under sanitizers.
 #![no_main]
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 #[path = "../../../src/expr/mod.rs"]
 mod expr;
