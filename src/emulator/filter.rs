@@ -339,6 +339,8 @@ fn split_path(p: &str) -> Vec<String> {
 #[derive(Debug, Default, PartialEq)]
 pub struct Analysis {
     pub properties: Vec<String>,
+    /// Properties compared with `gt`/`ge`/`lt`/`le`.
+    pub ranged: Vec<String>,
     pub advanced: bool,
 }
 
@@ -368,6 +370,11 @@ fn walk(expr: &Expr, var: Option<&str>, a: &mut Analysis) {
         Expr::Cmp { path, op, .. } => {
             if *op == CmpOp::Ne {
                 a.advanced = true;
+            }
+            if matches!(op, CmpOp::Gt | CmpOp::Ge | CmpOp::Lt | CmpOp::Le)
+                && let Some(first) = path.first()
+            {
+                a.ranged.push(first.clone());
             }
             note(path, a);
         }

@@ -63,6 +63,10 @@ pub fn project(user: &Obj, select: Option<&[String]>) -> Obj {
             None if NON_NULL_COLLECTIONS.contains(&name) => {
                 out.insert(name.to_string(), json!([]));
             }
+            // Declared NOT NULL; Intune's default enrollment limit.
+            None if name == "deviceEnrollmentLimit" => {
+                out.insert(name.to_string(), json!(5));
+            }
             None => {
                 out.insert(name.to_string(), Value::Null);
             }
@@ -88,6 +92,13 @@ fn validate_filter(call: &Call, q: &Query) -> Result<(), GraphError> {
         if !props::is_filterable(p) {
             return Err(GraphError::not_indexed());
         }
+    }
+    if analysis
+        .ranged
+        .iter()
+        .any(|p| !props::is_range_filterable(p))
+    {
+        return Err(GraphError::not_indexed());
     }
     let advanced_ok = call.eventual() && q.count;
     if analysis.advanced && !advanced_ok {
