@@ -104,6 +104,7 @@ fn validate_filter(call: &Call, q: &Query) -> Result<(), GraphError> {
     if analysis.advanced && !advanced_ok {
         return Err(GraphError::unsupported_query());
     }
+    // `$orderby` alone is a default capability; combined with `$filter` it is advanced.
     if q.orderby.is_some() && !advanced_ok {
         return Err(GraphError::unsupported_query());
     }
