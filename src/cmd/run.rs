@@ -34,8 +34,9 @@ pub fn load_runtimes(config: &std::path::Path) -> Result<Vec<PairRuntime>, ExitC
         }
     };
     let mut runtimes = Vec::new();
+    let pool = ctsync::graph::GraphClientPool::new();
     for pair in topology.pairs {
-        match PairRuntime::new(pair) {
+        match PairRuntime::with_pool(pair, &pool) {
             Ok(rt) => runtimes.push(rt),
             Err(e) => {
                 eprintln!("ctsync: {e}");
