@@ -468,10 +468,11 @@ impl Job {
             cancel: Some(shutdown.clone()),
         };
         let result = run_cycle(&self.rt, self.store.as_ref(), &options).await;
+        let mut finished = None;
         let ok = match result {
             Ok(report) => {
                 self.after_cycle(&report, options.force_deletes).await;
-                let _ = self.handle.inner.cycles.send(report);
+                finished = Some(report);
                 true
             }
             Err(EngineError::Cancelled) => {
@@ -497,6 +498,10 @@ impl Job {
         };
         self.after_attempt();
         self.save().await;
+        // After the status is saved, so a listener that sees the cycle reads its status.
+        if let Some(report) = finished {
+            let _ = self.handle.inner.cycles.send(report);
+        }
         ok
     }
 
