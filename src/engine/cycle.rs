@@ -404,7 +404,14 @@ pub async fn run_cycle(
     let before_source = rt.source.stats();
     let before_target = rt.target.stats();
     let cycle_id = uuid::Uuid::new_v4().to_string();
-    let planned = compute_plan(rt, store, options).await?;
+    // Planning writes nothing, so shutdown may drop it; apply stops between entries instead.
+    let planned = match &options.cancel {
+        Some(cancel) => tokio::select! {
+            planned = compute_plan(rt, store, options) => planned?,
+            () = cancel.cancelled() => return Err(EngineError::Cancelled),
+        },
+        None => compute_plan(rt, store, options).await?,
+    };
     let outcome: ApplyOutcome =
         apply::apply(rt, store, &planned, &cycle_id, options.cancel.as_ref()).await?;
     store

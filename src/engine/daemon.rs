@@ -779,29 +779,37 @@ async fn run_job(
             stopping.cancel();
         })
     };
+    // A quarantined job waits for its next attempt, except for a one-shot run.
     let mut run_now = job.runnable()
-        && job
-            .status
-            .quarantine
-            .as_ref()
-            .is_none_or(|q| q.next_attempt <= Utc::now());
+        && (options.once
+            || job
+                .status
+                .quarantine
+                .as_ref()
+                .is_none_or(|q| q.next_attempt <= Utc::now()));
+    let interval = |job: &Job| options.interval_override.unwrap_or(job.rt.pair.interval);
+    // Commands in between do not push the next scheduled cycle back.
+    let mut scheduled = tokio::time::Instant::now() + interval(&job);
     let result = loop {
         if run_now {
             let ok = job.cycle(&stopping).await;
             if options.once || stopping.is_cancelled() {
                 break ok || !options.once;
             }
+            scheduled = tokio::time::Instant::now() + interval(&job);
         } else if options.once {
             break true;
         }
-        let interval = options.interval_override.unwrap_or(job.rt.pair.interval);
-        let wait = match &job.status.quarantine {
-            Some(q) => (q.next_attempt - Utc::now()).to_std().unwrap_or_default(),
-            None => interval,
+        let deadline = match &job.status.quarantine {
+            Some(q) => {
+                tokio::time::Instant::now()
+                    + (q.next_attempt - Utc::now()).to_std().unwrap_or_default()
+            }
+            None => scheduled,
         };
         run_now = tokio::select! {
             () = stopping.cancelled() => break true,
-            () = tokio::time::sleep(wait), if job.runnable() => true,
+            () = tokio::time::sleep_until(deadline), if job.runnable() => true,
             message = messages.recv() => match message {
                 None => break true,
                 Some(JobMessage::Command(command)) => job.command(command).await,
