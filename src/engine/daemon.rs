@@ -591,7 +591,11 @@ impl Job {
                     ),
                     tenant_actionable: true,
                 };
-                self.quarantine(reason, error);
+                if report.kind == CycleKind::Initial {
+                    self.prune_escrows(reason, &escrows).await;
+                } else {
+                    self.quarantine(reason, error);
+                }
             }
             None => {
                 if let Some(q) = self.status.quarantine.take() {
@@ -606,6 +610,34 @@ impl Job {
                 }
             }
         }
+    }
+
+    /// Graph's `escrowsPruned`: an initial cycle that reaches a quarantine threshold clears
+    /// its escrows instead, and the job pauses for the errors to be fixed. Loud, not silent:
+    /// every failure is in the provisioning log, and the pruned ones are logged here.
+    async fn prune_escrows(&mut self, reason: QuarantineReason, escrows: &[crate::store::Escrow]) {
+        if let Err(e) = self
+            .store
+            .commit(&self.pair, vec![StoreWrite::ClearEscrows])
+            .await
+        {
+            tracing::error!(pair = %self.pair, error = %e, "cannot prune escrows");
+            return;
+        }
+        let anchors: Vec<String> = escrows.iter().map(|e| e.anchor.to_string()).collect();
+        tracing::error!(
+            event = "escrowsPruned",
+            pair = %self.pair,
+            reason = reason.as_str(),
+            pruned = escrows.len(),
+            anchors = %anchors.join(","),
+            "initial cycle reached the failure threshold: escrows pruned, job paused; fix the \
+             errors, then restart"
+        );
+        self.status.escrows_pruned = true;
+        self.status.paused = true;
+        self.status.quarantine = None;
+        self.status.reason = Some(reason.as_str().to_owned());
     }
 
     /// The staged removals of `report`'s cycle, from its provisioning log entries.
@@ -682,6 +714,7 @@ impl Job {
             }
             JobCommand::Start => {
                 self.status.paused = false;
+                self.status.escrows_pruned = false;
                 self.status.quarantine = None;
                 if self.status.code == JobState::Disabled {
                     self.status.code = JobState::Active;
@@ -724,6 +757,7 @@ impl Job {
             }
         }
         self.status.paused = false;
+        self.status.escrows_pruned = false;
         self.save().await;
     }
 

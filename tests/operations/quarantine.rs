@@ -96,27 +96,51 @@ async fn start_clears_a_quarantine_and_restart_quarantine_state_lifts_it() {
     daemon.stop().await;
 }
 
+/// A small tenant: evaluate from 2 failures; every delay scaled down 10,000 times
+/// (6 h → ~2 s, escrow retry 40 min → ~0.24 s).
+const SMALL_TENANT: &str = "  quarantine:\n    minFailures: 2\n    timeScale: 0.0001\n";
+
 #[tokio::test]
 async fn a_high_failure_rate_quarantines_and_the_retry_schedule_lifts_it_after_recovery() {
-    let world = two_tenants(sales(&["adele", "bob", "carol"])).await;
-    // A small tenant: evaluate from 2 failures; every delay scaled down 10,000 times
-    // (6 h → ~2 s, escrow retry 40 min → ~0.24 s).
+    let marketing = ["adele", "bob", "carol"]
+        .iter()
+        .map(|a| {
+            user(
+                a,
+                "contoso.com",
+                serde_json::json!({"department": "Marketing"}),
+            )
+        })
+        .collect();
+    let world = two_tenants(marketing).await;
     let file = world.pair_file(
         PAIR,
         CONTOSO,
         FABRIKAM,
-        &format!("{SALES_SCOPE}  quarantine:\n    minFailures: 2\n    timeScale: 0.0001\n"),
+        &format!("{SALES_SCOPE}{SMALL_TENANT}"),
     );
-    // Every invitation of the first cycle fails.
-    fail_next(&world, "POST", "/invitations", 3).await;
     let mut daemon = start(&world, &file);
-    let quarantined = daemon.status_where(PAIR, |s| s.quarantine.is_some()).await;
+    daemon
+        .status_where(PAIR, |s| s.last_execution.is_some())
+        .await;
+    // Three users come into scope and every invitation fails.
+    for alias in ["adele", "bob", "carol"] {
+        let id = world
+            .source_id(CONTOSO, &format!("{alias}@contoso.com"))
+            .await;
+        world
+            .patch(CONTOSO, &id, serde_json::json!({"department": "Sales"}))
+            .await;
+    }
+    fail_next(&world, "POST", "/invitations", 3).await;
+    let quarantined = daemon.run_now(PAIR).await;
     let q = quarantined.quarantine.clone().expect("quarantined");
     assert_eq!(
         q.reason,
         QuarantineReason::EncounteredEscrowProportionThreshold
     );
     assert_eq!(quarantined.code, JobState::Quarantine);
+    assert!(!quarantined.escrows_pruned);
     let execution = quarantined.last_execution.expect("execution");
     assert_eq!(execution.count_escrowed, 3);
     assert_eq!(execution.state, "EntryLevelErrors");
@@ -129,6 +153,49 @@ async fn a_high_failure_rate_quarantines_and_the_retry_schedule_lifts_it_after_r
     assert_eq!(lifted.code, JobState::Active);
     assert!(world.store.escrows(PAIR).await.unwrap().is_empty());
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_initial_cycle_over_the_threshold_prunes_its_escrows_and_pauses_as_graph_documents() {
+    let world = two_tenants(sales(&["adele", "bob", "carol"])).await;
+    let file = world.pair_file(
+        PAIR,
+        CONTOSO,
+        FABRIKAM,
+        &format!("{SALES_SCOPE}{SMALL_TENANT}"),
+    );
+    fail_next(&world, "POST", "/invitations", 3).await;
+    let mut daemon = start(&world, &file);
+    let pruned = daemon.status_where(PAIR, |s| s.escrows_pruned).await;
+    assert_eq!(pruned.code, JobState::Paused);
+    assert!(pruned.quarantine.is_none());
+    assert_eq!(
+        pruned.reason.as_deref(),
+        Some("EncounteredEscrowProportionThreshold")
+    );
+    assert_eq!(pruned.last_execution.expect("ran").count_escrowed, 3);
+    assert!(world.store.escrows(PAIR).await.unwrap().is_empty());
+    // The failures stay in the provisioning log.
+    let failures = world
+        .store
+        .provisioning_log(
+            PAIR,
+            &ctsync::store::LogQuery {
+                status: Some(ctsync::store::ProvisioningResult::Failure),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 3);
+    // Errors fixed, the portal's restart re-evaluates everyone.
+    daemon.restart(PAIR, "").await.expect("restart");
+    let report = daemon.cycle(PAIR).await;
+    assert_eq!(report.counts["create"], 3, "{report:?}");
+    let status = daemon.handle.status(PAIR).await.expect("pair");
+    assert!(!status.escrows_pruned);
+    assert_eq!(status.code, JobState::Active);
     daemon.stop().await;
 }
 
