@@ -20,6 +20,9 @@ pub struct Args {
     /// Override every pair's interval (e.g. `30s`), for demos and tests.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub interval: Option<std::time::Duration>,
+    /// Do not watch the configuration for changes (hot reload is on by default).
+    #[arg(long)]
+    pub no_reload: bool,
 }
 
 /// Loads the topology and builds every pair's runtime; configuration problems exit 2.
@@ -64,6 +67,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(super::shutdown_on_signal(shutdown.clone()));
+    if !args.once && !args.no_reload {
+        ctsync::engine::reload::watch(daemon.handle(), args.config.clone(), shutdown.clone())
+            .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", args.config.display()))?;
+    }
     tracing::info!(
         pairs = ?daemon.pairs(),
         once = args.once,

@@ -533,6 +533,7 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
         anchor_attribute: spec.anchor_attribute.clone(),
         deprovision: spec.deprovision,
         deletion_guard: spec.deletion_guard,
+        quarantine: spec.quarantine,
         interval,
         drift_correction: spec.drift_correction,
         actions: spec.actions,

@@ -250,7 +250,7 @@ pub async fn provision_on_demand(
             managed,
         };
         let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
-        let outcome: ApplyOutcome = apply::apply(rt, store, &planned, &cycle_id).await?;
+        let outcome: ApplyOutcome = apply::apply(rt, store, &planned, &cycle_id, None).await?;
         succeeded = Some(outcome.failed == 0);
     }
     Ok(ProvisionReport {

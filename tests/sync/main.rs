@@ -723,7 +723,13 @@ async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
 async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_nothing() {
     use rand::{Rng, SeedableRng};
     let people: Vec<serde_json::Value> = (0..40)
-        .map(|i| user(&format!("u{i:02}"), "contoso.com", json!({"department": "Sales"})))
+        .map(|i| {
+            user(
+                &format!("u{i:02}"),
+                "contoso.com",
+                json!({"department": "Sales"}),
+            )
+        })
         .collect();
     let world = World::start(seed(
         &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
@@ -741,7 +747,9 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
         if round == 2 {
             // A change made between crashes must not be lost.
             let id = world.source_id(CONTOSO, "u07@contoso.com").await;
-            world.patch(CONTOSO, &id, json!({"jobTitle": "Changed mid-crash"})).await;
+            world
+                .patch(CONTOSO, &id, json!({"jobTitle": "Changed mid-crash"}))
+                .await;
         }
         let delay = std::time::Duration::from_millis(rng.random_range(30..700));
         let mut child = std::process::Command::new(&binary)
@@ -774,7 +782,11 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
         .await
         .expect("joined")
     };
-    assert!(finish.status.success(), "{}", String::from_utf8_lossy(&finish.stderr));
+    assert!(
+        finish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finish.stderr)
+    );
 
     let users = world.b2b_users(FABRIKAM).await;
     assert_eq!(users.len(), 40, "one target user per source user");
