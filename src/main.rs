@@ -37,6 +37,16 @@ enum Command {
     Filter(cmd::filter::Args),
     /// Validate pair configuration files.
     Validate(cmd::validate::Args),
+    /// Show the jobs of a running daemon (through its admin API).
+    Status(cmd::control::StatusArgs),
+    /// Pause a job of a running daemon.
+    Pause(cmd::control::PairArgs),
+    /// Start (resume) a paused or quarantined job.
+    Start(cmd::control::PairArgs),
+    /// Restart a job with Graph's reset criteria.
+    Restart(cmd::control::RestartArgs),
+    /// Run an incremental cycle of a job now.
+    RunNow(cmd::control::PairArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +71,11 @@ fn main() -> ExitCode {
             Command::Expr(args) => cmd::expr::run(args).await,
             Command::Filter(args) => cmd::filter::run(args).await,
             Command::Validate(args) => cmd::validate::run(args).await,
+            Command::Status(args) => cmd::control::status(args).await,
+            Command::Pause(args) => cmd::control::pause(args).await,
+            Command::Start(args) => cmd::control::start(args).await,
+            Command::Restart(args) => cmd::control::restart(args).await,
+            Command::RunNow(args) => cmd::control::run_now(args).await,
         }
     });
     match result {

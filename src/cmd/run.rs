@@ -23,6 +23,23 @@ pub struct Args {
     /// Do not watch the configuration for changes (hot reload is on by default).
     #[arg(long)]
     pub no_reload: bool,
+    /// Where the admin API listens (`none` turns it off).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CTSYNC_ADMIN_LISTEN")]
+    pub admin_listen: String,
+    /// A file holding the admin API's bearer token; without one, mutations are refused.
+    #[arg(long, env = "CTSYNC_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Serve the admin API's reads (jobs, logs, plan, metrics, status page) without the token.
+    #[arg(long)]
+    pub open_reads: bool,
+}
+
+/// Reads the admin token file; an unreadable file is a configuration error.
+fn admin_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<secrecy::SecretString>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read admin token file {}: {e}", path.display()))?;
+    Ok(Some(secrecy::SecretString::from(text)))
 }
 
 /// Loads the topology and builds every pair's runtime; configuration problems exit 2.
@@ -67,6 +84,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(super::shutdown_on_signal(shutdown.clone()));
+    if !args.once && args.admin_listen != "none" {
+        let token = match admin_token(args.admin_token_file.as_deref()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("ctsync: {e}");
+                return Ok(ExitCode::from(super::EXIT_USAGE));
+            }
+        };
+        if token.is_none() {
+            tracing::warn!("no admin token configured: the admin API refuses every change");
+        }
+        let listener = tokio::net::TcpListener::bind(&args.admin_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.admin_listen))?;
+        let api = ctsync::api::AdminApi::new(
+            daemon.handle(),
+            ctsync::api::AdminOptions {
+                token,
+                open_reads: args.open_reads,
+            },
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api.serve(listener, stop).await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+    }
     if !args.once && !args.no_reload {
         ctsync::engine::reload::watch(daemon.handle(), args.config.clone(), shutdown.clone())
             .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", args.config.display()))?;

@@ -1,0 +1,418 @@
+//! JSON endpoints: health, readiness, metrics, jobs, control, logs, plan.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::{CycleOptions, JobCommand, PairRuntime, compute_plan};
+use crate::store::{LogQuery, ProvisioningAction, ProvisioningResult};
+
+use super::AppState;
+use super::auth::Access;
+use super::error::ApiError;
+
+type Shared = State<Arc<AppState>>;
+
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(super) async fn readyz(State(state): Shared) -> Response {
+    if state.handle.is_ready() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NotReady",
+            "jobs are still loading their state",
+        )
+        .into_response()
+    }
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint")
+}
+
+pub(super) async fn metrics(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.policy.check(Access::Read, &headers)?;
+    let text = state.metrics.render(&state.handle).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MetricsEncoding",
+            "cannot encode metrics",
+        )
+    })?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+fn runtime(state: &AppState, pair: &str) -> Result<Arc<PairRuntime>, ApiError> {
+    state
+        .handle
+        .runtime(pair)
+        .ok_or_else(|| ApiError::unknown_pair(pair))
+}
+
+/// Graph's `synchronizationSchedule.interval` is an ISO 8601 duration.
+fn iso_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::from("PT");
+    if h > 0 {
+        out.push_str(&format!("{h}H"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}M"));
+    }
+    if s > 0 || (h == 0 && m == 0) {
+        out.push_str(&format!("{s}S"));
+    }
+    out
+}
+
+/// A job in the shape of Graph's `synchronizationJob` (id, schedule, status), plus the tenants.
+async fn job_json(state: &AppState, pair: &str) -> Result<Value, ApiError> {
+    let rt = runtime(state, pair)?;
+    let status = state
+        .handle
+        .status(pair)
+        .await
+        .ok_or_else(|| ApiError::unknown_pair(pair))?;
+    Ok(json!({
+        "id": pair,
+        "sourceTenantId": rt.pair.source.tenant_id,
+        "targetTenantId": rt.pair.target.tenant_id,
+        "schedule": {
+            "interval": iso_duration(rt.pair.interval),
+            "state": if status.paused { "Paused" } else { "Active" },
+        },
+        "status": status,
+    }))
+}
+
+pub(super) async fn list(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.policy.check(Access::Read, &headers)?;
+    let mut jobs = Vec::new();
+    for pair in state.handle.pairs() {
+        match job_json(&state, &pair).await {
+            Ok(job) => jobs.push(job),
+            // Removed by a reload between listing and reading: not a job any more.
+            Err(e) if e.status == StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({"value": jobs})))
+}
+
+pub(super) async fn get_job(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.policy.check(Access::Read, &headers)?;
+    Ok(Json(job_json(&state, &pair).await?))
+}
+
+async fn command(
+    state: &AppState,
+    headers: &HeaderMap,
+    pair: &str,
+    command: JobCommand,
+) -> Result<StatusCode, ApiError> {
+    state.policy.check(Access::Mutate, headers)?;
+    state.handle.send(pair, command).await?;
+    // Graph answers its job actions with 204; the job carries the command out right away.
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn pause(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    command(&state, &headers, &pair, JobCommand::Pause).await
+}
+
+pub(super) async fn start(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    command(&state, &headers, &pair, JobCommand::Start).await
+}
+
+pub(super) async fn run_now(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    command(&state, &headers, &pair, JobCommand::RunNow).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartBody {
+    #[serde(default)]
+    criteria: Option<RestartCriteria>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartCriteria {
+    #[serde(default)]
+    reset_scope: Option<String>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Graph's restart: `{"criteria":{"resetScope":"Watermark, Escrows, ..."}}`; no body (or no
+/// resetScope) is the portal's restart.
+pub(super) async fn restart(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    state.policy.check(Access::Mutate, &headers)?;
+    let body: RestartBody = json_body(&body)?;
+    let scope = body
+        .criteria
+        .and_then(|c| c.reset_scope)
+        .unwrap_or_default();
+    match state.handle.restart(&pair, &scope).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(crate::engine::daemon::RestartError::Scope(e)) => {
+            Err(ApiError::bad_request(e.to_string()))
+        }
+        Err(crate::engine::daemon::RestartError::Command(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProvisionBody {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) async fn provision_on_demand(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    state.policy.check(Access::Mutate, &headers)?;
+    let body: ProvisionBody = json_body(&body)?;
+    let user = body
+        .user_id
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("the body needs a userId (object id or UPN)"))?;
+    let rt = runtime(&state, &pair)?;
+    let store = state.handle.store();
+    let user = user.trim().to_owned();
+    let dry_run = body.dry_run;
+    // The engine's future is not `Send` (its random source is thread-local), so it runs to
+    // completion on a blocking thread of this runtime instead of on an axum worker.
+    let runtime_handle = tokio::runtime::Handle::current();
+    let report = tokio::task::spawn_blocking(move || {
+        runtime_handle.block_on(crate::engine::provision_on_demand(
+            &rt,
+            store.as_ref(),
+            &user,
+            dry_run,
+        ))
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ProvisioningTaskFailed",
+            e.to_string(),
+        )
+    })?
+    .map_err(engine_error)?;
+    serde_json::to_value(&report).map(Json).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Serialization",
+            e.to_string(),
+        )
+    })
+}
+
+/// Engine failures: a missing user is the caller's problem, the rest is upstream's.
+fn engine_error(e: crate::engine::EngineError) -> ApiError {
+    let code = e.code();
+    if code == "SourceUserNotFound" {
+        return ApiError::new(StatusCode::NOT_FOUND, "SourceUserNotFound", e.to_string());
+    }
+    tracing::warn!(error_code = %code, error = %e, "admin API: engine call failed");
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "EngineError",
+        format!("{code}: {e}"),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct LogParams {
+    since: Option<String>,
+    action: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+impl LogParams {
+    fn to_query(&self) -> Result<LogQuery, ApiError> {
+        let since = match &self.since {
+            None => None,
+            Some(text) => Some(
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("since: not an RFC 3339 time ({e})"))
+                    })?,
+            ),
+        };
+        let action = match &self.action {
+            None => None,
+            Some(text) => Some(ProvisioningAction::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "action: {text:?} is not one of create, update, delete, disable, stagedDelete, other"
+                ))
+            })?),
+        };
+        let status = match &self.status {
+            None => None,
+            Some(text) => Some(ProvisioningResult::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status: {text:?} is not one of success, failure, skipped, warning"
+                ))
+            })?),
+        };
+        Ok(LogQuery {
+            since,
+            action,
+            status,
+            limit: self.limit,
+        })
+    }
+}
+
+pub(super) async fn provisioning_logs(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    Query(params): Query<LogParams>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.policy.check(Access::Read, &headers)?;
+    runtime(&state, &pair)?;
+    let query = params.to_query()?;
+    let entries = state
+        .handle
+        .store()
+        .provisioning_log(&pair, &query)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "StateStoreError",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(json!({"value": entries})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PlanParams {
+    format: Option<String>,
+}
+
+/// The next cycle's plan against the live tenants; writes nothing.
+pub(super) async fn plan(
+    State(state): Shared,
+    Path(pair): Path<String>,
+    Query(params): Query<PlanParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.policy.check(Access::Read, &headers)?;
+    let rt = runtime(&state, &pair)?;
+    let store = state.handle.store();
+    let planned = compute_plan(&rt, store.as_ref(), &CycleOptions::default())
+        .await
+        .map_err(engine_error)?;
+    match params.format.as_deref() {
+        Some("text") => Ok(planned.plan.to_text().into_response()),
+        None | Some("json") => {
+            let value: Value = serde_json::from_str(&planned.plan.to_json()).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Serialization",
+                    e.to_string(),
+                )
+            })?;
+            Ok(Json(value).into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format: {other:?} is not text or json"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_are_iso_8601_durations() {
+        use std::time::Duration;
+        assert_eq!(iso_duration(Duration::from_secs(40 * 60)), "PT40M");
+        assert_eq!(iso_duration(Duration::from_secs(3600 + 5)), "PT1H5S");
+        assert_eq!(iso_duration(Duration::from_secs(0)), "PT0S");
+    }
+
+    #[test]
+    fn log_params_reject_unknown_values() {
+        let bad = LogParams {
+            action: Some("explode".into()),
+            ..LogParams::default()
+        };
+        assert_eq!(bad.to_query().unwrap_err().status, StatusCode::BAD_REQUEST);
+        let good = LogParams {
+            since: Some("2026-01-01T00:00:00Z".into()),
+            action: Some("StagedDelete".into()),
+            status: Some("failure".into()),
+            limit: Some(3),
+        };
+        let q = good.to_query().unwrap();
+        assert_eq!(q.action, Some(ProvisioningAction::StagedDelete));
+        assert_eq!(q.status, Some(ProvisioningResult::Failure));
+        assert!(q.since.is_some());
+    }
+}
