@@ -184,6 +184,10 @@ async fn mutations_need_the_token_and_reads_are_closed_unless_opened() {
     let closed = running.api(Some(TOKEN), false).await;
     let open = running.api(Some(TOKEN), true).await;
     let tokenless = running.api(None, false).await;
+    // Not ready until every job has loaded its state, which needs the daemon running.
+    let (status, body) = running.get(&format!("{closed}/readyz"), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(error_code(&body), "NotReady");
     running.run(daemon);
     running.next_cycle(PAIR).await;
 
@@ -956,6 +960,10 @@ async fn a_secret_canary_never_comes_out() {
     assert!(outputs[4].2.contains("Quarantine"), "{}", outputs[4].2);
     assert!(outputs[5].2.contains("\"create\""), "{}", outputs[5].2);
     for (path, _, body) in &outputs {
+        assert!(
+            !body.contains(TOKEN),
+            "{path} echoes the admin token: {body}"
+        );
         assert!(!body.contains(CANARY), "{path} leaks the secret: {body}");
         assert!(
             !body.contains(BAD_CANARY),

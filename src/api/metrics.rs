@@ -62,8 +62,8 @@ struct TenantLabels {
 type DurationFamily = Family<PairLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
-    // 0.5 s … ~4.5 h: a cycle of a handful of users up to a large initial sync.
-    Histogram::new(exponential_buckets(0.5, 2.5, 11))
+    // 50 ms … ~2.5 h: an incremental cycle with nothing to do up to a large initial sync.
+    Histogram::new(exponential_buckets(0.05, 3.0, 12))
 }
 
 /// Every metric the admin API serves, and what the status page keeps of recent cycles.
