@@ -806,3 +806,35 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
     let u07 = world.b2b_user(FABRIKAM, "u07").await.expect("u07");
     assert_eq!(u07.job_title.as_deref(), Some("Changed mid-crash"));
 }
+
+/// The README's first command: the demo shows every kind of action and exits cleanly.
+#[test]
+fn demo_runs_its_script_and_shows_each_kind_of_action() {
+    let output = assert_cmd::Command::cargo_bin("ctsync")
+        .expect("binary")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--pause", "0s"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    for action in [
+        "\"plan_action\":\"create\"",
+        "\"plan_action\":\"update\"",
+        "\"plan_action\":\"softDelete\"",
+        "\"plan_action\":\"restore\"",
+    ] {
+        assert!(log.contains(action), "missing {action} in\n{log}");
+    }
+    assert!(
+        log.lines().any(|l| l.contains("contoso-to-northwind")
+            && l.contains("\"plan_action\":\"update\"")
+            && l.contains("accountEnabled")),
+        "the disable is an update of accountEnabled in Northwind"
+    );
+    assert!(
+        !log.contains("demo-only-not-a-secret"),
+        "the demo secret never reaches logs"
+    );
+}
