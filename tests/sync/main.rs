@@ -838,3 +838,44 @@ fn demo_runs_its_script_and_shows_each_kind_of_action() {
         "the demo secret never reaches logs"
     );
 }
+
+#[tokio::test]
+async fn a_target_user_soft_deleted_by_the_target_admin_is_reported_not_recreated() {
+    let (world, rt) = sales_world(vec![]).await;
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::DELETE,
+            &format!("users/{}", target.id),
+            None,
+        )
+        .await;
+    let options = ctsync::engine::CycleOptions {
+        full: true,
+        ..Default::default()
+    };
+    let planned = ctsync::engine::compute_plan(&rt, world.store.as_ref(), &options)
+        .await
+        .expect("plan");
+    let anchor = ctsync::plan::Anchor::new(
+        CONTOSO,
+        &world.source_id(CONTOSO, "adele@contoso.com").await,
+    );
+    let entry = planned.plan.entry(&anchor).expect("adele is planned");
+    assert_eq!(entry.action, ctsync::plan::Action::Skip);
+    assert_eq!(entry.reason, ctsync::plan::Reason::TargetSoftDeletedByAdmin);
+    let report = ctsync::engine::run_cycle(&rt, world.store.as_ref(), &options)
+        .await
+        .expect("cycle");
+    assert_eq!(report.counts["create"], 0, "{report:?}");
+    assert!(
+        world.b2b_user(FABRIKAM, "adele").await.is_none(),
+        "no duplicate"
+    );
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target.id)
+        .await
+        .expect("still in deletedItems");
+    assert!(deleted);
+}
