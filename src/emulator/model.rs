@@ -249,6 +249,13 @@ impl ObjectKind {
     }
 }
 
+/// Case-insensitive equality without allocating (directory values compare case-insensitively).
+pub fn same_ignoring_case(a: &str, b: &str) -> bool {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
 pub fn str_prop<'a>(obj: &'a Obj, name: &str) -> Option<&'a str> {
     obj.get(name).and_then(Value::as_str)
 }
