@@ -555,7 +555,10 @@ mod tests {
     fn expression_syntax_errors_keep_their_position() {
         let errors = compile(&[
             AttributeMappingSpec::direct("city", "city"),
-            AttributeMappingSpec::expression("displayName", "Join(\" \",\n  Lefft([givenName], 2))"),
+            AttributeMappingSpec::expression(
+                "displayName",
+                "Join(\" \",\n  Lefft([givenName], 2))",
+            ),
         ])
         .expect_err("invalid");
         assert_eq!(errors.len(), 1);
