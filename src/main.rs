@@ -23,10 +23,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the demo: the embedded emulator, a hub-and-spoke topology and scripted changes.
+    Demo(cmd::demo::Args),
     /// Run the sync daemon (every pair on its interval).
     Run(cmd::run::Args),
     /// Show the next cycle's plan of each pair without writing anything.
     Plan(cmd::plan::Args),
+    /// Provision one user on demand (or preview it with --dry-run).
+    Provision(cmd::provision::Args),
     /// Serve the Microsoft Graph emulator.
     Emulator(cmd::emulator::Args),
     /// Evaluate a mapping expression, like Entra's expression builder.
@@ -52,8 +56,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Demo(args) => cmd::demo::run(args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
+            Command::Provision(args) => cmd::provision::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Expr(args) => cmd::expr::run(args).await,
             Command::Filter(args) => cmd::filter::run(args).await,

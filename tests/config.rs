@@ -471,6 +471,19 @@ fn matching_attributes_rules() {
 }
 
 #[test]
+fn mapping_values_are_checked_against_the_target_type() {
+    let ps = problems(&with_mappings(
+        "    - { target: accountEnabled, constant: maybe }\n",
+    ));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert_eq!(
+        ps[0],
+        "19:43: error: mapping for `accountEnabled`: 'maybe' is not a Boolean (expected true or false) \
+         (hint: write a value of the target attribute's type)"
+    );
+}
+
+#[test]
 fn mapping_apply_values() {
     one(
         &with_mappings("    - { target: userType, constant: Member, apply: once }\n"),
@@ -565,6 +578,11 @@ fn graph_endpoint_rules() {
         "must be a bare origin",
     );
     one(
+        &doc(&[], "  graph: { authority: 'ftp://login.example.com' }\n"),
+        "18:23",
+        "is not an http(s) URL",
+    );
+    one(
         &doc(&[], "  graph: { authority: not a url }\n"),
         "18:23",
         "is not a URL",
@@ -575,6 +593,22 @@ fn graph_endpoint_rules() {
     ));
     assert_eq!(p.graph.authority, "http://127.0.0.1:8080");
     assert_eq!(p.graph_settings().base_url, "http://localhost:8080");
+    assert_eq!(
+        p.graph_settings().token_scope,
+        "https://graph.microsoft.com/.default"
+    );
+    let p = ok(&doc(
+        &[],
+        "  graph: { authority: https://login.microsoftonline.us, baseUrl: https://graph.microsoft.us }\n",
+    ));
+    assert_eq!(
+        p.graph_settings().token_scope,
+        "https://graph.microsoft.us/.default"
+    );
+    assert_eq!(
+        ok(BASE).graph_settings().token_scope,
+        "https://graph.microsoft.com/.default"
+    );
 }
 
 // ---- collecting everything ----------------------------------------------------------------

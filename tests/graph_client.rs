@@ -236,7 +236,7 @@ async fn token_is_requested_once_and_cached() {
     assert_eq!(f["grant_type"], "client_credentials");
     assert_eq!(f["client_id"], CLIENT);
     assert_eq!(f["client_secret"], SECRET);
-    // The scope names Graph's resource, not the URL it is reached at.
+    // The scope names Graph's resource, not the host it is reached at.
     assert_eq!(f["scope"], "https://graph.microsoft.com/.default");
     for r in mock.graph_requests() {
         assert_eq!(header(&r, "authorization"), "Bearer access-token-1");
@@ -337,30 +337,34 @@ async fn rejected_token_request_is_a_typed_error_without_the_secret() {
 }
 
 #[tokio::test]
-async fn rejected_token_is_renewed_once_and_the_call_retried() {
+async fn rejected_access_token_is_renewed_once() {
     let mock = Mock::start().await;
-    let expired = || {
-        reply(
-            401,
-            json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}}),
-        )
-    };
+    let expired = reply(
+        401,
+        json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}}),
+    );
     mock.on(
         "/v1.0/users/u1",
         vec![
-            expired(),
+            expired.clone(),
             reply(200, json!({"id": "u1"})),
-            expired(),
-            expired(),
+            expired.clone(),
+            expired,
         ],
     );
     let client = mock.client();
-    client.get_user("u1", &[]).await.unwrap();
-    assert_eq!(mock.token_requests().len(), 2);
-    // A second rejection right after a renewal is an error, not a loop.
+    client.get_user("u1", &[]).await.unwrap().unwrap();
+    let auth: Vec<String> = mock
+        .graph_requests()
+        .iter()
+        .map(|r| header(r, "authorization").to_owned())
+        .collect();
+    assert_eq!(auth, vec!["Bearer access-token-1", "Bearer access-token-2"]);
+    // A token that is refused again right after renewal is an error, not a loop.
     let err = client.get_user("u1", &[]).await.unwrap_err();
     assert_eq!(err.code(), Some("InvalidAuthenticationToken"));
     assert_eq!(mock.token_requests().len(), 3);
+    assert_eq!(mock.graph_requests().len(), 4);
 }
 
 // ---- reads --------------------------------------------------------------------------------
@@ -598,6 +602,55 @@ async fn every_request_carries_a_fresh_client_request_id() {
     for id in ids {
         uuid::Uuid::parse_str(&id).unwrap();
     }
+}
+
+/// A `Write` that appends to a shared buffer, to read what the client logged.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn log_lines_carry_the_client_request_id_sent_to_graph() {
+    let mock = Mock::start().await;
+    mock.on(
+        "/v1.0/users/u1",
+        vec![reply(
+            404,
+            json!({"error": {"code": "Request_ResourceNotFound", "message": "gone"}}),
+        )],
+    );
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let client = mock.client();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        assert!(client.get_user("u1", &[]).await.unwrap().is_none());
+    }
+    let sent = header(&mock.graph_requests()[0], "client-request-id").to_owned();
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("graph request failed"))
+        .unwrap_or_else(|| panic!("no failure line in {logs}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["span"]["client_request_id"], sent.as_str(), "{line}");
+    assert_eq!(v["span"]["tenant_id"], TENANT);
+    assert!(!logs.contains(SECRET) && !logs.contains("access-token-1"));
 }
 
 #[tokio::test]
@@ -919,4 +972,414 @@ async fn typed_calls_use_the_documented_paths_and_select() {
     let put = seen.iter().find(|s| s.method == "PUT").unwrap();
     let body: Value = serde_json::from_str(&put.body).unwrap();
     assert_eq!(body["@odata.id"], format!("{}/v1.0/users/m1", mock.base));
+}
+
+// ---- end to end against the emulator ------------------------------------------------------
+
+mod against_emulator {
+    use super::*;
+    use ctsync::emulator::{self, EmulatorHandle, EmulatorOptions, Seed};
+
+    const SOURCE: &str = "a0a0a0a0-0000-4000-8000-00000000000a";
+    const TARGET: &str = "b0b0b0b0-0000-4000-8000-00000000000b";
+    const APP: &str = "c0c0c0c0-0000-4000-8000-00000000000c";
+    const APP_SECRET: &str = "emulator-app-secret";
+
+    fn seed() -> Seed {
+        Seed::from_yaml(&format!(
+            r#"
+apps:
+  - appId: {APP}
+    clientSecrets: [{APP_SECRET}]
+    federatedCredentials:
+      - {{ issuer: "https://k8s.example", subject: "system:serviceaccount:ctsync:ctsync" }}
+tenants:
+  - id: {SOURCE}
+    domains: [contoso.onmicrosoft.com]
+    servicePrincipals:
+      - appId: {APP}
+        id: 5e5e5e5e-0000-4000-8000-000000000001
+        permissions: [Directory.ReadWrite.All, User.ReadWrite.All, Policy.Read.All, GroupMember.Read.All, Application.ReadWrite.All]
+    users:
+      - {{ userPrincipalName: adele@contoso.onmicrosoft.com, displayName: Adele, accountEnabled: true, userType: Member, department: Sales }}
+      - {{ userPrincipalName: alex@contoso.onmicrosoft.com, displayName: Alex, accountEnabled: true, userType: Member, manager: adele@contoso.onmicrosoft.com }}
+      - {{ userPrincipalName: bianca@contoso.onmicrosoft.com, displayName: Bianca, accountEnabled: false, userType: Member }}
+    groups:
+      - {{ displayName: Collaborators, members: [adele@contoso.onmicrosoft.com, alex@contoso.onmicrosoft.com] }}
+    appRoleAssignments:
+      - {{ appId: {APP}, principal: Collaborators }}
+    partners:
+      - tenantId: {TARGET}
+        automaticUserConsentSettings: {{ outboundAllowed: true }}
+  - id: {TARGET}
+    domains: [fabrikam.onmicrosoft.com]
+    servicePrincipals:
+      - appId: {APP}
+        permissions: [Directory.ReadWrite.All, User.ReadWrite.All, User.Invite.All, User.DeleteRestore.All, Policy.Read.All, Application.ReadWrite.All]
+    applications:
+      - appId: {APP}
+        id: 0a0a0a0a-0000-4000-8000-0000000000aa
+        extensionProperties: [{{ name: ctsyncAnchor }}]
+    partners:
+      - tenantId: {SOURCE}
+        automaticUserConsentSettings: {{ inboundAllowed: true }}
+        identitySynchronization: {{ displayName: from contoso, userSyncInbound: {{ isSyncAllowed: true }} }}
+"#
+        ))
+        .unwrap()
+    }
+
+    async fn start() -> EmulatorHandle {
+        emulator::spawn(
+            seed(),
+            EmulatorOptions {
+                page_size: 2,
+                delta_page_size: 2,
+                ..EmulatorOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn settings(emu: &EmulatorHandle) -> GraphSettings {
+        GraphSettings {
+            authority: emu.base_url(),
+            base_url: emu.base_url(),
+            min_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            ..GraphSettings::default()
+        }
+    }
+
+    fn client(emu: &EmulatorHandle, tenant: &str) -> GraphClient {
+        GraphClient::new(
+            tenant,
+            APP,
+            ClientCredential::Secret(APP_SECRET.to_owned().into()),
+            settings(emu),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_pages_and_follows_delta_until_a_resync() {
+        let emu = start().await;
+        let source = client(&emu, SOURCE);
+        let users = source.list_users(None, &[]).await.unwrap();
+        assert_eq!(users.len(), 3, "three users over two pages of two");
+        let adele = users
+            .iter()
+            .find(|u| u.display_name.as_deref() == Some("Adele"))
+            .unwrap();
+        assert_eq!(adele.department.as_deref(), Some("Sales"));
+        assert_eq!(
+            adele.account_enabled,
+            Some(true),
+            "$select returns accountEnabled"
+        );
+
+        let round = source
+            .users_delta(&source.users_delta_start(&[]))
+            .await
+            .unwrap();
+        assert!(round.pages >= 2);
+        assert_eq!(
+            round
+                .items
+                .iter()
+                .filter(|i| matches!(i, DeltaItem::Upsert(_)))
+                .count(),
+            3
+        );
+        let alex = round
+            .items
+            .iter()
+            .find_map(|i| match i {
+                DeltaItem::Upsert(u) if u.display_name.as_deref() == Some("Alex") => Some(u),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(alex.manager_change(), Some(Some(adele.id.as_str())));
+
+        // A change and a soft delete show up in the next round.
+        let mut change = serde_json::Map::new();
+        change.insert("department".into(), json!("Marketing"));
+        source.update_user(&adele.id, &change).await.unwrap();
+        source.delete_user(&alex.id).await.unwrap();
+        let next = source.users_delta(&round.delta_link).await.unwrap();
+        assert!(next.items.iter().any(|i| matches!(i, DeltaItem::Upsert(u) if u.id == adele.id && u.department.as_deref() == Some("Marketing"))));
+        assert!(next.items.contains(&DeltaItem::Removed {
+            id: alex.id.clone(),
+            reason: RemovedReason::Changed
+        }));
+
+        // Seven days later the watermark is gone: a typed resync error with the restart URL.
+        emu.advance_clock(chrono::Duration::days(8));
+        let err = source.users_delta(&next.delta_link).await.unwrap_err();
+        match err {
+            GraphError::DeltaResyncRequired {
+                status,
+                code,
+                location,
+                ..
+            } => {
+                assert_eq!((status, code.as_str()), (410, "syncStateNotFound"));
+                assert!(location.unwrap().ends_with("/users/delta?$deltatoken="));
+            }
+            other => panic!("expected DeltaResyncRequired, got {other:?}"),
+        }
+        emu.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn writes_invitation_update_manager_delete_and_restore() {
+        let emu = start().await;
+        let target = client(&emu, TARGET);
+        let source = client(&emu, SOURCE);
+
+        let sync = target
+            .identity_synchronization(SOURCE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(sync.inbound_sync_allowed());
+        let partner = target.cross_tenant_partner(SOURCE).await.unwrap().unwrap();
+        assert_eq!(
+            partner
+                .automatic_user_consent_settings
+                .unwrap()
+                .inbound_allowed,
+            Some(true)
+        );
+        let out = source.cross_tenant_partner(TARGET).await.unwrap().unwrap();
+        assert_eq!(
+            out.automatic_user_consent_settings
+                .unwrap()
+                .outbound_allowed,
+            Some(true)
+        );
+
+        let extensions = target
+            .extension_properties("0a0a0a0a-0000-4000-8000-0000000000aa")
+            .await
+            .unwrap();
+        let anchor = format!("extension_{}_ctsyncAnchor", APP.replace('-', ""));
+        assert_eq!(extensions[0].name, anchor);
+        let created = target
+            .create_extension_property(
+                "0a0a0a0a-0000-4000-8000-0000000000aa",
+                &ctsync::graph::ExtensionProperty {
+                    id: None,
+                    name: "costCenter".into(),
+                    data_type: "String".into(),
+                    target_objects: vec!["User".into()],
+                    is_multi_valued: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            created.name,
+            format!("extension_{}_costCenter", APP.replace('-', ""))
+        );
+        assert_eq!(
+            target
+                .extension_properties("0a0a0a0a-0000-4000-8000-0000000000aa")
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+
+        let invitation = |mail: &str| ctsync::graph::NewInvitation {
+            invited_user_email_address: mail.into(),
+            invite_redirect_url: "https://myapps.microsoft.com".into(),
+            invited_user_display_name: None,
+            invited_user_type: "Member".into(),
+            send_invitation_message: false,
+        };
+        let adele = target
+            .invite(&invitation("adele@contoso.onmicrosoft.com"))
+            .await
+            .unwrap();
+        let boss = target
+            .invite(&invitation("boss@contoso.onmicrosoft.com"))
+            .await
+            .unwrap();
+        let mut patch = serde_json::Map::new();
+        patch.insert("displayName".into(), json!("Adele Vance"));
+        patch.insert(anchor.clone(), json!(format!("{SOURCE}/adele")));
+        target
+            .update_user(&adele.invited_user.id, &patch)
+            .await
+            .unwrap();
+        target
+            .set_manager(&adele.invited_user.id, &boss.invited_user.id)
+            .await
+            .unwrap();
+
+        let user = target
+            .get_user(&adele.invited_user.id, &[&anchor])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.display_name.as_deref(), Some("Adele Vance"));
+        assert_eq!(user.user_type.as_deref(), Some("Member"));
+        assert_eq!(user.creation_type.as_deref(), Some("Invitation"));
+        assert_eq!(user.extensions[&anchor], json!(format!("{SOURCE}/adele")));
+        let found = target
+            .list_users(Some(&format!("{anchor} eq '{SOURCE}/adele'")), &[&anchor])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+
+        target.remove_manager(&adele.invited_user.id).await.unwrap();
+        target.remove_manager(&adele.invited_user.id).await.unwrap();
+        target.delete_user(&adele.invited_user.id).await.unwrap();
+        assert!(
+            target
+                .get_user(&adele.invited_user.id, &[])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let deleted = target.deleted_users(None, &[]).await.unwrap();
+        assert!(
+            deleted
+                .iter()
+                .any(|u| u.id == adele.invited_user.id && u.deleted_date_time.is_some())
+        );
+        let restored = target
+            .restore_deleted(&adele.invited_user.id)
+            .await
+            .unwrap();
+        assert_eq!(restored.id, adele.invited_user.id, "same object id");
+        assert!(
+            target
+                .get_user(&adele.invited_user.id, &[])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        emu.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn assignments_groups_and_batches() {
+        let emu = start().await;
+        let source = client(&emu, SOURCE);
+        let assignments = source
+            .app_role_assigned_to("5e5e5e5e-0000-4000-8000-000000000001")
+            .await
+            .unwrap();
+        assert_eq!(assignments.len(), 1);
+        assert_eq!(assignments[0].principal_type.as_deref(), Some("Group"));
+        let members = source
+            .group_members(&assignments[0].principal_id, false)
+            .await
+            .unwrap();
+        assert_eq!(members.len(), 2);
+        assert!(members.iter().all(|m| m.is_user()));
+
+        let result = source
+            .batch(&[
+                BatchRequest::new(
+                    "1",
+                    reqwest::Method::PATCH,
+                    format!("/users/{}", members[0].id),
+                )
+                .with_json(json!({"jobTitle": "Lead"})),
+                BatchRequest::new(
+                    "2",
+                    reqwest::Method::PATCH,
+                    "/users/00000000-0000-4000-8000-000000000000",
+                )
+                .with_json(json!({"jobTitle": "Ghost"})),
+                BatchRequest::new(
+                    "3",
+                    reqwest::Method::GET,
+                    format!("/users/{}?$select=id,jobTitle", members[0].id),
+                ),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(result.responses[0].status, 204);
+        let err = result.responses[1]
+            .error(&result.client_request_id)
+            .unwrap();
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(404), Some("Request_ResourceNotFound"))
+        );
+        assert_eq!(result.responses[2].status, 200);
+        emu.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn throttling_from_the_emulator_is_waited_out() {
+        let emu = start().await;
+        let source = client(&emu, SOURCE);
+        source.list_users(None, &[]).await.unwrap();
+        let control = reqwest::Client::new();
+        let resp = control
+            .post(format!("{}/_emulator/faults/fail-next", emu.base_url()))
+            .json(&json!({"pathContains": "/users", "count": 2, "status": 429, "code": "TooManyRequests", "retryAfter": 0.05}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+        let before = source.stats();
+        assert_eq!(source.list_users(None, &[]).await.unwrap().len(), 3);
+        let after = source.stats();
+        assert_eq!(after.throttled - before.throttled, 2);
+        assert_eq!(
+            after.requests - before.requests,
+            3,
+            "two 429s, then the one page ($top=999)"
+        );
+        emu.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn federated_workload_identity_and_bad_secrets() {
+        use base64::Engine as _;
+        let emu = start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let payload = json!({
+            "iss": "https://k8s.example",
+            "sub": "system:serviceaccount:ctsync:ctsync",
+            "aud": "api://AzureADTokenExchange",
+            "exp": chrono::Utc::now().timestamp() + 3600,
+        });
+        let jwt = format!(
+            "e30.{}.sig",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string())
+        );
+        std::fs::write(&file, jwt).unwrap();
+        let federated = GraphClient::new(
+            SOURCE,
+            APP,
+            ClientCredential::FederatedTokenFile(file),
+            settings(&emu),
+        )
+        .unwrap();
+        assert_eq!(federated.list_users(None, &[]).await.unwrap().len(), 3);
+
+        let wrong = GraphClient::new(
+            SOURCE,
+            APP,
+            ClientCredential::Secret("not-the-secret".to_owned().into()),
+            settings(&emu),
+        )
+        .unwrap();
+        let err = wrong.check_token().await.unwrap_err();
+        assert!(
+            matches!(&err, GraphError::TokenRejected { error, .. } if error == "invalid_client"),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("not-the-secret"));
+        emu.shutdown().await.unwrap();
+    }
 }

@@ -1,10 +1,12 @@
 //! One module per subcommand: its clap `Args` and an async `run` returning the exit code.
 //! Usage and configuration errors exit with status 2.
 
+pub mod demo;
 pub mod emulator;
 pub mod expr;
 pub mod filter;
 pub mod plan;
+pub mod provision;
 pub mod run;
 pub mod validate;
 

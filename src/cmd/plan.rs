@@ -50,6 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = CycleOptions {
         full: args.full,
         force_deletes: false,
+        ..CycleOptions::default()
     };
     let mut plans = Vec::new();
     for rt in &runtimes {

@@ -20,6 +20,9 @@ pub struct Args {
     /// Override every pair's interval (e.g. `30s`), for demos and tests.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub interval: Option<std::time::Duration>,
+    /// Do not watch the configuration for changes (hot reload is on by default).
+    #[arg(long)]
+    pub no_reload: bool,
 }
 
 /// Loads the topology and builds every pair's runtime; configuration problems exit 2.
@@ -34,8 +37,9 @@ pub fn load_runtimes(config: &std::path::Path) -> Result<Vec<PairRuntime>, ExitC
         }
     };
     let mut runtimes = Vec::new();
+    let pool = ctsync::graph::GraphClientPool::new();
     for pair in topology.pairs {
-        match PairRuntime::new(pair) {
+        match PairRuntime::with_pool(pair, &pool) {
             Ok(rt) => runtimes.push(rt),
             Err(e) => {
                 eprintln!("ctsync: {e}");
@@ -63,8 +67,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(super::shutdown_on_signal(shutdown.clone()));
+    if !args.once && !args.no_reload {
+        ctsync::engine::reload::watch(daemon.handle(), args.config.clone(), shutdown.clone())
+            .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", args.config.display()))?;
+    }
     tracing::info!(
-        pairs = daemon.runtimes().len(),
+        pairs = ?daemon.pairs(),
         once = args.once,
         "daemon starting"
     );

@@ -55,6 +55,8 @@ pub struct SyncPairSpec {
     #[serde(default)]
     pub deletion_guard: DeletionGuard,
     #[serde(default)]
+    pub quarantine: QuarantineSettings,
+    #[serde(default)]
     pub interval: Option<String>,
     #[serde(default)]
     pub drift_correction: bool,
@@ -153,6 +155,61 @@ impl Default for DeletionGuard {
             percentage: None,
         }
     }
+}
+
+/// When failures put a job in quarantine and how its retries are spaced (reference §5).
+/// Entra's published numbers are the defaults; small tenants lower the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuarantineSettings {
+    /// Failures (escrows, references included) below which the rates are not evaluated.
+    #[serde(default = "default_min_failures")]
+    pub min_failures: u64,
+    /// Quarantine when more than this share (%) of provisioning events failed.
+    #[serde(default = "default_failure_percentage")]
+    pub failure_percentage: f64,
+    /// Quarantine when more than this many non-reference failures are outstanding.
+    #[serde(default = "default_total_failures")]
+    pub total_failures: u64,
+    /// Quarantine when more than this many failures, references included, are outstanding.
+    #[serde(default = "default_absolute_failures")]
+    pub absolute_failures: u64,
+    /// Multiplies every retry delay (quarantine 6 h / 12 h / 24 h / daily / 28 days, escrow
+    /// backoff); below 1 for demos and tests.
+    #[serde(default = "default_time_scale")]
+    pub time_scale: f64,
+}
+
+impl Default for QuarantineSettings {
+    fn default() -> Self {
+        QuarantineSettings {
+            min_failures: default_min_failures(),
+            failure_percentage: default_failure_percentage(),
+            total_failures: default_total_failures(),
+            absolute_failures: default_absolute_failures(),
+            time_scale: default_time_scale(),
+        }
+    }
+}
+
+fn default_min_failures() -> u64 {
+    5_000
+}
+
+fn default_failure_percentage() -> f64 {
+    40.0
+}
+
+fn default_total_failures() -> u64 {
+    40_000
+}
+
+fn default_absolute_failures() -> u64 {
+    60_000
+}
+
+fn default_time_scale() -> f64 {
+    1.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +364,7 @@ pub struct SyncPair {
     pub anchor_attribute: Option<String>,
     pub deprovision: Deprovision,
     pub deletion_guard: DeletionGuard,
+    pub quarantine: QuarantineSettings,
     pub interval: Duration,
     pub drift_correction: bool,
     pub actions: Actions,
@@ -329,12 +387,23 @@ impl SyncPair {
         }
     }
 
-    /// Graph client settings for this pair's endpoints (other knobs at their defaults).
+    /// Graph client settings for this pair's endpoints (other knobs at their defaults). The
+    /// token scope is the Graph host's `/.default` for an https host (public or sovereign
+    /// cloud, e.g. `https://graph.microsoft.us/.default`); for a loopback http host (the
+    /// emulator) it stays the public cloud's, as Graph's resource is not the URL it is
+    /// reached at.
     pub fn graph_settings(&self) -> GraphSettings {
+        let defaults = GraphSettings::default();
+        let token_scope = if self.graph.base_url.starts_with("https://") {
+            format!("{}/.default", self.graph.base_url)
+        } else {
+            defaults.token_scope.clone()
+        };
         GraphSettings {
             authority: self.graph.authority.clone(),
             base_url: self.graph.base_url.clone(),
-            ..GraphSettings::default()
+            token_scope,
+            ..defaults
         }
     }
 }

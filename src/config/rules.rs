@@ -324,7 +324,11 @@ fn mappings(cx: &mut Ctx<'_>) {
                 MappingField::MatchingPriority => {
                     "give each matching attribute its own priority (1 is tried first)"
                 }
-                _ => "see the mapping reference in config/syncpair.schema.json",
+                MappingField::Constant | MappingField::Default => {
+                    "write a value of the target attribute's type"
+                }
+                MappingField::Source => "name a source user attribute, e.g. givenName",
+                _ => "see the mapping fields in config/syncpair.schema.json",
             };
             cx.report(
                 pos,
@@ -529,6 +533,7 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
         anchor_attribute: spec.anchor_attribute.clone(),
         deprovision: spec.deprovision,
         deletion_guard: spec.deletion_guard,
+        quarantine: spec.quarantine,
         interval,
         drift_correction: spec.drift_correction,
         actions: spec.actions,

@@ -46,13 +46,22 @@ impl Clock {
         let state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let real = state.origin_real.elapsed().as_secs_f64() * self.scale;
         let scaled = Duration::microseconds((real * 1_000_000.0) as i64);
-        state.origin_virtual + scaled + state.advanced
+        state
+            .origin_virtual
+            .checked_add_signed(scaled)
+            .and_then(|t| t.checked_add_signed(state.advanced))
+            .unwrap_or(state.origin_virtual)
     }
 
     pub fn advance(&self, by: Duration) -> DateTime<Utc> {
         {
             let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            state.advanced += by;
+            // Advances that would leave chrono's range are ignored rather than overflowing.
+            if let Some(total) = state.advanced.checked_add(&by)
+                && state.origin_virtual.checked_add_signed(total).is_some()
+            {
+                state.advanced = total;
+            }
         }
         self.now()
     }

@@ -181,7 +181,11 @@ pub fn purge_expired(t: &mut Tenant, now: DateTime<Utc>, retention: chrono::Dura
     let expired: Vec<String> = t
         .deleted_users
         .iter()
-        .filter(|(_, d)| d.deleted_at + retention <= now)
+        .filter(|(_, d)| {
+            d.deleted_at
+                .checked_add_signed(retention)
+                .is_some_and(|purge_at| purge_at <= now)
+        })
         .map(|(id, _)| id.clone())
         .collect();
     for id in &expired {

@@ -197,7 +197,11 @@ fn delta_link_only(t: &Tenant, call: &Call, s: Option<Vec<String>>, f: Option<St
 
 fn check(pos: Option<Position>, t: &Tenant, call: &Call) -> Result<Position, GraphError> {
     let pos = pos.ok_or_else(|| resync(call))?;
-    let expired = pos.issued + call.settings.delta_token_retention < call.now;
+    // Tokens are client input: an `issued` near the end of time must not overflow.
+    let expired = pos
+        .issued
+        .checked_add_signed(call.settings.delta_token_retention)
+        .is_none_or(|until| until < call.now);
     let pruned = pos.to < t.change_log.floor || (!pos.full && pos.from < t.change_log.floor);
     if pos.t != t.id || expired || pruned || pos.to > t.change_log.head() {
         return Err(resync(call));

@@ -339,6 +339,8 @@ fn split_path(p: &str) -> Vec<String> {
 #[derive(Debug, Default, PartialEq)]
 pub struct Analysis {
     pub properties: Vec<String>,
+    /// Properties compared with `gt`/`ge`/`lt`/`le`.
+    pub ranged: Vec<String>,
     pub advanced: bool,
 }
 
@@ -369,6 +371,11 @@ fn walk(expr: &Expr, var: Option<&str>, a: &mut Analysis) {
             if *op == CmpOp::Ne {
                 a.advanced = true;
             }
+            if matches!(op, CmpOp::Gt | CmpOp::Ge | CmpOp::Lt | CmpOp::Le)
+                && let Some(first) = path.first()
+            {
+                a.ranged.push(first.clone());
+            }
             note(path, a);
         }
         Expr::In { path, .. } => note(path, a),
@@ -386,24 +393,27 @@ fn walk(expr: &Expr, var: Option<&str>, a: &mut Analysis) {
 }
 
 pub fn eval(expr: &Expr, obj: &Obj) -> bool {
-    eval_in(expr, &Value::Object(obj.clone()), None)
+    eval_in(expr, obj, None)
+}
+
+/// Reads `path` from `root`, or from `element` when the path starts with the lambda variable.
+fn resolve(root: &Obj, lambda: Option<(&str, &Value)>, path: &[String]) -> Value {
+    let mut cur: Option<&Value> = match (lambda, path.first()) {
+        (Some((v, elem)), Some(first)) if first == v => Some(elem),
+        (_, Some(first)) => root.get(first.as_str()),
+        (_, None) => None,
+    };
+    for seg in &path[1.min(path.len())..] {
+        cur = cur
+            .and_then(|c| c.as_object())
+            .and_then(|o| o.get(seg.as_str()));
+    }
+    cur.cloned().unwrap_or(Value::Null)
 }
 
 /// Evaluates against `root`; inside a lambda, paths starting with the variable read `element`.
-fn eval_in(expr: &Expr, root: &Value, lambda: Option<(&str, &Value)>) -> bool {
-    let resolve = |path: &[String]| -> Value {
-        let (mut cur, rest) = match (lambda, path.first()) {
-            (Some((v, elem)), Some(first)) if first == v => (elem.clone(), &path[1..]),
-            _ => (root.clone(), path),
-        };
-        for seg in rest {
-            cur = match cur {
-                Value::Object(ref o) => o.get(seg.as_str()).cloned().unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-        }
-        cur
-    };
+fn eval_in(expr: &Expr, root: &Obj, lambda: Option<(&str, &Value)>) -> bool {
+    let resolve = |path: &[String]| resolve(root, lambda, path);
     match expr {
         Expr::And(l, r) => eval_in(l, root, lambda) && eval_in(r, root, lambda),
         Expr::Or(l, r) => eval_in(l, root, lambda) || eval_in(r, root, lambda),

@@ -210,4 +210,19 @@ mod tests {
         );
         assert_eq!(decode_token::<(u64, String)>("%%%"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(raw in ".{0,120}") {
+            let _ = Query::parse(Some(&raw));
+        }
+
+        #[test]
+        fn parse_never_panics_on_option_like_input(
+            key in "\\$(select|filter|top|count|orderby|skiptoken|deltatoken|expand|x)",
+            value in "[ -~]{0,40}",
+        ) {
+            let _ = Query::parse(Some(&format!("{key}={value}")));
+        }
+    }
 }

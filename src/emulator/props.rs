@@ -164,6 +164,28 @@ const FILTERABLE: &[&str] = &[
     "userType",
 ];
 
+/// Properties whose `$filter` supports `ge`/`le` (user.md); range comparisons on any other
+/// property are "not indexed".
+const RANGE_FILTERABLE: &[&str] = &[
+    "companyName",
+    "createdDateTime",
+    "department",
+    "displayName",
+    "employeeHireDate",
+    "employeeId",
+    "employeeType",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mailNickname",
+    "surname",
+    "userPrincipalName",
+];
+
+pub fn is_range_filterable(name: &str) -> bool {
+    RANGE_FILTERABLE.contains(&name)
+}
+
 /// Collection-valued properties declared NOT NULL in the CSDL: rendered `[]` when empty.
 pub const NON_NULL_COLLECTIONS: &[&str] = &[
     "businessPhones",

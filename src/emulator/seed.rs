@@ -241,6 +241,18 @@ tenants:
     }
 
     #[test]
+    fn the_example_seed_builds_a_directory() {
+        let seed = Seed::from_yaml(include_str!("../../config/emulator/seed.yaml"))
+            .expect("example seed parses");
+        let dir = crate::emulator::build::directory_from_seed(&seed, chrono::Utc::now())
+            .expect("example seed builds");
+        assert_eq!(dir.tenants.len(), 2);
+        let contoso = &dir.tenants["3f6d1a2b-1111-4c5d-8e9f-0a1b2c3d4e01"];
+        assert_eq!(contoso.assignments.len(), 1);
+        assert_eq!(contoso.managers.len(), 1);
+    }
+
+    #[test]
     fn rejects_unknown_tenant_fields() {
         assert!(Seed::from_yaml("tenants: [{id: x, domains: [a], bogus: 1}]").is_err());
     }

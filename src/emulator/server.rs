@@ -352,7 +352,6 @@ pub async fn token(
             let body = json!({
                 "token_type": "Bearer",
                 "expires_in": expires_in,
-                "ext_expires_in": expires_in,
                 "access_token": token,
             });
             (

@@ -63,6 +63,10 @@ pub fn project(user: &Obj, select: Option<&[String]>) -> Obj {
             None if NON_NULL_COLLECTIONS.contains(&name) => {
                 out.insert(name.to_string(), json!([]));
             }
+            // Declared NOT NULL; Intune's default enrollment limit.
+            None if name == "deviceEnrollmentLimit" => {
+                out.insert(name.to_string(), json!(5));
+            }
             None => {
                 out.insert(name.to_string(), Value::Null);
             }
@@ -89,10 +93,18 @@ fn validate_filter(call: &Call, q: &Query) -> Result<(), GraphError> {
             return Err(GraphError::not_indexed());
         }
     }
+    if analysis
+        .ranged
+        .iter()
+        .any(|p| !props::is_range_filterable(p))
+    {
+        return Err(GraphError::not_indexed());
+    }
     let advanced_ok = call.eventual() && q.count;
     if analysis.advanced && !advanced_ok {
         return Err(GraphError::unsupported_query());
     }
+    // `$orderby` alone is a default capability; combined with `$filter` it is advanced.
     if q.orderby.is_some() && !advanced_ok {
         return Err(GraphError::unsupported_query());
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::Utc;
 use serde_json::{Map, Value};
 
 use crate::graph::{GraphError, NewInvitation};
@@ -17,9 +17,9 @@ use crate::store::{
     ProvisioningResult, ProvisioningStatusInfo, ProvisioningSystem, StateStore, StoreWrite,
 };
 
-use super::EngineError;
 use super::cycle::PlannedCycle;
 use super::runtime::PairRuntime;
+use super::{EngineError, escrow};
 
 /// Where invited users would be sent if they ever opened an invitation (none is sent).
 const INVITE_REDIRECT_URL: &str = "https://myapplications.microsoft.com";
@@ -36,6 +36,15 @@ pub struct ApplyOutcome {
 struct EntryFailure {
     code: String,
     message: String,
+}
+
+impl EntryFailure {
+    fn escrow_error(&self) -> EscrowError {
+        EscrowError {
+            code: self.code.clone(),
+            message: self.message.clone(),
+        }
+    }
 }
 
 impl From<GraphError> for EntryFailure {
@@ -62,7 +71,9 @@ pub async fn apply(
     store: &dyn StateStore,
     planned: &PlannedCycle,
     cycle_id: &str,
+    cancel: Option<&tokio_util::sync::CancellationToken>,
 ) -> Result<ApplyOutcome, EngineError> {
+    let scale = rt.pair.quarantine.time_scale;
     let mut outcome = ApplyOutcome::default();
     let managed: BTreeMap<&Anchor, &ManagedUser> =
         planned.managed.iter().map(|m| (&m.anchor, m)).collect();
@@ -80,8 +91,25 @@ pub async fn apply(
         .collect();
 
     for entry in planned.plan.entries() {
+        // Between entries only: the one in flight finishes and is recorded first.
+        if cancel.is_some_and(|c| c.is_cancelled()) {
+            return Err(EngineError::Cancelled);
+        }
         match entry.action {
             Action::Skip => {
+                if escrow::settled_by_skip(entry.reason)
+                    && escrows.contains_key(&(entry.anchor.clone(), false))
+                {
+                    store
+                        .commit(
+                            rt.name(),
+                            vec![StoreWrite::RemoveEscrow {
+                                anchor: entry.anchor.clone(),
+                                reference: false,
+                            }],
+                        )
+                        .await?;
+                }
                 if loggable_skip(entry.reason) {
                     let log = log_entry(
                         rt,
@@ -104,7 +132,7 @@ pub async fn apply(
                     rt,
                     cycle_id,
                     entry,
-                    None,
+                    entry.target_id.as_deref(),
                     0,
                     ProvisioningResult::Skipped,
                     None,
@@ -171,12 +199,14 @@ pub async fn apply(
             }
             Err(failure) => {
                 outcome.failed += 1;
-                writes.push(StoreWrite::PutEscrow(next_escrow(
+                writes.push(StoreWrite::PutEscrow(escrow::next_escrow(
                     escrows.get(&key),
                     entry.anchor.clone(),
                     false,
                     entry.action,
-                    &failure,
+                    failure.escrow_error(),
+                    Utc::now(),
+                    scale,
                 )));
                 let log = log_entry(
                     rt,
@@ -265,12 +295,14 @@ pub async fn apply(
                     error = %failure.message,
                     "manager reference failed"
                 );
-                writes.push(StoreWrite::PutEscrow(next_escrow(
+                writes.push(StoreWrite::PutEscrow(escrow::next_escrow(
                     escrows.get(&key),
                     update.anchor.clone(),
                     true,
                     Action::Update,
-                    &failure,
+                    failure.escrow_error(),
+                    Utc::now(),
+                    scale,
                 )));
             }
         }
@@ -391,33 +423,6 @@ fn record_success(
     writes
 }
 
-/// Entra's retry schedule for escrows, scaled down: 1, 2, 4 ... cycles' worth of minutes,
-/// capped at a day. The engine retries escrowed entries only when the planner plans them again.
-fn next_escrow(
-    previous: Option<&Escrow>,
-    anchor: Anchor,
-    reference: bool,
-    action: Action,
-    failure: &EntryFailure,
-) -> Escrow {
-    let now = Utc::now();
-    let attempts = previous.map_or(1, |e| e.attempts.saturating_add(1));
-    let backoff_minutes = 5i64.saturating_mul(1i64 << attempts.min(8)).min(24 * 60);
-    Escrow {
-        anchor,
-        reference,
-        action,
-        attempts,
-        first_failed_at: previous.map_or(now, |e| e.first_failed_at),
-        last_failed_at: now,
-        next_retry_at: now + ChronoDuration::minutes(backoff_minutes),
-        last_error: EscrowError {
-            code: failure.code.clone(),
-            message: failure.message.clone(),
-        },
-    }
-}
-
 /// Skips worth a log line: the ones that need a person's attention. Unchanged users are silent.
 fn loggable_skip(reason: Reason) -> bool {
     matches!(
@@ -470,6 +475,12 @@ fn log_entry(
         "planAction".into(),
         Value::String(entry.action.as_str().into()),
     );
+    if let Some(intended) = entry.intended {
+        details.insert(
+            "intendedAction".into(),
+            Value::String(intended.as_str().into()),
+        );
+    }
     ProvisioningLogEntry {
         id: uuid::Uuid::new_v4().to_string(),
         activity_date_time: Utc::now(),

@@ -38,6 +38,11 @@ pub struct CycleOptions {
     pub force_deletes: bool,
     /// Read the whole source even when a watermark exists.
     pub full: bool,
+    /// Source object ids an incremental cycle re-reads although the delta does not name them
+    /// (due escrows, approved staged deletes).
+    pub reread: BTreeSet<String>,
+    /// Stops apply between entries (shutdown); the watermark is then not saved.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// A computed, not yet applied cycle.
@@ -81,7 +86,7 @@ impl CycleReport {
 
 /// Checks that both tenants answer and the target still allows inbound sync from the source.
 /// Returns whether inbound sync is allowed; a missing policy means it is not.
-async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
+pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
     rt.source
         .check_token()
         .await
@@ -139,6 +144,7 @@ async fn read_source(
     full: bool,
     assignments: Option<&AssignmentIndex>,
     managed: &[ManagedUser],
+    reread: &BTreeSet<String>,
 ) -> Result<(CycleKind, SourceRead), EngineError> {
     let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
     if let (Some(watermark), false) = (watermark, full) {
@@ -146,6 +152,7 @@ async fn read_source(
             Ok(mut changes) => {
                 // Delta carries only the changed properties; planning needs the whole user.
                 let mut wanted: BTreeSet<String> = changes.users.keys().cloned().collect();
+                wanted.extend(reread.iter().cloned());
                 // Assignment changes do not show in the users' delta: re-evaluate users whose
                 // assignment and link disagree.
                 if let Some(index) = assignments {
@@ -197,7 +204,7 @@ async fn read_source(
 }
 
 /// Builds the planner's view of one source user: scope, mapping, manager, matching.
-fn plan_source_user(
+pub(super) fn plan_source_user(
     rt: &PairRuntime,
     id: &str,
     attrs: &Attributes,
@@ -315,6 +322,7 @@ pub async fn compute_plan(
         options.full,
         assignments.as_ref(),
         &managed,
+        &options.reread,
     )
     .await?;
     let read_target = kind == CycleKind::Initial || rt.pair.drift_correction;
@@ -379,7 +387,7 @@ pub async fn compute_plan(
 }
 
 /// Randomness for `Guid()`/`RandomString()` in mappings.
-fn rand_source() -> impl FnMut() -> u64 {
+pub(super) fn rand_source() -> impl FnMut() -> u64 {
     let mut rng = rand::rng();
     move || rand::Rng::random::<u64>(&mut rng)
 }
@@ -396,8 +404,16 @@ pub async fn run_cycle(
     let before_source = rt.source.stats();
     let before_target = rt.target.stats();
     let cycle_id = uuid::Uuid::new_v4().to_string();
-    let planned = compute_plan(rt, store, options).await?;
-    let outcome: ApplyOutcome = apply::apply(rt, store, &planned, &cycle_id).await?;
+    // Planning writes nothing, so shutdown may drop it; apply stops between entries instead.
+    let planned = match &options.cancel {
+        Some(cancel) => tokio::select! {
+            planned = compute_plan(rt, store, options) => planned?,
+            () = cancel.cancelled() => return Err(EngineError::Cancelled),
+        },
+        None => compute_plan(rt, store, options).await?,
+    };
+    let outcome: ApplyOutcome =
+        apply::apply(rt, store, &planned, &cycle_id, options.cancel.as_ref()).await?;
     store
         .save_watermark(
             rt.name(),

@@ -8,12 +8,19 @@
 pub mod apply;
 pub mod cycle;
 pub mod daemon;
+pub mod escrow;
+pub mod provision;
+pub mod quarantine;
 pub mod read;
+pub mod reload;
+pub mod reset;
 pub mod runtime;
 pub mod status;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
-pub use daemon::{Daemon, DaemonOptions, JobCommand};
+pub use daemon::{CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand, ResetScope};
+pub use provision::{ProvisionReport, provision_on_demand};
+pub use quarantine::{Quarantine, QuarantineReason};
 pub use runtime::PairRuntime;
 pub use status::{JobState, JobStatus};
 
@@ -36,6 +43,10 @@ pub enum EngineError {
     Preflight { code: String, message: String },
     #[error("state store: {0}")]
     Store(#[from] StoreError),
+    /// Shutdown stopped the cycle between two entries; what ran is recorded, the watermark
+    /// is not saved.
+    #[error("cycle cancelled by shutdown")]
+    Cancelled,
 }
 
 impl EngineError {
@@ -66,6 +77,7 @@ impl EngineError {
                 .unwrap_or_else(|| "GraphRequestFailed".into()),
             EngineError::Preflight { code, .. } => code.clone(),
             EngineError::Store(_) => "StateStoreError".into(),
+            EngineError::Cancelled => "Cancelled".into(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Built once per configuration (expressions and regexes are compiled here, not per user).
 
 use crate::config::{Deprovision, ScopeMode, SyncPair};
-use crate::graph::GraphClient;
+use crate::graph::{GraphClient, GraphClientPool};
 use crate::mapping::MappingSet;
 use crate::plan::{AllowedActions, DeletionGuardSettings, DeprovisionAction, PlanSettings};
 use crate::scope::{CompiledFilters, ScopeSetting};
@@ -30,7 +30,14 @@ impl std::fmt::Debug for PairRuntime {
 }
 
 impl PairRuntime {
+    /// A runtime with clients of its own. Prefer [`PairRuntime::with_pool`] for a topology.
     pub fn new(pair: SyncPair) -> Result<PairRuntime, EngineError> {
+        PairRuntime::with_pool(pair, &GraphClientPool::new())
+    }
+
+    /// A runtime whose Graph clients come from `pool`, so that pairs sharing an (app, tenant)
+    /// share its token cache and its write quota (a hub is written by every spoke's pair).
+    pub fn with_pool(pair: SyncPair, pool: &GraphClientPool) -> Result<PairRuntime, EngineError> {
         let config_error = |message: String| EngineError::Config {
             pair: pair.name.clone(),
             message,
@@ -83,7 +90,7 @@ impl PairRuntime {
                 .credentials
                 .resolve()
                 .map_err(|e| config_error(e.to_string()))?;
-            GraphClient::new(
+            pool.get_or_create(
                 &tenant.tenant_id,
                 &tenant.credentials.client_id,
                 credential,

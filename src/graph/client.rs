@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use tracing::Instrument;
 
 use super::auth::{ClientCredential, TokenProvider};
-use super::error::{self, GraphError};
+use super::error::{self, GraphError, RequestContext};
 
 /// Public-cloud token authority.
 pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -394,19 +394,20 @@ impl GraphClient {
         }
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let transport = |e: reqwest::Error| {
+            let request = Box::new(RequestContext {
+                method: method.to_string(),
+                url: strip_query(url).to_owned(),
+                client_request_id: client_request_id.clone(),
+            });
             if e.is_timeout() {
                 GraphError::Timeout {
-                    method: method.to_string(),
-                    url: strip_query(url).to_owned(),
+                    request,
                     timeout: self.inner.settings.request_timeout,
-                    client_request_id: client_request_id.clone(),
                 }
             } else {
                 GraphError::Transport {
-                    method: method.to_string(),
-                    url: strip_query(url).to_owned(),
+                    request,
                     message: e.without_url().to_string(),
-                    client_request_id: client_request_id.clone(),
                 }
             }
         };

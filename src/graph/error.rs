@@ -38,6 +38,15 @@ impl std::fmt::Display for GraphErrorDetail {
     }
 }
 
+/// Which request failed, for transport-level errors (boxed: it keeps `GraphError` small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    pub method: String,
+    /// Without the query, which may carry `$skiptoken`/`$deltatoken`.
+    pub url: String,
+    pub client_request_id: String,
+}
+
 /// Errors of the Graph client.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -70,20 +79,22 @@ pub enum GraphError {
     #[error("cannot read federated token file {path}: {message}")]
     FederatedTokenFile { path: String, message: String },
     /// The request did not complete within the per-request timeout.
-    #[error("{method} {url} timed out after {timeout:?} (client-request-id {client_request_id})")]
+    #[error(
+        "{} {} timed out after {timeout:?} (client-request-id {})",
+        request.method, request.url, request.client_request_id
+    )]
     Timeout {
-        method: String,
-        url: String,
+        request: Box<RequestContext>,
         timeout: Duration,
-        client_request_id: String,
     },
     /// Connection-level failure.
-    #[error("{method} {url} failed: {message} (client-request-id {client_request_id})")]
+    #[error(
+        "{} {} failed: {message} (client-request-id {})",
+        request.method, request.url, request.client_request_id
+    )]
     Transport {
-        method: String,
-        url: String,
+        request: Box<RequestContext>,
         message: String,
-        client_request_id: String,
     },
     /// A success response whose body is not what the resource type expects.
     #[error("unexpected response body from {url}: {message}")]

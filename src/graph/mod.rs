@@ -22,7 +22,7 @@ pub use client::{
     GraphClient, GraphResponse, GraphSettings, PUBLIC_AUTHORITY, PUBLIC_GRAPH, RequestStats,
     WriteQuota, encode_query_value, with_query,
 };
-pub use error::{GraphError, GraphErrorDetail};
+pub use error::{GraphError, GraphErrorDetail, RequestContext};
 pub use paging::{DeltaItem, DeltaPage, DeltaRound, RemovedReason};
 pub use resources::*;
 

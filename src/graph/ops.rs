@@ -14,8 +14,9 @@ fn user_select(extra: &[&str]) -> String {
     all.join(",")
 }
 
+/// An id or UPN as one path segment: like a query value, but `/` must not split the path.
 fn segment(id: &str) -> String {
-    super::client::encode_query_value(id)
+    super::client::encode_query_value(id).replace('/', "%2F")
 }
 
 impl GraphClient {
@@ -267,5 +268,17 @@ impl GraphClient {
             Some(&body),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_cannot_escape_their_place() {
+        assert_eq!(super::segment("a/../b"), "a%2F..%2Fb");
+        assert_eq!(
+            super::segment("alias_contoso.com#EXT#@fabrikam.com"),
+            "alias_contoso.com%23EXT%23@fabrikam.com"
+        );
     }
 }

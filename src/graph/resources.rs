@@ -131,22 +131,57 @@ pub struct User {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "manager_id"
     )]
-    #[serde(rename = "manager", alias = "manager@delta")]
+    #[serde(rename = "manager")]
     pub manager_id: Option<String>,
+    /// `manager@delta` of a users delta round with `$select=manager` (an empty list or an
+    /// `@removed` entry when the manager was cleared); see [`User::manager_change`].
+    #[serde(default, rename = "manager@delta", skip_serializing)]
+    pub manager_delta: Option<Vec<DeltaReference>>,
     /// Directory extension values (`extension_{appIdNoHyphens}_{name}`); other unknown
     /// properties are dropped.
     #[serde(flatten, deserialize_with = "only_extensions")]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
+/// An entry of a `...@delta` reference collection.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeltaReference {
+    pub id: String,
+    #[serde(default, rename = "@removed")]
+    pub removed: Option<serde_json::Value>,
+}
+
 impl User {
+    /// The manager change a delta round reported: `None` when it said nothing about the
+    /// manager, `Some(None)` when the manager was removed, `Some(Some(id))` when set.
+    pub fn manager_change(&self) -> Option<Option<&str>> {
+        let refs = self.manager_delta.as_ref()?;
+        Some(
+            refs.iter()
+                .rev()
+                .find(|r| r.removed.is_none())
+                .map(|r| r.id.as_str()),
+        )
+    }
+
     /// The user as a JSON object of its present properties, as the mapping layer reads them.
+    /// `manager` is the manager's id: from `$expand=manager`, or from a delta round's
+    /// `manager@delta` (`null` when delta reported it cleared).
     pub fn to_attributes(&self) -> serde_json::Map<String, serde_json::Value> {
-        match serde_json::to_value(self) {
+        let mut map = match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map,
             // Serializing a struct of strings, bools and maps cannot produce anything else.
             _ => serde_json::Map::new(),
+        };
+        if self.manager_id.is_none()
+            && let Some(change) = self.manager_change()
+        {
+            map.insert(
+                "manager".into(),
+                change.map_or(serde_json::Value::Null, |id| id.into()),
+            );
         }
+        map
     }
 }
 
@@ -350,6 +385,31 @@ mod tests {
         let attrs = user.to_attributes();
         assert_eq!(attrs["extension_abc_ctsyncAnchor"], "src/u1");
         assert!(!attrs.contains_key("crossCloudSomething"));
+    }
+
+    #[test]
+    fn manager_changes_from_delta() {
+        let set: User = serde_json::from_value(serde_json::json!({
+            "id": "u1",
+            "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "m1"}]
+        }))
+        .unwrap();
+        assert_eq!(set.manager_change(), Some(Some("m1")));
+        assert_eq!(set.to_attributes()["manager"], "m1");
+        let cleared: User = serde_json::from_value(serde_json::json!({
+            "id": "u1",
+            "manager@delta": [{"id": "m1", "@removed": {"reason": "deleted"}}]
+        }))
+        .unwrap();
+        assert_eq!(cleared.manager_change(), Some(None));
+        assert_eq!(cleared.to_attributes()["manager"], serde_json::Value::Null);
+        let emptied: User =
+            serde_json::from_value(serde_json::json!({"id": "u1", "manager@delta": []})).unwrap();
+        assert_eq!(emptied.manager_change(), Some(None));
+        let silent: User = serde_json::from_value(serde_json::json!({"id": "u1"})).unwrap();
+        assert_eq!(silent.manager_change(), None);
+        assert!(!silent.to_attributes().contains_key("manager@delta"));
+        assert!(!silent.to_attributes().contains_key("manager"));
     }
 
     #[test]

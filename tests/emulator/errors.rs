@@ -172,3 +172,67 @@ async fn bad_input_gets_graph_errors_never_a_500() {
         .expect("sent");
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn no_path_method_body_combination_yields_a_500() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let paths = [
+        "/users",
+        "/users/%ZZ",
+        "/users/admin@fabrikam.onmicrosoft.com",
+        "/users/admin@fabrikam.onmicrosoft.com/manager/$ref",
+        "/users/delta?$skiptoken=eyJ0IjoxfQ",
+        "/users/delta?$deltatoken=",
+        "/groups//members",
+        "/groups/x/members/$ref",
+        "/servicePrincipals(appId='",
+        "/servicePrincipals(appId='x')/appRoleAssignedTo",
+        "/applications/x/extensionProperties",
+        "/directory/deletedItems/x/restore",
+        "/policies/crossTenantAccessPolicy/partners/x/identitySynchronization",
+        "/invitations",
+        "/$batch",
+        "/",
+    ];
+    let bodies = [
+        None,
+        Some("{}"),
+        Some("[]"),
+        Some("null"),
+        Some("garbage"),
+        Some(r#"{"requests":[{"id":"1","method":"GET","url":"/users/%ZZ"}]}"#),
+    ];
+    for path in paths {
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ] {
+            for body in bodies {
+                let mut req = env
+                    .http
+                    .request(method.clone(), env.url(&format!("/v1.0{path}")))
+                    .bearer_auth(&t);
+                if let Some(b) = body {
+                    req = req.header("Content-Type", "application/json").body(b);
+                }
+                let resp = req.send().await.expect("sent");
+                let status = resp.status();
+                assert!(
+                    status.as_u16() < 500 || status == StatusCode::NOT_IMPLEMENTED,
+                    "{method} {path} {body:?}: {status}"
+                );
+                if status.is_client_error() {
+                    let v: serde_json::Value = resp.json().await.expect("error body is JSON");
+                    assert!(
+                        v["error"]["code"].is_string(),
+                        "{method} {path} {body:?}: {v}"
+                    );
+                }
+            }
+        }
+    }
+}

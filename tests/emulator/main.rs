@@ -2,6 +2,7 @@
 
 mod auth;
 mod batch;
+mod cli;
 mod common;
 mod conformance;
 mod delta;

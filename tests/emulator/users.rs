@@ -148,6 +148,25 @@ async fn advanced_filters_need_consistency_level() {
         assert_eq!(s, StatusCode::OK, "{f}: {body}");
         assert_eq!(body["value"].as_array().map(Vec::len), Some(expect), "{f}");
     }
+    // `$orderby` alone is a default capability; with `$filter` it needs the advanced headers.
+    let (s, ordered) = env
+        .get(&t, "/users?$orderby=displayName desc&$select=displayName")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = ordered["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .filter_map(|u| u["displayName"].as_str())
+        .collect();
+    assert_eq!(names, vec!["Megan Bowen", "Adele Vance", "A Guest"]);
+    let (s, _) = env
+        .get(
+            &t,
+            "/users?$orderby=displayName&$filter=userType eq 'Member'",
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, err) = env.get(&t, "/users?$filter=aboutMe eq 'x'").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(

@@ -563,3 +563,319 @@ async fn a_mesh_of_three_tenants_syncs_members_once_and_never_loops() {
         }
     }
 }
+
+#[tokio::test]
+async fn provision_on_demand_previews_applies_and_then_reports_no_change() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    ))
+    .await;
+    let file = world.pair_file("ondemand", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let rt = world.runtime(&file, "ondemand");
+    let store = world.store.as_ref();
+
+    let preview = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", true)
+        .await
+        .expect("dry run");
+    let entry = preview.entry.as_ref().expect("an action");
+    assert_eq!(entry.action, ctsync::plan::Action::Create);
+    assert!(preview.succeeded.is_none());
+    assert!(
+        world.b2b_user(FABRIKAM, "adele").await.is_none(),
+        "dry run writes nothing"
+    );
+    let department = preview
+        .attributes
+        .iter()
+        .find(|a| a.target == "department")
+        .expect("department row");
+    assert_eq!(department.expression, "[department]");
+    assert_eq!(department.new_target_value, Some(json!("Sales")));
+    assert!(department.changed);
+    assert!(preview.to_text().contains("4. action: create"));
+
+    let applied = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", false)
+        .await
+        .expect("provision");
+    assert_eq!(applied.succeeded, Some(true));
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("created");
+    assert_eq!(target.department.as_deref(), Some("Sales"));
+
+    let again = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", false)
+        .await
+        .expect("second run");
+    assert!(again.no_change(), "{}", again.to_text());
+    assert_eq!(
+        again.entry.as_ref().map(|e| e.reason),
+        Some(ctsync::plan::Reason::RedundantExport)
+    );
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 1);
+}
+
+// Multi-threaded: the emulator keeps serving while the test waits for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
+    let users = vec![
+        user(
+            "adele",
+            "contoso.com",
+            json!({"id": "00000000-0000-4000-8000-00000000a001", "department": "Sales", "jobTitle": "Rep"}),
+        ),
+        user(
+            "bob",
+            "contoso.com",
+            json!({"id": "00000000-0000-4000-8000-00000000b002", "department": "Sales", "jobTitle": "Lead"}),
+        ),
+        user(
+            "carol",
+            "contoso.com",
+            json!({"id": "00000000-0000-4000-8000-00000000c003", "department": "Sales", "accountEnabled": false}),
+        ),
+    ];
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(
+        "preview",
+        CONTOSO,
+        FABRIKAM,
+        "  scope:
+    mode: all
+    filters:
+      - title: Sales
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let rt = world.runtime(&file, "preview");
+    world.cycle(&rt).await;
+    world
+        .patch(
+            CONTOSO,
+            "00000000-0000-4000-8000-00000000a001",
+            json!({"department": "Marketing"}),
+        )
+        .await;
+    world
+        .patch(
+            CONTOSO,
+            "00000000-0000-4000-8000-00000000b002",
+            json!({"jobTitle": "Director"}),
+        )
+        .await;
+    world
+        .patch(
+            CONTOSO,
+            "00000000-0000-4000-8000-00000000c003",
+            json!({"accountEnabled": true}),
+        )
+        .await;
+    let before = world.b2b_users(FABRIKAM).await;
+
+    let state = world.dir.path().join("state.db");
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("ctsync")
+            .expect("binary")
+            .args(["plan", "--config"])
+            .arg(&file)
+            .arg("--state")
+            .arg(state)
+            .env("RUST_LOG", "error")
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    // Target object ids come from the emulator at random, and the plan carries its time.
+    let mut redacted = text.clone();
+    for u in &before {
+        redacted = redacted.replace(&u.id, "<target-id>");
+    }
+    let redacted = regex::Regex::new(r"at \d{4}-\d\d-\d\dT[0-9:.]+Z")
+        .expect("regex")
+        .replace_all(&redacted, "at <now>")
+        .into_owned();
+    insta::assert_snapshot!(redacted);
+    // The preview wrote nothing.
+    let after = world.b2b_users(FABRIKAM).await;
+    assert_eq!(
+        serde_json::to_value(&before).expect("json"),
+        serde_json::to_value(&after).expect("json")
+    );
+}
+
+/// Kills the daemon (SIGKILL) at random points of its cycles, restarts it, and checks that in the
+/// end every in-scope user exists exactly once with the latest values (invariant 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_nothing() {
+    use rand::{Rng, SeedableRng};
+    let people: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            user(
+                &format!("u{i:02}"),
+                "contoso.com",
+                json!({"department": "Sales"}),
+            )
+        })
+        .collect();
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, people)],
+    ))
+    .await;
+    let file = world.pair_file("crash", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("state.db");
+    let seed_value: u64 = rand::random();
+    eprintln!("kill schedule seed: {seed_value}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
+    let binary = assert_cmd::cargo::cargo_bin("ctsync");
+
+    for round in 0..4 {
+        if round == 2 {
+            // A change made between crashes must not be lost.
+            let id = world.source_id(CONTOSO, "u07@contoso.com").await;
+            world
+                .patch(CONTOSO, &id, json!({"jobTitle": "Changed mid-crash"}))
+                .await;
+        }
+        let delay = std::time::Duration::from_millis(rng.random_range(30..700));
+        let mut child = std::process::Command::new(&binary)
+            .args(["run", "--interval", "1h", "--config"])
+            .arg(&file)
+            .arg("--state")
+            .arg(&state)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("daemon starts");
+        tokio::time::sleep(delay).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+    let finish = {
+        let file = file.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+                .args(["run", "--once", "--config"])
+                .arg(&file)
+                .arg("--state")
+                .arg(&state)
+                .env("RUST_LOG", "error")
+                .output()
+                .expect("runs")
+        })
+        .await
+        .expect("joined")
+    };
+    assert!(
+        finish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finish.stderr)
+    );
+
+    let users = world.b2b_users(FABRIKAM).await;
+    assert_eq!(users.len(), 40, "one target user per source user");
+    let mut anchors: Vec<String> = users
+        .iter()
+        .map(|u| {
+            u.extensions
+                .get(&anchor_attribute())
+                .and_then(|v| v.as_str())
+                .unwrap_or_else(|| panic!("{:?} has no anchor", u.user_principal_name))
+                .to_owned()
+        })
+        .collect();
+    anchors.sort();
+    anchors.dedup();
+    assert_eq!(anchors.len(), 40, "anchors are unique");
+    let u07 = world.b2b_user(FABRIKAM, "u07").await.expect("u07");
+    assert_eq!(u07.job_title.as_deref(), Some("Changed mid-crash"));
+}
+
+/// The README's first command: the demo shows every kind of action and exits cleanly.
+#[test]
+fn demo_runs_its_script_and_shows_each_kind_of_action() {
+    let output = assert_cmd::Command::cargo_bin("ctsync")
+        .expect("binary")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--pause", "0s"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    for action in [
+        "\"plan_action\":\"create\"",
+        "\"plan_action\":\"update\"",
+        "\"plan_action\":\"softDelete\"",
+        "\"plan_action\":\"restore\"",
+    ] {
+        assert!(log.contains(action), "missing {action} in\n{log}");
+    }
+    assert!(
+        log.lines().any(|l| l.contains("contoso-to-northwind")
+            && l.contains("\"plan_action\":\"update\"")
+            && l.contains("accountEnabled")),
+        "the disable is an update of accountEnabled in Northwind"
+    );
+    assert!(
+        !log.contains("demo-only-not-a-secret"),
+        "the demo secret never reaches logs"
+    );
+}
+
+#[tokio::test]
+async fn a_target_user_soft_deleted_by_the_target_admin_is_reported_not_recreated() {
+    let (world, rt) = sales_world(vec![]).await;
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::DELETE,
+            &format!("users/{}", target.id),
+            None,
+        )
+        .await;
+    let options = ctsync::engine::CycleOptions {
+        full: true,
+        ..Default::default()
+    };
+    let planned = ctsync::engine::compute_plan(&rt, world.store.as_ref(), &options)
+        .await
+        .expect("plan");
+    let anchor = ctsync::plan::Anchor::new(
+        CONTOSO,
+        &world.source_id(CONTOSO, "adele@contoso.com").await,
+    );
+    let entry = planned.plan.entry(&anchor).expect("adele is planned");
+    assert_eq!(entry.action, ctsync::plan::Action::Skip);
+    assert_eq!(entry.reason, ctsync::plan::Reason::TargetSoftDeletedByAdmin);
+    let report = ctsync::engine::run_cycle(&rt, world.store.as_ref(), &options)
+        .await
+        .expect("cycle");
+    assert_eq!(report.counts["create"], 0, "{report:?}");
+    assert!(
+        world.b2b_user(FABRIKAM, "adele").await.is_none(),
+        "no duplicate"
+    );
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target.id)
+        .await
+        .expect("still in deletedItems");
+    assert!(deleted);
+}

@@ -1,0 +1,58 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ctsync::engine::provision_on_demand;
+use ctsync::store::SqliteStore;
+
+use super::plan::Format;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A pair file or a directory of pair files.
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub pair: String,
+    /// The source user: object id or userPrincipalName.
+    #[arg(long)]
+    pub user: String,
+    /// Show what would happen without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The SQLite state file the daemon uses.
+    #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
+    pub state: PathBuf,
+}
+
+/// On-demand provisioning of one user, with Entra's steps and the per-attribute table.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut runtimes = match super::run::load_runtimes(&args.config) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    runtimes.retain(|rt| rt.name() == args.pair);
+    let Some(rt) = runtimes.first() else {
+        eprintln!(
+            "ctsync provision: no pair named {} in {}",
+            args.pair,
+            args.config.display()
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    };
+    let store = SqliteStore::open(&args.state)
+        .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
+    let report = provision_on_demand(rt, &store, &args.user, args.dry_run)
+        .await
+        .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
+    match args.format {
+        Format::Text => print!("{}", report.to_text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(if report.succeeded == Some(false) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

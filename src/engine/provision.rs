@@ -1,0 +1,272 @@
+//! On-demand provisioning of one user, with Entra's steps: import, scope (with the filter
+//! explanation), match, action — and the per-attribute breakdown. The same planner and executor
+//! as a cycle, for one anchor; the watermark is not touched.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::expr::EvalContext;
+use crate::mapping::{AttributeTrace, MapMode, SourceUser as MappingSourceUser};
+use crate::plan::{self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceRead, SourceReadKind};
+use crate::scope::{self, ScopeDecision};
+use crate::store::StateStore;
+
+use super::EngineError;
+use super::apply::{self, ApplyOutcome};
+use super::cycle::{CycleKind, PlannedCycle, plan_source_user, preflight, rand_source};
+use super::read;
+use super::runtime::PairRuntime;
+
+/// One row of the per-attribute table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeRow {
+    pub target: String,
+    /// Entra's "Expression" column: `[source]`, `"constant"` or the expression.
+    pub expression: String,
+    pub source_values: BTreeMap<String, Value>,
+    pub old_target_value: Option<Value>,
+    pub new_target_value: Option<Value>,
+    pub changed: bool,
+}
+
+/// What on-demand provisioning did (or, with `dry_run`, would do) for one user.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionReport {
+    pub pair: String,
+    pub dry_run: bool,
+    pub source_id: String,
+    pub user_principal_name: Option<String>,
+    /// Step 1, import: the source attributes read.
+    pub imported: BTreeMap<String, Value>,
+    /// Step 2, scoping.
+    pub scope: ScopeDecision,
+    /// Step 3, matching: the target user tied to the anchor, if any.
+    pub anchor: Anchor,
+    pub matched_target_id: Option<String>,
+    /// Step 4, the action with its reason and attribute diff.
+    pub entry: Option<PlanEntry>,
+    pub attributes: Vec<AttributeRow>,
+    /// Whether the action succeeded (None for a dry run or a skip).
+    pub succeeded: Option<bool>,
+}
+
+impl ProvisionReport {
+    /// True when the target already matched the source (Entra's `RedundantExport`).
+    pub fn no_change(&self) -> bool {
+        self.entry
+            .as_ref()
+            .is_none_or(|e| !e.action.writes() && e.changes.is_empty())
+    }
+
+    /// The report as people read it.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let upn = self.user_principal_name.as_deref().unwrap_or("?");
+        out.push_str(&format!(
+            "pair {}: {upn} ({}){}\n",
+            self.pair,
+            self.source_id,
+            if self.dry_run { " [dry run]" } else { "" }
+        ));
+        out.push_str(&format!(
+            "1. import: {} attributes read\n",
+            self.imported.len()
+        ));
+        out.push_str(&format!(
+            "2. scope: {:?}{}\n",
+            self.scope.disposition,
+            self.scope
+                .reason
+                .map(|r| format!(" ({r:?})"))
+                .unwrap_or_default()
+        ));
+        for (clause, passed) in &self.scope.scope_evaluation_result {
+            out.push_str(&format!("     {clause} → {passed}\n"));
+        }
+        out.push_str(&format!(
+            "3. match: {} → {}\n",
+            self.anchor,
+            self.matched_target_id
+                .as_deref()
+                .unwrap_or("no target user")
+        ));
+        match &self.entry {
+            Some(e) => out.push_str(&format!(
+                "4. action: {} ({}) — {}\n",
+                e.action,
+                e.reason,
+                match self.succeeded {
+                    Some(true) => "succeeded",
+                    Some(false) => "FAILED (escrowed)",
+                    None => "not applied",
+                }
+            )),
+            None => out.push_str("4. action: none\n"),
+        }
+        let width = self
+            .attributes
+            .iter()
+            .map(|a| a.target.len())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        out.push_str(&format!(
+            "\n  {:<width$}  {:<28}  {:<24}  {:<24}\n",
+            "attribute", "expression", "old target value", "new target value"
+        ));
+        for row in &self.attributes {
+            let show = |v: &Option<Value>| match v {
+                None => "-".to_owned(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            out.push_str(&format!(
+                "{} {:<width$}  {:<28}  {:<24}  {:<24}\n",
+                if row.changed { "*" } else { " " },
+                row.target,
+                row.expression,
+                show(&row.old_target_value),
+                show(&row.new_target_value),
+            ));
+        }
+        out
+    }
+}
+
+/// Provisions (or previews) one source user given by object id or UPN.
+pub async fn provision_on_demand(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    user: &str,
+    dry_run: bool,
+) -> Result<ProvisionReport, EngineError> {
+    let now = Utc::now();
+    let inbound_sync_allowed = preflight(rt).await?;
+    let Some(attrs) = read::source_user(rt, user).await? else {
+        return Err(EngineError::Preflight {
+            code: "SourceUserNotFound".into(),
+            message: format!(
+                "no user {user} in source tenant {}",
+                rt.pair.source.tenant_id
+            ),
+        });
+    };
+    let source_id = attrs
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(user)
+        .to_owned();
+    let assignments = match rt.scope_setting() {
+        scope::ScopeSetting::Assigned => Some(read::assignments(rt).await?),
+        scope::ScopeSetting::All => None,
+    };
+    let managed = store.managed_users(rt.name()).await?;
+    let intents = store.create_intents(rt.name()).await?;
+    let target_users = read::target_users(rt).await?;
+
+    let mut random = rand_source();
+    let is_unique = |_: &str| true;
+    let mut ctx = EvalContext {
+        now,
+        random: &mut random,
+        is_unique: &is_unique,
+    };
+    let (planned_user, decision) =
+        plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
+    let explained =
+        rt.mappings
+            .explain_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+    let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
+    let input = PlanInput {
+        pair: rt.name().to_owned(),
+        source_tenant_id: rt.pair.source.tenant_id.clone(),
+        now,
+        settings: rt.settings.clone(),
+        // Only this user is read: absence of the others proves nothing.
+        source_read: SourceRead {
+            kind: SourceReadKind::Delta,
+            complete: true,
+        },
+        inbound_sync_allowed,
+        force_deletes: false,
+        source_users: vec![planned_user],
+        managed: managed.clone(),
+        pending_creates: intents.iter().map(PendingCreate::from).collect(),
+        target_users: target_users.clone(),
+        target_read_complete: true,
+    };
+    let plan = plan::plan(&input);
+    let entry = plan.entry(&anchor).cloned();
+    let matched_target_id = entry
+        .as_ref()
+        .and_then(|e| e.target_id.clone())
+        .or_else(|| {
+            managed
+                .iter()
+                .find(|m| m.anchor == anchor)
+                .map(|m| m.target_id.clone())
+        });
+    let target_now = matched_target_id
+        .as_deref()
+        .and_then(|id| target_users.iter().find(|t| t.id == id));
+    let attributes = explained
+        .breakdown
+        .iter()
+        .map(|trace: &AttributeTrace| {
+            let change = entry
+                .as_ref()
+                .and_then(|e| e.changes.iter().find(|c| c.attribute == trace.target));
+            let old = target_now
+                .and_then(|t| t.attributes.get(&trace.target))
+                .filter(|v| !v.is_null())
+                .cloned();
+            let new = match change {
+                Some(c) => Some(c.new.clone()),
+                None => old.clone(),
+            };
+            AttributeRow {
+                target: trace.target.clone(),
+                expression: trace.expression.clone(),
+                source_values: trace.source_values.clone(),
+                old_target_value: old,
+                new_target_value: new,
+                changed: change.is_some(),
+            }
+        })
+        .collect();
+    let mut succeeded = None;
+    if !dry_run && entry.as_ref().is_some_and(|e| e.action.writes()) {
+        let planned = PlannedCycle {
+            kind: CycleKind::Incremental,
+            plan,
+            decisions: BTreeMap::from([(source_id.clone(), decision.clone())]),
+            delta_link: String::new(),
+            source_pages: 0,
+            managed,
+        };
+        let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
+        let outcome: ApplyOutcome = apply::apply(rt, store, &planned, &cycle_id, None).await?;
+        succeeded = Some(outcome.failed == 0);
+    }
+    Ok(ProvisionReport {
+        pair: rt.name().to_owned(),
+        dry_run,
+        user_principal_name: attrs
+            .get("userPrincipalName")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        imported: attrs.into_iter().collect(),
+        source_id,
+        scope: decision,
+        anchor,
+        matched_target_id,
+        entry,
+        attributes,
+        succeeded,
+    })
+}
