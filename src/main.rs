@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the demo: the embedded emulator, a hub-and-spoke topology and scripted changes.
+    Demo(cmd::demo::Args),
     /// Run the sync daemon (every pair on its interval).
     Run(cmd::run::Args),
     /// Show the next cycle's plan of each pair without writing anything.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Demo(args) => cmd::demo::run(args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
             Command::Provision(args) => cmd::provision::run(args).await,

@@ -2,6 +2,7 @@
 //! Usage and configuration errors exit with status 2.
 
 pub mod control;
+pub mod demo;
 pub mod emulator;
 pub mod expr;
 pub mod filter;

@@ -201,6 +201,12 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
         .with_state(emulator.clone());
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
+    // Small responses (204s) must not wait for delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await });

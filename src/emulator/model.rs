@@ -249,6 +249,16 @@ impl ObjectKind {
     }
 }
 
+/// Case-insensitive equality without allocating (directory values compare case-insensitively).
+pub fn same_ignoring_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
 pub fn str_prop<'a>(obj: &'a Obj, name: &str) -> Option<&'a str> {
     obj.get(name).and_then(Value::as_str)
 }
@@ -260,6 +270,14 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_insensitive_comparison_handles_ascii_and_unicode() {
+        assert!(same_ignoring_case("Adele@Contoso.com", "adele@contoso.COM"));
+        assert!(!same_ignoring_case("adele@contoso.com", "adele@contoso.co"));
+        assert!(same_ignoring_case("ÄRGER@x.de", "ärger@x.de"));
+        assert!(!same_ignoring_case("ärger@x.de", "arger@x.de"));
+    }
 
     #[test]
     fn prune_moves_the_floor() {

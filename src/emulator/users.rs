@@ -329,8 +329,17 @@ fn invalid_value(name: &str) -> GraphError {
     ))
 }
 
-fn check_unique(t: &Tenant, user: &Obj, except: Option<&str>) -> Result<(), GraphError> {
+/// Scans every user: only call it for properties that were set or changed.
+fn check_unique(
+    t: &Tenant,
+    user: &Obj,
+    except: Option<&str>,
+    changed: &BTreeSet<String>,
+) -> Result<(), GraphError> {
     for prop in ["userPrincipalName", "mail"] {
+        if !changed.contains(prop) {
+            continue;
+        }
         if let Some(v) = str_prop(user, prop)
             && t.value_taken(prop, v, except)
         {
@@ -358,8 +367,8 @@ pub fn create(t: &mut Tenant, call: &Call) -> Outcome {
     }
     let id = new_id();
     let mut user = new_user(&id, call.now);
-    apply_properties(t, &mut user, &input, true)?;
-    check_unique(t, &user, None)?;
+    let set = apply_properties(t, &mut user, &input, true)?;
+    check_unique(t, &user, None, &set)?;
     t.users.insert(id.clone(), user.clone());
     t.change_log.record(call.now, &id, ChangeKind::Created);
     let mut body = Obj::new();
@@ -383,7 +392,7 @@ pub fn update(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
         .cloned()
         .ok_or_else(|| GraphError::not_found(key))?;
     let changed = apply_properties(t, &mut user, &input, false)?;
-    check_unique(t, &user, Some(&id))?;
+    check_unique(t, &user, Some(&id), &changed)?;
     if !changed.is_empty() {
         t.users.insert(id.clone(), user);
         t.change_log.record(

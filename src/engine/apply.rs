@@ -549,40 +549,31 @@ fn emit(log: &ProvisioningLogEntry, entry: &PlanEntry) {
     } else {
         log.provisioning_action.as_str()
     };
+    // One field list for both levels: tracing needs the level at compile time.
+    macro_rules! action_line {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                event = "provisioningAction",
+                pair = %log.job_id,
+                cycle_id = %log.cycle_id,
+                change_id = %log.change_id,
+                action,
+                plan_action = entry.action.as_str(),
+                status,
+                reason = entry.reason.as_str(),
+                anchor = %entry.anchor,
+                source_id = %log.source_identity.id,
+                target_id = %log.target_identity.id,
+                user_principal_name = %log.source_identity.display_name,
+                modified_properties = %modified,
+                error_code = %error_code,
+                $message
+            )
+        };
+    }
     if log.provisioning_status_info.status == ProvisioningResult::Failure {
-        tracing::warn!(
-            event = "provisioningAction",
-            pair = %log.job_id,
-            cycle_id = %log.cycle_id,
-            change_id = %log.change_id,
-            action,
-            plan_action = entry.action.as_str(),
-            status,
-            reason = entry.reason.as_str(),
-            anchor = %entry.anchor,
-            source_id = %log.source_identity.id,
-            target_id = %log.target_identity.id,
-            user_principal_name = %log.source_identity.display_name,
-            modified_properties = %modified,
-            error_code = %error_code,
-            "provisioning action failed"
-        );
+        action_line!(warn, "provisioning action failed");
     } else {
-        tracing::info!(
-            event = "provisioningAction",
-            pair = %log.job_id,
-            cycle_id = %log.cycle_id,
-            change_id = %log.change_id,
-            action,
-            plan_action = entry.action.as_str(),
-            status,
-            reason = entry.reason.as_str(),
-            anchor = %entry.anchor,
-            source_id = %log.source_identity.id,
-            target_id = %log.target_identity.id,
-            user_principal_name = %log.source_identity.display_name,
-            modified_properties = %modified,
-            "provisioning action"
-        );
+        action_line!(info, "provisioning action");
     }
 }

@@ -141,9 +141,9 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-fn scalar_text(value: &Json) -> Result<String, String> {
+fn scalar_text(value: Json) -> Result<String, String> {
     match value {
-        Json::String(s) => Ok(s.clone()),
+        Json::String(s) => Ok(s),
         // .NET Boolean.ToString().
         Json::Bool(true) => Ok("True".into()),
         Json::Bool(false) => Ok("False".into()),
@@ -164,36 +164,34 @@ impl TargetType {
         if is_empty(&value) {
             return Ok(None);
         }
-        match self {
-            TargetType::String => scalar_text(&value).map(|s| Some(Json::String(s))),
-            TargetType::Boolean => match &value {
-                Json::Bool(_) => Ok(Some(value)),
-                Json::String(s) => parse_bool(s)
-                    .map(|b| Some(Json::Bool(b)))
-                    .ok_or_else(|| format!("'{s}' is not a Boolean (expected true or false)")),
-                _ => Err(format!("{value} is not a Boolean (expected true or false)")),
-            },
-            TargetType::StringCollection => match &value {
-                Json::Array(items) => items
-                    .iter()
-                    .filter(|v| !is_empty(v))
-                    .map(|v| scalar_text(v).map(Json::String))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|items| Some(Json::Array(items))),
-                other => scalar_text(other).map(|s| Some(Json::Array(vec![Json::String(s)]))),
-            },
-            TargetType::DirectoryExtension => match &value {
-                Json::Array(_) => {
-                    Err("multi-valued directory extensions are not supported by cross-tenant synchronization".into())
-                }
-                Json::Object(_) => Err("a complex value cannot be written to a directory extension".into()),
-                _ => Ok(Some(value)),
-            },
-            TargetType::Reference => Err("a reference attribute takes a direct mapping".into()),
-            TargetType::Unknown => match &value {
-                Json::Object(_) => Err("a complex value cannot be written to this attribute".into()),
-                _ => Ok(Some(value)),
-            },
+        match (self, value) {
+            (TargetType::String, value @ Json::String(_)) => Ok(Some(value)),
+            (TargetType::String, value) => scalar_text(value).map(|s| Some(Json::String(s))),
+            (TargetType::Boolean, value @ Json::Bool(_)) => Ok(Some(value)),
+            (TargetType::Boolean, Json::String(s)) => parse_bool(&s)
+                .map(|b| Some(Json::Bool(b)))
+                .ok_or_else(|| format!("'{s}' is not a Boolean (expected true or false)")),
+            (TargetType::Boolean, value) => {
+                Err(format!("{value} is not a Boolean (expected true or false)"))
+            }
+            (TargetType::StringCollection, Json::Array(items)) => items
+                .into_iter()
+                .filter(|v| !is_empty(v))
+                .map(|v| scalar_text(v).map(Json::String))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|items| Some(Json::Array(items))),
+            (TargetType::StringCollection, value) => {
+                scalar_text(value).map(|s| Some(Json::Array(vec![Json::String(s)])))
+            }
+            (TargetType::DirectoryExtension, Json::Array(_)) => Err(
+                "multi-valued directory extensions are not supported by cross-tenant synchronization"
+                    .into(),
+            ),
+            (TargetType::DirectoryExtension | TargetType::Unknown, Json::Object(_)) => {
+                Err("a complex value cannot be written to this attribute".into())
+            }
+            (TargetType::DirectoryExtension | TargetType::Unknown, value) => Ok(Some(value)),
+            (TargetType::Reference, _) => Err("a reference attribute takes a direct mapping".into()),
         }
     }
 }

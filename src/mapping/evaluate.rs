@@ -483,4 +483,95 @@ mod tests {
         assert_eq!(value(&m, "displayName"), Some(json!("A")));
         assert!(set.source_attributes().contains("manager"));
     }
+
+    #[test]
+    fn expression_result_and_breakdown() {
+        let specs = [AttributeMappingSpec::expression(
+            "displayName",
+            r#"Join(" ", [givenName], [surname])"#,
+        )];
+        let m = run(
+            &specs,
+            json!({"givenName": "Ada", "surname": "Lovelace"}),
+            MapMode::Update,
+        );
+        assert_eq!(value(&m, "displayName"), Some(json!("Ada Lovelace")));
+        let t = &m.breakdown[0];
+        assert_eq!(t.kind, "expression");
+        assert_eq!(t.expression, r#"Join(" ", [givenName], [surname])"#);
+        assert_eq!(
+            t.source_values,
+            BTreeMap::from([
+                ("givenName".to_string(), json!("Ada")),
+                ("surname".to_string(), json!("Lovelace")),
+            ])
+        );
+        let set = compile(&specs).expect("compiles");
+        assert!(set.source_attributes().contains("givenName"));
+        assert!(set.source_attributes().contains("surname"));
+    }
+
+    #[test]
+    fn ignore_flow_leaves_the_attribute_alone() {
+        let specs = [AttributeMappingSpec::expression(
+            "department",
+            "IgnoreFlowIfNullOrEmpty([department])",
+        )];
+        let m = run(&specs, json!({}), MapMode::Update);
+        assert!(m.attributes.is_empty());
+        assert!(m.ignored.contains("department"));
+        assert_eq!(m.breakdown[0].result, TraceResult::Ignored);
+        let present = run(&specs, json!({"department": "Sales"}), MapMode::Update);
+        assert_eq!(value(&present, "department"), Some(json!("Sales")));
+        assert!(present.ignored.is_empty());
+    }
+
+    #[test]
+    fn expression_null_takes_the_default_on_create() {
+        let specs = [AttributeMappingSpec {
+            default: Some("none".into()),
+            ..AttributeMappingSpec::expression("jobTitle", "[title]")
+        }];
+        let created = run(&specs, json!({}), MapMode::Create);
+        assert_eq!(
+            created.breakdown[0].result,
+            TraceResult::Default(json!("none"))
+        );
+        let updated = run(&specs, json!({}), MapMode::Update);
+        assert_eq!(updated.breakdown[0].result, TraceResult::Null);
+    }
+
+    #[test]
+    fn expression_over_an_extension_attribute() {
+        let specs = [AttributeMappingSpec::expression(
+            "department",
+            &format!("Left([{EXT}], 2)"),
+        )];
+        let m = run(&specs, json!({EXT: "CC-7"}), MapMode::Update);
+        assert_eq!(value(&m, "department"), Some(json!("CC")));
+    }
+
+    #[test]
+    fn expression_syntax_errors_keep_their_position() {
+        let errors = compile(&[
+            AttributeMappingSpec::direct("city", "city"),
+            AttributeMappingSpec::expression(
+                "displayName",
+                "Join(\" \",\n  Lefft([givenName], 2))",
+            ),
+        ])
+        .expect_err("invalid");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            (errors[0].index, errors[0].field),
+            (1, crate::mapping::MappingField::Expression)
+        );
+        let position = errors[0].parse_error.as_ref().expect("parse error kept");
+        assert_eq!((position.line, position.column), (2, 3), "{position:?}");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("mappings[1].expression (target 'displayName'): ")
+        );
+    }
 }

@@ -806,3 +806,76 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
     let u07 = world.b2b_user(FABRIKAM, "u07").await.expect("u07");
     assert_eq!(u07.job_title.as_deref(), Some("Changed mid-crash"));
 }
+
+/// The README's first command: the demo shows every kind of action and exits cleanly.
+#[test]
+fn demo_runs_its_script_and_shows_each_kind_of_action() {
+    let output = assert_cmd::Command::cargo_bin("ctsync")
+        .expect("binary")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--pause", "0s"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    for action in [
+        "\"plan_action\":\"create\"",
+        "\"plan_action\":\"update\"",
+        "\"plan_action\":\"softDelete\"",
+        "\"plan_action\":\"restore\"",
+    ] {
+        assert!(log.contains(action), "missing {action} in\n{log}");
+    }
+    assert!(
+        log.lines().any(|l| l.contains("contoso-to-northwind")
+            && l.contains("\"plan_action\":\"update\"")
+            && l.contains("accountEnabled")),
+        "the disable is an update of accountEnabled in Northwind"
+    );
+    assert!(
+        !log.contains("demo-only-not-a-secret"),
+        "the demo secret never reaches logs"
+    );
+}
+
+#[tokio::test]
+async fn a_target_user_soft_deleted_by_the_target_admin_is_reported_not_recreated() {
+    let (world, rt) = sales_world(vec![]).await;
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::DELETE,
+            &format!("users/{}", target.id),
+            None,
+        )
+        .await;
+    let options = ctsync::engine::CycleOptions {
+        full: true,
+        ..Default::default()
+    };
+    let planned = ctsync::engine::compute_plan(&rt, world.store.as_ref(), &options)
+        .await
+        .expect("plan");
+    let anchor = ctsync::plan::Anchor::new(
+        CONTOSO,
+        &world.source_id(CONTOSO, "adele@contoso.com").await,
+    );
+    let entry = planned.plan.entry(&anchor).expect("adele is planned");
+    assert_eq!(entry.action, ctsync::plan::Action::Skip);
+    assert_eq!(entry.reason, ctsync::plan::Reason::TargetSoftDeletedByAdmin);
+    let report = ctsync::engine::run_cycle(&rt, world.store.as_ref(), &options)
+        .await
+        .expect("cycle");
+    assert_eq!(report.counts["create"], 0, "{report:?}");
+    assert!(
+        world.b2b_user(FABRIKAM, "adele").await.is_none(),
+        "no duplicate"
+    );
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target.id)
+        .await
+        .expect("still in deletedItems");
+    assert!(deleted);
+}
