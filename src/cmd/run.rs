@@ -98,6 +98,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&args.admin_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.admin_listen))?;
+        if args.open_reads
+            && listener
+                .local_addr()
+                .is_ok_and(|addr| !addr.ip().is_loopback())
+        {
+            tracing::warn!(
+                address = %args.admin_listen,
+                "admin API reads are open on a non-loopback address"
+            );
+        }
         let api = ctsync::api::AdminApi::new(
             daemon.handle(),
             ctsync::api::AdminOptions {
