@@ -1068,3 +1068,93 @@ async fn the_control_cli_talks_to_the_admin_api() {
     );
     running.shutdown.cancel();
 }
+
+/// Kills the daemon process on every exit path of the test.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctsync_run_serves_the_admin_api_with_its_token_file() {
+    let world = sales_world(&["adele"]).await;
+    world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let token_file = world.dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    // A free loopback port: bound, read, released for the daemon.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _daemon = Child(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("ctsync"))
+            .args(["run", "--no-reload", "--interval", "1h", "--config"])
+            .arg(world.dir.path().join(format!("{PAIR}.yaml")))
+            .arg("--state")
+            .arg(world.dir.path().join("daemon.db"))
+            .args(["--admin-listen", &format!("127.0.0.1:{port}")])
+            .arg("--admin-token-file")
+            .arg(&token_file)
+            .env_remove("CTSYNC_ADMIN_TOKEN_FILE")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ctsync run starts"),
+    );
+    let http = reqwest::Client::new();
+    // Wait until the daemon has synced adele (the status says so).
+    let job = async {
+        loop {
+            if let Ok(response) = http
+                .get(format!("{base}/v1/jobs/{PAIR}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                && response.status() == StatusCode::OK
+            {
+                let job: Value = response.json().await.expect("json");
+                if job["status"]["lastExecution"].is_object() {
+                    return job;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let job = tokio::time::timeout(PATIENCE, job)
+        .await
+        .expect("the daemon never synced");
+    assert_eq!(job["status"]["code"], "Active", "{job}");
+    assert_eq!(job["status"]["lastExecution"]["countExported"], 1, "{job}");
+    assert!(world.b2b_user(FABRIKAM, "adele").await.is_some());
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+    // Reads are closed (no --open-reads), and the token file's token is the one accepted.
+    let closed = http
+        .get(format!("{base}/v1/jobs"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(closed.status(), StatusCode::UNAUTHORIZED);
+    let refused = http
+        .post(format!("{base}/v1/jobs/{PAIR}/pause"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let paused = http
+        .post(format!("{base}/v1/jobs/{PAIR}/pause"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(paused.status(), StatusCode::NO_CONTENT);
+}
