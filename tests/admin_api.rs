@@ -930,6 +930,34 @@ async fn a_secret_canary_never_comes_out() {
         .await;
     assert_eq!(failed.code, JobState::Quarantine, "{failed:?}");
 
+    // The failed cycle and the quarantine show in the metrics once the feed has seen them.
+    let wait = async {
+        loop {
+            let text = running.get(&format!("{base}/metrics"), None).await.1;
+            let samples = parse_metrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let failed = value_of(
+                &samples,
+                "ctsync_cycles_total",
+                &[("pair", "bad-pair"), ("kind", "none"), ("result", "failed")],
+            );
+            if failed.is_some_and(|n| n >= 1.0) {
+                return samples;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let samples = tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("the failed cycle never showed in the metrics");
+    assert_eq!(
+        value_of(&samples, "ctsync_job_quarantined", &[("pair", "bad-pair")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value_of(&samples, "ctsync_job_quarantined", &[("pair", PAIR)]),
+        Some(0.0)
+    );
+
     let mut outputs = Vec::new();
     for path in [
         "/".to_owned(),
@@ -958,6 +986,13 @@ async fn a_secret_canary_never_comes_out() {
     let jobs = &outputs[1].2;
     assert!(jobs.contains(PAIR) && jobs.contains("bad-pair"), "{jobs}");
     assert!(outputs[4].2.contains("Quarantine"), "{}", outputs[4].2);
+    assert!(
+        outputs[0]
+            .2
+            .contains("Quarantined: EncounteredQuarantineException"),
+        "{}",
+        outputs[0].2
+    );
     assert!(outputs[5].2.contains("\"create\""), "{}", outputs[5].2);
     for (path, _, body) in &outputs {
         assert!(
