@@ -237,26 +237,9 @@ pub(super) async fn provision_on_demand(
     let store = state.handle.store();
     let user = user.trim().to_owned();
     let dry_run = body.dry_run;
-    // The engine's future is not `Send` (its random source is thread-local), so it runs to
-    // completion on a blocking thread of this runtime instead of on an axum worker.
-    let runtime_handle = tokio::runtime::Handle::current();
-    let report = tokio::task::spawn_blocking(move || {
-        runtime_handle.block_on(crate::engine::provision_on_demand(
-            &rt,
-            store.as_ref(),
-            &user,
-            dry_run,
-        ))
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ProvisioningTaskFailed",
-            e.to_string(),
-        )
-    })?
-    .map_err(engine_error)?;
+    let report = crate::engine::provision_on_demand(&rt, store.as_ref(), &user, dry_run)
+        .await
+        .map_err(engine_error)?;
     serde_json::to_value(&report).map(Json).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

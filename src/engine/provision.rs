@@ -169,18 +169,23 @@ pub async fn provision_on_demand(
     let intents = store.create_intents(rt.name()).await?;
     let target_users = read::target_users(rt).await?;
 
-    let mut random = rand_source();
-    let is_unique = |_: &str| true;
-    let mut ctx = EvalContext {
-        now,
-        random: &mut random,
-        is_unique: &is_unique,
+    // The evaluation context holds a thread-local RNG: keep it out of the awaits below so the
+    // future stays `Send`.
+    let (planned_user, decision, explained) = {
+        let mut random = rand_source();
+        let is_unique = |_: &str| true;
+        let mut ctx = EvalContext {
+            now,
+            random: &mut random,
+            is_unique: &is_unique,
+        };
+        let (planned_user, decision) =
+            plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
+        let explained =
+            rt.mappings
+                .explain_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+        (planned_user, decision, explained)
     };
-    let (planned_user, decision) =
-        plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
-    let explained =
-        rt.mappings
-            .explain_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
     let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
     let input = PlanInput {
         pair: rt.name().to_owned(),

@@ -753,7 +753,14 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
         }
         let delay = std::time::Duration::from_millis(rng.random_range(30..700));
         let mut child = std::process::Command::new(&binary)
-            .args(["run", "--interval", "1h", "--config"])
+            .args([
+                "run",
+                "--interval",
+                "1h",
+                "--admin-listen",
+                "none",
+                "--config",
+            ])
             .arg(&file)
             .arg("--state")
             .arg(&state)
