@@ -64,7 +64,34 @@ async fn initial_sync_creates_in_scope_members_with_mapped_attributes() {
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 1);
 }
 
-/// Contoso → Fabrikam with a department filter; the users and the pair runtime.
+/// A Contoso → Fabrikam world with these Contoso users and a pair that syncs the Sales
+/// department only; nothing synced yet.
+async fn sales_pair(
+    name: &str,
+    users: Vec<serde_json::Value>,
+) -> (World, ctsync::engine::PairRuntime, std::path::PathBuf) {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(
+        name,
+        CONTOSO,
+        FABRIKAM,
+        "  scope:
+    mode: all
+    filters:
+      - title: Sales
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let rt = world.runtime(&file, name);
+    (world, rt, file)
+}
+
+/// Contoso → Fabrikam with a department filter, after its first cycle.
 async fn sales_world(extra_users: Vec<serde_json::Value>) -> (World, ctsync::engine::PairRuntime) {
     let mut users = vec![
         user(
@@ -79,24 +106,7 @@ async fn sales_world(extra_users: Vec<serde_json::Value>) -> (World, ctsync::eng
         ),
     ];
     users.extend(extra_users);
-    let world = World::start(seed(
-        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
-        &[(CONTOSO, users)],
-    ))
-    .await;
-    let file = world.pair_file(
-        "sales",
-        CONTOSO,
-        FABRIKAM,
-        "  scope:
-    mode: all
-    filters:
-      - title: Sales
-        clauses:
-          - { attribute: department, operator: EQUALS, value: Sales }
-",
-    );
-    let rt = world.runtime(&file, "sales");
+    let (world, rt, _) = sales_pair("sales", users).await;
     let first = world.cycle(&rt).await;
     assert_eq!(first.failed, 0, "{first:?}");
     (world, rt)
@@ -636,24 +646,7 @@ async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
             json!({"id": "00000000-0000-4000-8000-00000000c003", "department": "Sales", "accountEnabled": false}),
         ),
     ];
-    let world = World::start(seed(
-        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
-        &[(CONTOSO, users)],
-    ))
-    .await;
-    let file = world.pair_file(
-        "preview",
-        CONTOSO,
-        FABRIKAM,
-        "  scope:
-    mode: all
-    filters:
-      - title: Sales
-        clauses:
-          - { attribute: department, operator: EQUALS, value: Sales }
-",
-    );
-    let rt = world.runtime(&file, "preview");
+    let (world, rt, file) = sales_pair("preview", users).await;
     world.cycle(&rt).await;
     world
         .patch(
