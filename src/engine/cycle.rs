@@ -104,6 +104,9 @@ pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
     if !allowed {
         return Ok(false);
     }
+    rt.anchor_ready
+        .get_or_try_init(|| ensure_anchor_extension(rt))
+        .await?;
     let target_partner = rt
         .target
         .cross_tenant_partner(&rt.pair.source.tenant_id)
@@ -133,6 +136,78 @@ pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
         });
     }
     Ok(true)
+}
+
+/// `extension_{appIdNoHyphens}_{name}` → (app id as a GUID, short name).
+fn parse_extension_name(attribute: &str) -> Option<(String, &str)> {
+    let rest = attribute.strip_prefix("extension_")?;
+    let (app, name) = rest.split_once('_')?;
+    if app.len() != 32 || !app.chars().all(|c| c.is_ascii_hexdigit()) || name.is_empty() {
+        return None;
+    }
+    let guid = format!(
+        "{}-{}-{}-{}-{}",
+        &app[..8],
+        &app[8..12],
+        &app[12..16],
+        &app[16..20],
+        &app[20..]
+    );
+    Some((guid, name))
+}
+
+/// Registers the anchor's directory extension on its application in the target tenant when it
+/// is missing, so a new pair works without a manual step. Runs once per runtime.
+async fn ensure_anchor_extension(rt: &PairRuntime) -> Result<(), EngineError> {
+    let attribute = &rt.settings.anchor_attribute;
+    let Some((app_id, name)) = parse_extension_name(attribute) else {
+        return Err(EngineError::Preflight {
+            code: "AnchorAttributeInvalid".into(),
+            message: format!(
+                "anchor attribute {attribute} is not a directory extension \
+                 (extension_{{appIdWithoutHyphens}}_{{name}})"
+            ),
+        });
+    };
+    let path = format!("applications(appId='{app_id}')/extensionProperties");
+    let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        value: Vec<crate::graph::ExtensionProperty>,
+    }
+    let listing: Listing = match rt
+        .target
+        .send_json(reqwest::Method::GET, &format!("{path}?$select=name"), None)
+        .await
+    {
+        Ok(listing) => listing,
+        Err(e) if e.is_not_found() => {
+            return Err(EngineError::Preflight {
+                code: "AnchorExtensionMissing".into(),
+                message: format!(
+                    "the anchor {attribute} belongs to application {app_id}, which has no \
+                     registration in target tenant {}: register the extension there, or set \
+                     spec.anchorAttribute to an extension of an application of the target",
+                    rt.pair.target.tenant_id
+                ),
+            });
+        }
+        Err(e) => return Err(target_error(e)),
+    };
+    if listing
+        .value
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case(attribute))
+    {
+        return Ok(());
+    }
+    let body = serde_json::json!({"name": name, "dataType": "String", "targetObjects": ["User"]});
+    rt.target
+        .send(reqwest::Method::POST, &path, &[], Some(&body), 1)
+        .await
+        .map_err(target_error)?;
+    tracing::info!(pair = rt.name(), attribute = %attribute, "registered the anchor extension in the target");
+    Ok(())
 }
 
 /// Reads the source for this cycle: a full enumeration without a watermark (or when asked, or

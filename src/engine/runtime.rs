@@ -17,6 +17,8 @@ pub struct PairRuntime {
     pub mappings: MappingSet,
     pub filters: CompiledFilters,
     pub settings: PlanSettings,
+    /// Set once the anchor extension is known to be registered in the target.
+    pub(super) anchor_ready: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for PairRuntime {
@@ -101,6 +103,7 @@ impl PairRuntime {
         let source = client(&pair.source)?;
         let target = client(&pair.target)?;
         Ok(PairRuntime {
+            anchor_ready: tokio::sync::OnceCell::new(),
             source,
             target,
             mappings,

@@ -879,3 +879,44 @@ async fn a_target_user_soft_deleted_by_the_target_admin_is_reported_not_recreate
         .expect("still in deletedItems");
     assert!(deleted);
 }
+
+#[tokio::test]
+async fn the_anchor_extension_is_registered_in_the_target_when_missing() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    );
+    seed["tenants"][1]["applications"][0]["extensionProperties"] = json!([]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file("fresh", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let rt = world.runtime(&file, "fresh");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["create"], 1, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    let adele = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert!(adele.extensions.contains_key(&anchor_attribute()));
+}
+
+#[tokio::test]
+async fn an_anchor_on_an_application_unknown_to_the_target_stops_the_cycle_with_a_clear_error() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    ))
+    .await;
+    let file = world.pair_file(
+        "elsewhere",
+        CONTOSO,
+        FABRIKAM,
+        "  scope: { mode: all }\n  anchorAttribute: extension_0123456789abcdef0123456789abcdef_anchor\n",
+    );
+    let rt = world.runtime(&file, "elsewhere");
+    let error = ctsync::engine::run_cycle(&rt, world.store.as_ref(), &Default::default())
+        .await
+        .expect_err("no such application in the target");
+    assert_eq!(error.code(), "AnchorExtensionMissing", "{error}");
+    assert!(
+        world.b2b_users(FABRIKAM).await.is_empty(),
+        "nothing written"
+    );
+}
