@@ -920,3 +920,66 @@ async fn an_anchor_on_an_application_unknown_to_the_target_stops_the_cycle_with_
         "nothing written"
     );
 }
+
+/// SIGTERM: the daemon finishes what it is doing, records it and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_daemon_cleanly_after_recording_its_cycle() {
+    use std::io::BufRead;
+    let (world, _rt, file) = sales_pair(
+        "term",
+        vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+    )
+    .await;
+    let state = world.dir.path().join("state.db");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+        .args([
+            "run",
+            "--interval",
+            "1h",
+            "--admin-listen",
+            "none",
+            "--config",
+        ])
+        .arg(&file)
+        .arg("--state")
+        .arg(&state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let pid = child.id().to_string();
+    let log = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        let mut reader = std::io::BufReader::new(stderr);
+        let mut signalled = false;
+        let mut line = String::new();
+        while reader.read_line(&mut line).expect("read") > 0 {
+            if !signalled && line.contains("cycleSummary") {
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .expect("kill");
+                assert!(status.success());
+                signalled = true;
+            }
+            lines.push(std::mem::take(&mut line));
+        }
+        lines.join("")
+    })
+    .await
+    .expect("joined");
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "{log}");
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(log.contains("daemon stopped"), "{log}");
+    assert!(world.b2b_user(FABRIKAM, "adele").await.is_some());
+    // The cycle was recorded: the next run is incremental and writes nothing.
+    let rt = world.runtime(&file, "term");
+    let report = world.cycle(&rt).await;
+    assert_eq!(
+        report.kind,
+        ctsync::engine::CycleKind::Incremental,
+        "{report:?}"
+    );
+    assert_eq!(report.succeeded, 0, "{report:?}");
+}
