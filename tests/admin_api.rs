@@ -14,10 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ctsync::api::{AdminApi, AdminOptions};
-use ctsync::engine::{
-    CycleKind, CycleReport, Daemon, DaemonHandle, DaemonOptions, JobState, JobStatus,
-};
-use ctsync::store::StateStore;
+use ctsync::engine::{CycleKind, CycleReport, Daemon, DaemonHandle, JobState, JobStatus};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -41,20 +38,7 @@ struct Running {
 /// A daemon for `config` with an hour's interval: after the first cycle, cycles run only when
 /// a test asks.
 fn daemon(world: &World, config: &Path) -> (Daemon, Running) {
-    let topology = ctsync::config::load(config).unwrap_or_else(|e| panic!("config: {e}"));
-    let runtimes = topology
-        .pairs
-        .into_iter()
-        .map(|p| ctsync::engine::PairRuntime::new(p).expect("runtime"))
-        .collect();
-    let daemon = Daemon::new(
-        runtimes,
-        world.store.clone() as Arc<dyn StateStore>,
-        DaemonOptions {
-            once: false,
-            interval_override: Some(Duration::from_secs(3600)),
-        },
-    );
+    let daemon = world.daemon(config);
     let handle = daemon.handle();
     let running = Running {
         cycles: handle.subscribe_cycles(),

@@ -11,9 +11,9 @@ use crate::expr::EvalContext;
 use crate::graph::GraphError;
 use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
 use crate::plan::{
-    self, Action, Anchor, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue,
-    OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead,
-    SourceReadKind, SourceUser, SourceUserKind,
+    self, Action, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue, OutOfScopeReason,
+    PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead, SourceReadKind,
+    SourceUser, SourceUserKind,
 };
 use crate::scope::{self, AssignmentIndex, Disposition, Membership, ScopeDecision};
 use crate::store::{StateStore, Watermark};
@@ -533,14 +533,10 @@ pub async fn run_cycle(
         manager_updates = report.manager_updates,
         guard_triggered = report.guard_triggered,
         blocked = report.blocked.as_deref().unwrap_or(""),
+        source_pages = planned.source_pages,
         graph_requests = report.graph_requests,
         throttled_requests = report.throttled_requests,
         "cycle finished"
     );
     Ok(report)
-}
-
-/// Anchors of a plan's entries, for tests and callers that look users up.
-pub fn anchors(plan: &Plan) -> Vec<&Anchor> {
-    plan.entries().iter().map(|e| &e.anchor).collect()
 }

@@ -1,12 +1,12 @@
 //! A running daemon over a [`World`], and ways to wait for what it reports.
 
 use std::path::Path;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use ctsync::engine::daemon::DaemonSummary;
-use ctsync::engine::{CycleReport, Daemon, DaemonHandle, DaemonOptions, JobCommand, JobStatus};
-use ctsync::store::StateStore;
+use ctsync::engine::{CycleReport, DaemonHandle, JobCommand, JobStatus};
+
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -27,20 +27,7 @@ pub struct Running {
 /// Starts a daemon for every pair in `config` (a file or a directory). The interval is an hour:
 /// cycles after the first run only when a test asks (or on the quarantine schedule).
 pub fn start(world: &World, config: &Path) -> Running {
-    let topology = ctsync::config::load(config).unwrap_or_else(|e| panic!("config: {e}"));
-    let runtimes = topology
-        .pairs
-        .into_iter()
-        .map(|p| ctsync::engine::PairRuntime::new(p).expect("runtime"))
-        .collect();
-    let daemon = Daemon::new(
-        runtimes,
-        world.store.clone() as Arc<dyn StateStore>,
-        DaemonOptions {
-            once: false,
-            interval_override: Some(Duration::from_secs(3600)),
-        },
-    );
+    let daemon = world.daemon(config);
     let handle = daemon.handle();
     // Subscribed before the jobs start, so no event is missed.
     let statuses = handle.subscribe_status();

@@ -734,8 +734,6 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
     let seed_value: u64 = rand::random();
     eprintln!("kill schedule seed: {seed_value}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
-    let binary = assert_cmd::cargo::cargo_bin("ctsync");
-
     for round in 0..4 {
         if round == 2 {
             // A change made between crashes must not be lost.
@@ -745,18 +743,7 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
                 .await;
         }
         let delay = std::time::Duration::from_millis(rng.random_range(30..700));
-        let mut child = std::process::Command::new(&binary)
-            .args([
-                "run",
-                "--interval",
-                "1h",
-                "--admin-listen",
-                "none",
-                "--config",
-            ])
-            .arg(&file)
-            .arg("--state")
-            .arg(&state)
+        let mut child = World::run_command(&file, &state)
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -770,11 +757,8 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
         let file = file.clone();
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
-                .args(["run", "--once", "--config"])
-                .arg(&file)
-                .arg("--state")
-                .arg(&state)
+            World::run_command(&file, &state)
+                .arg("--once")
                 .env("RUST_LOG", "error")
                 .output()
                 .expect("runs")
@@ -931,18 +915,7 @@ async fn sigterm_stops_the_daemon_cleanly_after_recording_its_cycle() {
     )
     .await;
     let state = world.dir.path().join("state.db");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
-        .args([
-            "run",
-            "--interval",
-            "1h",
-            "--admin-listen",
-            "none",
-            "--config",
-        ])
-        .arg(&file)
-        .arg("--state")
-        .arg(&state)
+    let mut child = World::run_command(&file, &state)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("daemon starts");

@@ -159,6 +159,46 @@ spec:
         PairRuntime::new(pair).expect("runtime")
     }
 
+    /// A daemon for every pair in `config` (a file or a directory), over this world's store,
+    /// with an hour's interval: after the first cycle, cycles run only when a test asks.
+    #[allow(dead_code)] // not every test binary that includes this file runs a daemon
+    pub fn daemon(&self, config: &Path) -> ctsync::engine::Daemon {
+        let topology = ctsync::config::load(config).unwrap_or_else(|e| panic!("config: {e}"));
+        let runtimes = topology
+            .pairs
+            .into_iter()
+            .map(|p| PairRuntime::new(p).expect("runtime"))
+            .collect();
+        ctsync::engine::Daemon::new(
+            runtimes,
+            self.store.clone() as Arc<dyn ctsync::store::StateStore>,
+            ctsync::engine::DaemonOptions {
+                once: false,
+                interval_override: Some(std::time::Duration::from_secs(3600)),
+            },
+        )
+    }
+
+    /// The `ctsync run` binary for `config` over `state`, without the admin API, with an hour's
+    /// interval (add `--once` to stop after one cycle).
+    #[allow(dead_code)]
+    pub fn run_command(config: &Path, state: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"));
+        command
+            .args([
+                "run",
+                "--interval",
+                "1h",
+                "--admin-listen",
+                "none",
+                "--config",
+            ])
+            .arg(config)
+            .arg("--state")
+            .arg(state);
+        command
+    }
+
     pub async fn cycle(&self, rt: &PairRuntime) -> CycleReport {
         run_cycle(rt, self.store.as_ref(), &CycleOptions::default())
             .await
