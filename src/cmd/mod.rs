@@ -9,6 +9,7 @@ pub mod filter;
 pub mod plan;
 pub mod provision;
 pub mod run;
+pub mod store;
 pub mod validate;
 
 /// Exit status for usage and configuration errors.
