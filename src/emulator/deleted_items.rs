@@ -141,7 +141,7 @@ pub fn restore(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
     }
     user.insert("deletedDateTime".into(), Value::Null);
     t.deleted_users.remove(id);
-    t.users.insert(id.to_string(), user.clone());
+    t.put_user(id, user.clone());
     t.change_log.record(call.now, id, ChangeKind::Restored);
     let mut body = Obj::new();
     body.insert(
@@ -165,7 +165,7 @@ pub fn hard_delete(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
 /// Removes every trace of a user (memberships, assignments, manager links) and logs it as deleted.
 pub fn purge_user(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
     t.deleted_users.remove(id);
-    t.users.remove(id);
+    t.take_user(id);
     for g in t.groups.values_mut() {
         g.members.remove(id);
     }
