@@ -52,6 +52,8 @@ enum Command {
     Restart(cmd::control::RestartArgs),
     /// Run an incremental cycle of a job now.
     RunNow(cmd::control::PairArgs),
+    /// Check that a running daemon is alive (its admin API's /healthz); for container health checks.
+    Health(cmd::control::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Command::Pause(args) => cmd::control::pause(args).await,
             Command::Start(args) => cmd::control::start(args).await,
             Command::Restart(args) => cmd::control::restart(args).await,
+            Command::Health(args) => cmd::control::health(args).await,
             Command::RunNow(args) => cmd::control::run_now(args).await,
         }
     });
