@@ -10,8 +10,8 @@ use ctsync::emulator::{EmulatorOptions, Seed, spawn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on (not 8080: that is the daemon's admin API).
+    #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
     /// Seed file (YAML, or JSON when it ends in `.json`): tenants, apps, users, groups,
     /// assignments, policies.

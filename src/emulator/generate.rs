@@ -197,6 +197,8 @@ impl Generate {
                 display_name: format!("Generated Group {g}"),
                 description: Some(format!("generated, {} members", self.users / groups)),
                 members,
+                security_enabled: true,
+                ..GroupSeed::default()
             });
         }
         Ok(())

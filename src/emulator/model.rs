@@ -47,6 +47,12 @@ pub struct Tenant {
     /// user id → manager id.
     pub managers: BTreeMap<String, String>,
     pub groups: BTreeMap<String, Group>,
+    /// Soft-deleted groups by object id.
+    #[serde(default)]
+    pub deleted_groups: BTreeMap<String, super::group_log::DeletedGroup>,
+    /// What happened to groups and their memberships (positions of `groups/delta` tokens).
+    #[serde(default)]
+    pub group_log: super::group_log::GroupLog,
     pub service_principals: BTreeMap<String, ServicePrincipal>,
     pub applications: BTreeMap<String, Application>,
     pub assignments: BTreeMap<String, Obj>,

@@ -156,6 +156,24 @@ pub struct GroupSeed {
     /// UPNs or ids of users, or display names or ids of other groups.
     #[serde(default)]
     pub members: Vec<String>,
+    /// `[]` (security, the default), `["Unified"]` (Microsoft 365), `["DynamicMembership"]`.
+    #[serde(default)]
+    pub group_types: Vec<String>,
+    /// Mail-enabled (with `securityEnabled`: mail-enabled security; without: distribution).
+    #[serde(default)]
+    pub mail_enabled: bool,
+    #[serde(default = "default_true")]
+    pub security_enabled: bool,
+    #[serde(default)]
+    pub is_assignable_to_role: bool,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub membership_rule: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -79,6 +79,7 @@ impl Emulator {
                 self.mark_dirty();
             }
             t.change_log.prune(now - settings.delta_token_retention);
+            t.group_log.prune(now - settings.delta_token_retention);
         }
     }
 }

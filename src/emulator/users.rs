@@ -421,6 +421,7 @@ pub fn delete(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
         },
     );
     t.change_log.record(call.now, &id, ChangeKind::SoftDeleted);
+    super::group_log::member_object_changed(t, &id, call.now);
     Ok(Reply::no_content())
 }
 
