@@ -17,6 +17,7 @@ pub struct Args {
     /// Only this pair.
     #[arg(long)]
     pub pair: Option<String>,
+    /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// The SQLite state file the daemon uses.
