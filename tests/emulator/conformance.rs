@@ -802,12 +802,7 @@ type Compare<'a> = dyn Fn(&'static str, &Value, Mode, &[&str]) + 'a;
 
 /// Group shapes: create, get, list with `$select`, members, delta (initial and changes), the
 /// multiple-members PATCH body, the duplicate-member error and deleted groups.
-async fn check_groups(
-    env: &Env,
-    t: &str,
-    adele: &str,
-    cmp: &Compare<'_>,
-) {
+async fn check_groups(env: &Env, t: &str, adele: &str, cmp: &Compare<'_>) {
     let Some(dir) = conformance_dir() else {
         return;
     };
