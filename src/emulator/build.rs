@@ -164,7 +164,7 @@ fn tenant_from_seed(
         if !user.contains_key("proxyAddresses") || user.get("proxyAddresses") == Some(&json!([])) {
             sync_proxy_addresses(&mut user);
         }
-        t.users.insert(id, user);
+        t.put_user(&id, user);
     }
     for us in &ts.users {
         if let Some(manager) = &us.manager {

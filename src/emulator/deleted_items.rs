@@ -148,7 +148,7 @@ pub fn restore(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
     }
     user.insert("deletedDateTime".into(), Value::Null);
     t.deleted_users.remove(id);
-    t.users.insert(id.to_string(), user.clone());
+    t.put_user(id, user.clone());
     t.change_log.record(call.now, id, ChangeKind::Restored);
     member_object_changed(t, id, call.now);
     let mut body = Obj::new();
@@ -177,7 +177,7 @@ pub fn hard_delete(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
 pub fn purge_user(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
     member_object_changed(t, id, now);
     t.deleted_users.remove(id);
-    t.users.remove(id);
+    t.take_user(id);
     for g in t.groups.values_mut() {
         g.members.remove(id);
     }
