@@ -49,7 +49,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
     let options = CycleOptions {
         full: args.full,
-        force_deletes: false,
+        approved_deletes: Default::default(),
+        crash: None,
         ..CycleOptions::default()
     };
     let mut plans = Vec::new();
