@@ -23,6 +23,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure the daemon against the in-process emulator: throughput, quota use, requests,
+    /// CPU and memory of an initial, an incremental and a quiet cycle.
+    Bench(cmd::bench::Args),
     /// Run the demo: the embedded emulator, a hub-and-spoke topology and scripted changes.
     Demo(cmd::demo::Args),
     /// Run the sync daemon (every pair on its interval).
@@ -49,6 +52,8 @@ enum Command {
     Restart(cmd::control::RestartArgs),
     /// Run an incremental cycle of a job now.
     RunNow(cmd::control::PairArgs),
+    /// Check that a running daemon is alive (its admin API's /healthz); for container health checks.
+    Health(cmd::control::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Bench(args) => cmd::bench::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
             Command::Pause(args) => cmd::control::pause(args).await,
             Command::Start(args) => cmd::control::start(args).await,
             Command::Restart(args) => cmd::control::restart(args).await,
+            Command::Health(args) => cmd::control::health(args).await,
             Command::RunNow(args) => cmd::control::run_now(args).await,
         }
     });

@@ -1039,6 +1039,18 @@ async fn the_control_cli_talks_to_the_admin_api() {
         v
     };
 
+    // The container HEALTHCHECK: alive without a token; a closed port is unhealthy.
+    let out = cli(with(&["health"], false)).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(vec![
+        "health".into(),
+        "--admin-url".into(),
+        "http://127.0.0.1:9".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
     let out = cli(with(&["pause", "--pair", PAIR], false)).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -611,6 +611,40 @@ fn graph_endpoint_rules() {
     );
 }
 
+#[test]
+fn graph_quota_rules() {
+    // Defaults: Graph's published numbers.
+    let settings = ok(BASE).graph_settings();
+    assert_eq!(settings.write_quota.writes.get(), 3000);
+    assert_eq!(settings.write_quota.per.as_secs(), 150);
+    assert_eq!(settings.invitation_quota.invitations.get(), 150);
+    assert_eq!(settings.invitation_quota.per.as_secs(), 5);
+    let settings = ok(&doc(
+        &[],
+        "  graph: { quotas: { writes: 1500, writeWindow: 15s, invitations: 75, invitationWindow: 500ms } }\n",
+    ))
+    .graph_settings();
+    assert_eq!(settings.write_quota.writes.get(), 1500);
+    assert_eq!(settings.write_quota.per.as_secs(), 15);
+    assert_eq!(settings.invitation_quota.invitations.get(), 75);
+    assert_eq!(settings.invitation_quota.per.as_millis(), 500);
+    one(
+        &doc(&[], "  graph: { quotas: { writeWindow: soon } }\n"),
+        "18:35",
+        "quota window `soon` is not a duration",
+    );
+    one(
+        &doc(&[], "  graph: { quotas: { writes: 0 } }\n"),
+        "18:30",
+        "",
+    );
+    one(
+        &doc(&[], "  graph: { quotas: { writez: 10 } }\n"),
+        "18:22",
+        "did you mean `writes`",
+    );
+}
+
 // ---- collecting everything ----------------------------------------------------------------
 
 #[test]

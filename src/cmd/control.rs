@@ -40,14 +40,22 @@ pub struct StatusArgs {
 pub struct PairArgs {
     #[command(flatten)]
     pub connection: Connection,
+    /// The pair (job) to act on, by its metadata.name.
     #[arg(long)]
     pub pair: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RestartArgs {
     #[command(flatten)]
     pub connection: Connection,
+    /// The pair (job) to restart, by its metadata.name.
     #[arg(long)]
     pub pair: String,
     /// Graph's resetScope (`Watermark, Escrows, QuarantineState, ForceDeletes, Full`); empty =
@@ -129,6 +137,25 @@ impl Client {
             })
             .unwrap_or(text);
         Err(format!("admin API answered {status}: {message}"))
+    }
+}
+
+/// `ctsync health`: exit 0 when the daemon's `/healthz` answers, 1 otherwise. The container
+/// image's HEALTHCHECK (the image has no curl).
+pub async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
+    let client = match Client::new(&args.connection) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ctsync: {e}");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    match client.call(reqwest::Method::GET, "/healthz", None).await {
+        Ok(_) => {
+            println!("ok: {} is alive", client.base);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(&e)),
     }
 }
 

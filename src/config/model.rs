@@ -8,7 +8,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{ClientCredential, GraphSettings, PUBLIC_AUTHORITY, PUBLIC_GRAPH};
+use crate::graph::{
+    ClientCredential, GraphSettings, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota,
+};
 use crate::mapping::AttributeMappingSpec;
 use crate::scope::ScopingFilter;
 
@@ -241,6 +243,22 @@ pub struct GraphEndpointsSpec {
     pub authority: Option<String>,
     #[serde(default)]
     pub base_url: Option<String>,
+    #[serde(default)]
+    pub quotas: Option<GraphQuotasSpec>,
+}
+
+/// `spec.graph.quotas` as written: counts and windows (durations such as `150s`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GraphQuotasSpec {
+    #[serde(default)]
+    pub writes: Option<u32>,
+    #[serde(default)]
+    pub write_window: Option<String>,
+    #[serde(default)]
+    pub invitations: Option<u32>,
+    #[serde(default)]
+    pub invitation_window: Option<String>,
 }
 
 fn yes() -> bool {
@@ -346,6 +364,15 @@ pub struct GraphEndpoints {
     pub base_url: String,
 }
 
+/// The quotas a pair's Graph clients pace themselves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GraphQuotas {
+    /// Per (app, tenant).
+    pub writes: WriteQuota,
+    /// Per tenant: pairs writing one target share it through the client pool.
+    pub invitations: InvitationQuota,
+}
+
 /// A validated pair, defaults applied, paths resolved against the file's directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncPair {
@@ -369,6 +396,9 @@ pub struct SyncPair {
     pub drift_correction: bool,
     pub actions: Actions,
     pub graph: GraphEndpoints,
+    /// The quotas the Graph clients pace themselves to (Graph's published numbers unless
+    /// `spec.graph.quotas` says otherwise).
+    pub quotas: GraphQuotas,
 }
 
 impl SyncPair {
@@ -403,6 +433,8 @@ impl SyncPair {
             authority: self.graph.authority.clone(),
             base_url: self.graph.base_url.clone(),
             token_scope,
+            write_quota: self.quotas.writes,
+            invitation_quota: self.quotas.invitations,
             ..defaults
         }
     }

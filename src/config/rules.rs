@@ -5,6 +5,7 @@
 //! schema's to report: rules treat it as present and say nothing more about it.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -117,6 +118,14 @@ pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     {
         let pos = cx.at(&["spec", "interval"]);
         cx.report(pos, message, hint);
+    }
+    for field in ["writeWindow", "invitationWindow"] {
+        if let Some(text) = cx.str(&["spec", "graph", "quotas", field])
+            && let Err((message, hint)) = parse_quota_window(text)
+        {
+            let pos = cx.at(&["spec", "graph", "quotas", field]);
+            cx.report(pos, message, hint);
+        }
     }
     for field in ["authority", "baseUrl"] {
         if let Some(v) = cx.str(&["spec", "graph", field])
@@ -416,6 +425,46 @@ pub fn parse_interval(text: &str) -> Result<Duration, (String, &'static str)> {
     }
 }
 
+/// Parses a `spec.graph.quotas` window, or explains what is wrong and how to fix it.
+pub fn parse_quota_window(text: &str) -> Result<Duration, (String, &'static str)> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d < Duration::from_millis(1) => Err((
+            format!("quota window `{text}` is shorter than a millisecond"),
+            "Graph's windows are 150s (writes) and 5s (invitations)",
+        )),
+        Ok(d) if d > Duration::from_secs(24 * 3600) => Err((
+            format!("quota window `{text}` is longer than a day"),
+            "Graph's windows are 150s (writes) and 5s (invitations)",
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err((
+            format!("quota window `{text}` is not a duration: {e}"),
+            "write a duration such as 150s or 5s",
+        )),
+    }
+}
+
+/// The pair's quotas: Graph's published numbers unless `spec.graph.quotas` overrides them.
+fn quotas(spec: Option<&GraphQuotasSpec>) -> Result<GraphQuotas, String> {
+    let mut quotas = GraphQuotas::default();
+    let Some(spec) = spec else {
+        return Ok(quotas);
+    };
+    if let Some(n) = spec.writes.and_then(NonZeroU32::new) {
+        quotas.writes.writes = n;
+    }
+    if let Some(text) = &spec.write_window {
+        quotas.writes.per = parse_quota_window(text).map_err(|(m, _)| m)?;
+    }
+    if let Some(n) = spec.invitations.and_then(NonZeroU32::new) {
+        quotas.invitations.invitations = n;
+    }
+    if let Some(text) = &spec.invitation_window {
+        quotas.invitations.per = parse_quota_window(text).map_err(|(m, _)| m)?;
+    }
+    Ok(quotas)
+}
+
 /// Checks a `spec.graph` endpoint: a bare http(s) origin, plain http only on loopback.
 pub fn check_endpoint(v: &str) -> Result<(), (String, &'static str)> {
     match url::Url::parse(v) {
@@ -541,6 +590,7 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
             authority: trim(&spec.graph.authority, defaults.authority),
             base_url: trim(&spec.graph.base_url, defaults.base_url),
         },
+        quotas: quotas(spec.graph.quotas.as_ref())?,
     })
 }
 

@@ -5,6 +5,7 @@
 //! watermark saved last (invariant 6). [`cycle::run_cycle`] does one; [`daemon::Daemon`] runs
 //! every pair on its interval, on demand, until shutdown.
 
+pub mod action_log;
 pub mod apply;
 pub mod cycle;
 pub mod daemon;

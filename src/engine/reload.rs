@@ -147,6 +147,16 @@ async fn apply(handle: &DaemonHandle, config: &Path) -> ReloadOutcome {
     }
 }
 
+/// A Kubernetes ConfigMap (or Secret) volume is a set of symlinks `name.yaml -> ..data/name.yaml`;
+/// the kubelet updates it by writing a new `..<timestamp>` directory, pointing `..data_tmp` at it
+/// and renaming that over `..data`. The visible `*.yaml` names never change, so the swap of
+/// `..data` is the only event an update makes in the watched directory.
+fn is_configmap_swap(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "..data" || n == "..data_tmp")
+}
+
 /// Watches `config` (a file or a directory of pair files) and reloads on every change, until
 /// `shutdown`. Editors often replace a file rather than write it, so the directory is watched.
 pub fn watch(
@@ -157,8 +167,10 @@ pub fn watch(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let single_file = (!config.is_dir()).then(|| config.file_name().map(ToOwned::to_owned));
     let relevant = move |path: &Path| match &single_file {
-        Some(name) => path.file_name() == name.as_deref(),
-        None => path.extension().is_some_and(|e| e == "yaml" || e == "yml"),
+        Some(name) => path.file_name() == name.as_deref() || is_configmap_swap(path),
+        None => {
+            path.extension().is_some_and(|e| e == "yaml" || e == "yml") || is_configmap_swap(path)
+        }
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
@@ -185,6 +197,8 @@ pub fn watch(
     Ok(tokio::spawn(async move {
         // Dropped with the task: watching stops at shutdown.
         let _watcher = watcher;
+        // After a rejected change, the next accepted one says that the problem is gone.
+        let mut last_rejected = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -198,7 +212,17 @@ pub fn watch(
                     event = rx.recv() => if event.is_none() { return },
                 }
             }
-            reload(&handle, &config).await;
+            let outcome = reload(&handle, &config).await;
+            let rejected = matches!(outcome, ReloadOutcome::Rejected { .. });
+            if last_rejected && !rejected {
+                tracing::info!(
+                    event = "configReload",
+                    outcome = "fixed",
+                    config = %config.display(),
+                    "the rejected configuration is fixed; the running configuration is the new one"
+                );
+            }
+            last_rejected = rejected;
         }
     }))
 }
