@@ -947,3 +947,59 @@ fn validate_command_summarizes_each_pair() {
     );
     assert_eq!(lines[1], "ok: 1 pair(s), one-to-one topology");
 }
+
+#[test]
+fn group_sync_is_off_by_default_and_on_when_enabled() {
+    assert!(ok(&doc(&[], "")).groups.is_none());
+    let assigned =
+        "  scope:\n    mode: assigned\n    groups: [33333333-3333-4333-8333-333333333333]\n";
+    let text = doc(&[(16, ""), (17, "")], assigned);
+    assert!(ok(&text).groups.is_none());
+    let pair = ok(&format!(
+        "{text}  groups:\n    enabled: true\n    flatten: true\n    matchingAttributes: [displayName]\n"
+    ));
+    let g = pair.groups.clone().expect("group sync on");
+    assert!(g.flatten);
+    assert_eq!(g.deletion_guard.threshold, 500);
+    assert_eq!(
+        pair.group_anchor_attribute(),
+        "extension_bbbbbbbb000040008000000000000002_ctsyncGroupAnchor"
+    );
+}
+
+#[test]
+fn group_sync_with_scope_mode_all_is_refused_with_a_hint() {
+    let text = doc(&[], "  groups:\n    enabled: true\n");
+    one(&text, "18:3", "group sync needs scope mode `assigned`");
+    // Present but not enabled: nothing to refuse.
+    ok(&doc(&[], "  groups:\n    enabled: false\n"));
+}
+
+#[test]
+fn group_mappings_use_the_mapping_language_and_group_targets() {
+    let assigned =
+        "  scope:\n    mode: assigned\n    groups: [33333333-3333-4333-8333-333333333333]\n";
+    let base = doc(&[(16, ""), (17, "")], assigned);
+    let text = format!(
+        "{base}  groups:\n    enabled: true\n    mappings:\n      - target: jobTitle\n        source: displayName\n      - target: displayName\n        expression: Append([displayName], \" (Contoso)\"\n    matchingAttributes: [mail]\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("22:17:") && p.contains("not a group attribute")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("group mapping for `displayName`")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("26:26:") && p.contains("`mail`")),
+        "{found:#?}"
+    );
+}

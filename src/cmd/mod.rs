@@ -7,9 +7,11 @@ pub mod demo;
 pub mod emulator;
 pub mod expr;
 pub mod filter;
+pub mod migrate_store;
 pub mod plan;
 pub mod provision;
 pub mod run;
+pub mod store;
 pub mod validate;
 
 /// Exit status for usage and configuration errors.

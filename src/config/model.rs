@@ -66,6 +66,87 @@ pub struct SyncPairSpec {
     pub actions: Actions,
     #[serde(default)]
     pub graph: GraphEndpointsSpec,
+    /// Group sync: off unless present with `enabled: true`.
+    #[serde(default)]
+    pub groups: Option<GroupsSpec>,
+}
+
+/// `spec.groups`: security groups assigned to the pair, and their memberships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupsSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Members of nested groups count as members (Entra syncs direct members only).
+    #[serde(default)]
+    pub flatten: bool,
+    /// Group attribute mappings (displayName, description, mailNickname); absent = the same
+    /// three copied from the source group.
+    #[serde(default)]
+    pub mappings: Option<Vec<AttributeMappingSpec>>,
+    /// Directory extension on target groups holding the anchor. Default
+    /// `extension_{targetAppIdNoHyphens}_ctsyncGroupAnchor`.
+    #[serde(default)]
+    pub anchor_attribute: Option<String>,
+    /// Adopt existing target security groups whose mapped values of these attributes equal the
+    /// source group's (in precedence order). Absent or empty: never adopt.
+    #[serde(default)]
+    pub matching_attributes: Vec<String>,
+    /// Source group deleted or unassigned: `softDelete` (default, restorable 30 days) or `none`.
+    #[serde(default)]
+    pub deprovision: GroupDeprovision,
+    #[serde(default)]
+    pub deletion_guard: GroupDeletionGuard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupDeprovision {
+    #[default]
+    SoftDelete,
+    None,
+}
+
+/// Group deletes plus membership removals in one cycle at or above which they are staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupDeletionGuard {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_threshold")]
+    pub threshold: u32,
+}
+
+impl Default for GroupDeletionGuard {
+    fn default() -> Self {
+        GroupDeletionGuard {
+            enabled: true,
+            threshold: DEFAULT_DELETE_THRESHOLD,
+        }
+    }
+}
+
+/// Validated group sync settings of a pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSync {
+    pub flatten: bool,
+    /// `None` = displayName, description, mailNickname copied from the source group.
+    pub mappings: Option<Vec<AttributeMappingSpec>>,
+    pub anchor_attribute: Option<String>,
+    pub matching_attributes: Vec<String>,
+    pub deprovision: GroupDeprovision,
+    pub deletion_guard: GroupDeletionGuard,
+}
+
+/// Target attributes a group mapping may write.
+pub const GROUP_TARGETS: &[&str] = &["displayName", "description", "mailNickname"];
+
+/// The group mappings used when `spec.groups.mappings` is absent.
+pub fn default_group_mappings() -> Vec<AttributeMappingSpec> {
+    GROUP_TARGETS
+        .iter()
+        .map(|a| AttributeMappingSpec::direct(a, a))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,12 +477,33 @@ pub struct SyncPair {
     pub drift_correction: bool,
     pub actions: Actions,
     pub graph: GraphEndpoints,
+    /// `None` = group sync off.
+    pub groups: Option<GroupSync>,
     /// The quotas the Graph clients pace themselves to (Graph's published numbers unless
     /// `spec.graph.quotas` says otherwise).
     pub quotas: GraphQuotas,
 }
 
 impl SyncPair {
+    /// The anchor directory extension name on target groups.
+    pub fn group_anchor_attribute(&self) -> String {
+        match self
+            .groups
+            .as_ref()
+            .and_then(|g| g.anchor_attribute.clone())
+        {
+            Some(a) => a,
+            None => format!(
+                "extension_{}_ctsyncGroupAnchor",
+                self.target
+                    .credentials
+                    .client_id
+                    .replace('-', "")
+                    .to_ascii_lowercase()
+            ),
+        }
+    }
+
     /// The anchor directory extension name on target users.
     pub fn anchor_attribute(&self) -> String {
         match &self.anchor_attribute {

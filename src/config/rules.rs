@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use super::model::*;
+use super::model::{self, *};
 use super::tree::{Node, Pos, Value};
 use crate::mapping::{self, AttributeMappingSpec, MappingField};
 use crate::scope::{CompiledFilters, ScopingFilter};
@@ -113,6 +113,7 @@ pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     }
     scope(&mut cx);
     mappings(&mut cx);
+    groups(&mut cx);
     if let Some(text) = cx.str(&["spec", "interval"])
         && let Err((message, hint)) = parse_interval(text)
     {
@@ -371,6 +372,71 @@ fn mappings(cx: &mut Ctx<'_>) {
     }
 }
 
+/// `spec.groups`: needs scope mode `assigned`; group mappings compile in the mapping language
+/// and write only group attributes; matching attributes are mapped targets.
+fn groups(cx: &mut Ctx<'_>) {
+    let enabled = cx
+        .node(&["spec", "groups", "enabled"])
+        .is_some_and(|n| matches!(n.value, Value::Bool(true)));
+    if enabled && cx.str(&["spec", "scope", "mode"]) == Some("all") {
+        let pos = cx.key_at(&["spec", "groups"]);
+        cx.report(
+            pos,
+            "group sync needs scope mode `assigned`: with mode `all` no group is assigned to the pair",
+            "set spec.scope.mode: assigned and list the groups to sync in spec.scope.groups (or assign them to servicePrincipalId)",
+        );
+    }
+    let mut targets: HashSet<String> = model::GROUP_TARGETS
+        .iter()
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    if let Some(node) = cx.node(&["spec", "groups", "mappings"])
+        && let Ok(list) = serde_json::from_value::<Vec<AttributeMappingSpec>>(node.to_json())
+    {
+        targets.clear();
+        for (i, m) in list.iter().enumerate() {
+            let t = m.target.trim();
+            targets.insert(t.to_ascii_lowercase());
+            if !t.is_empty()
+                && !model::GROUP_TARGETS
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(t))
+            {
+                let idx = i.to_string();
+                let pos = cx.at(&["spec", "groups", "mappings", idx.as_str(), "target"]);
+                cx.report(
+                    pos,
+                    format!("group mapping target `{t}` is not a group attribute ctsync writes"),
+                    "map displayName, description or mailNickname (the target is a static security group)",
+                );
+            }
+        }
+        if let Err(errors) = mapping::compile(&list) {
+            for e in errors {
+                let idx = e.index.to_string();
+                let field = e.field.to_string();
+                let pos = cx.at(&["spec", "groups", "mappings", idx.as_str(), field.as_str()]);
+                cx.report(
+                    pos,
+                    format!("group mapping for `{}`: {}", e.target, e.message),
+                    "fix the mapping (same language as user mappings; the source is the source group)",
+                );
+            }
+        }
+    }
+    for a in cx.items(&["spec", "groups", "matchingAttributes"]) {
+        if let Some(name) = str_of(a)
+            && !targets.contains(&name.to_ascii_lowercase())
+        {
+            cx.report(
+                a.pos,
+                format!("group matching attribute `{name}` is not a target of any group mapping"),
+                "match on a mapped group attribute, e.g. displayName or mailNickname",
+            );
+        }
+    }
+}
+
 /// Where a position inside a scalar's text lands in the file, for a scalar written on one
 /// line (plain or quoted without escapes before the spot). `None` for block scalars, escapes
 /// and multi-line values: the scalar's own position is reported then.
@@ -590,6 +656,33 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
             authority: trim(&spec.graph.authority, defaults.authority),
             base_url: trim(&spec.graph.base_url, defaults.base_url),
         },
+        groups: spec
+            .groups
+            .as_ref()
+            .filter(|g| g.enabled)
+            .map(|g| GroupSync {
+                flatten: g.flatten,
+                mappings: g.mappings.clone(),
+                anchor_attribute: g.anchor_attribute.clone(),
+                matching_attributes: if g.matching_attributes.is_empty() {
+                let mut by_priority: Vec<(u32, String)> = g
+                    .mappings
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| {
+                        m.matching_priority
+                            .filter(|p| *p > 0)
+                            .map(|p| (p, m.target.clone()))
+                    })
+                    .collect();
+                by_priority.sort();
+                by_priority.into_iter().map(|(_, t)| t).collect()
+            } else {
+                g.matching_attributes.clone()
+            },
+                deprovision: g.deprovision,
+                deletion_guard: g.deletion_guard,
+            }),
         quotas: quotas(spec.graph.quotas.as_ref())?,
     })
 }

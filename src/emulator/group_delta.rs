@@ -47,7 +47,10 @@ fn resync(call: &Call) -> GraphError {
 
 fn validate_select(select: Option<&[String]>) -> Result<(), GraphError> {
     for name in select.unwrap_or_default() {
-        if name != "members" && !GROUP_PROPS.contains(&name.as_str()) {
+        let known = name == "members"
+            || GROUP_PROPS.contains(&name.as_str())
+            || super::props::is_extension_name(name);
+        if !known {
             return Err(GraphError::bad_request(format!(
                 "Could not find a property named '{name}' on type 'microsoft.graph.group'."
             )));

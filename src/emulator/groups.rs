@@ -201,6 +201,29 @@ fn valid_mail_nickname(v: &str) -> bool {
             .all(|c| c.is_ascii() && !c.is_ascii_control() && !"@()\\[]\";:.<>, ".contains(c))
 }
 
+/// A directory extension registered for groups (`targetObjects` holds `Group`) with a value of
+/// its type.
+fn check_extension(t: &Tenant, name: &str, v: &Value) -> Result<(), GraphError> {
+    let ext = t.extension(name).ok_or_else(|| {
+        GraphError::bad_request(format!(
+            "Property '{name}' does not exist as a declared property or extension property."
+        ))
+    })?;
+    let for_groups = ext
+        .get("targetObjects")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("Group")));
+    let data_type = ext
+        .get("dataType")
+        .and_then(Value::as_str)
+        .unwrap_or("String");
+    if for_groups && super::props::extension_value_fits(data_type, v) {
+        Ok(())
+    } else {
+        Err(invalid_value(name))
+    }
+}
+
 /// Checks one writable property's type and constraints.
 fn check_prop(name: &str, v: &Value) -> Result<(), GraphError> {
     let ok = match name {
@@ -290,6 +313,7 @@ pub fn create(t: &mut Tenant, call: &Call) -> Outcome {
         match k.as_str() {
             "members@odata.bind" => members = bound_members(t, v, None)?,
             k if CREATE_PROPS.contains(&k) => check_prop(k, v)?,
+            k if super::props::is_extension_name(k) => check_extension(t, k, v)?,
             other => {
                 return Err(GraphError::bad_request(format!(
                     "Property '{other}' does not exist as a declared property or extension property."
@@ -318,7 +342,8 @@ pub fn create(t: &mut Tenant, call: &Call) -> Outcome {
     let id = new_id();
     let mut props = initial_props(&id, call.now);
     for (k, v) in &input {
-        if CREATE_PROPS.contains(&k.as_str()) && !v.is_null() {
+        let writable = CREATE_PROPS.contains(&k.as_str()) || super::props::is_extension_name(k);
+        if writable && !v.is_null() {
             props.insert(k.clone(), v.clone());
         }
     }
@@ -351,6 +376,7 @@ pub fn update(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
         match k.as_str() {
             "members@odata.bind" => {}
             k if UPDATE_PROPS.contains(&k) => check_prop(k, v)?,
+            k if super::props::is_extension_name(k) => check_extension(t, k, v)?,
             k if CREATE_PROPS.contains(&k) => {
                 return Err(GraphError::bad_request(format!(
                     "Property '{k}' is read-only and cannot be set."
@@ -384,7 +410,8 @@ pub fn update(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
         .ok_or_else(|| GraphError::not_found(id))?;
     let mut changed = BTreeSet::new();
     for (k, v) in &input {
-        if UPDATE_PROPS.contains(&k.as_str()) && g.props.get(k) != Some(v) {
+        let writable = UPDATE_PROPS.contains(&k.as_str()) || super::props::is_extension_name(k);
+        if writable && g.props.get(k) != Some(v) {
             g.props.insert(k.clone(), v.clone());
             changed.insert(k.clone());
         }
