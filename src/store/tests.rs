@@ -675,7 +675,7 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
             complete: true,
         },
         inbound_sync_allowed: true,
-        force_deletes: false,
+        approved_deletes: Default::default(),
         source_users: vec![SourceUser {
             object_id: anchor(1).source_object_id().into(),
             user_principal_name: None,
@@ -695,6 +695,7 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
         pending_creates: vec![],
         target_users: vec![],
         target_read_complete: false,
+        escrowed: vec![],
     };
     let p = plan(&input);
     assert_eq!(
