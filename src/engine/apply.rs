@@ -44,6 +44,21 @@ pub struct ApplyContext<'a> {
     pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
     /// An in-process crash at a step boundary (crash tests).
     pub crash: Option<&'a CrashAt>,
+    /// The pair's lease (several replicas): no entry starts once it may have lapsed.
+    pub lease: Option<&'a crate::store::LeaseGuard>,
+}
+
+impl ApplyContext<'_> {
+    /// Checked between entries: shutdown, or a lease that may have passed to another replica.
+    fn stop(&self) -> Option<EngineError> {
+        if self.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Some(EngineError::Cancelled);
+        }
+        if self.lease.is_some_and(|l| !l.may_write()) {
+            return Some(EngineError::LeaseLapsed);
+        }
+        None
+    }
 }
 
 /// Why one entry failed: the Graph error, kept for the escrow and the log.
@@ -137,8 +152,8 @@ pub async fn apply(
     };
     for entry in plan.entries() {
         // Between entries only: the one in flight finishes and is recorded first.
-        if ctx.cancel.is_some_and(|c| c.is_cancelled()) {
-            return Err(EngineError::Cancelled);
+        if let Some(stop) = ctx.stop() {
+            return Err(stop);
         }
         if entry.action.writes() {
             executor.write_entry(entry).await?;
@@ -147,8 +162,8 @@ pub async fn apply(
         }
     }
     for update in plan.manager_updates() {
-        if ctx.cancel.is_some_and(|c| c.is_cancelled()) {
-            return Err(EngineError::Cancelled);
+        if let Some(stop) = ctx.stop() {
+            return Err(stop);
         }
         executor.manager_update(update).await?;
     }

@@ -47,6 +47,8 @@ pub struct CycleOptions {
     pub cancel: Option<tokio_util::sync::CancellationToken>,
     /// Crash tests: stop at a step boundary as if the process died there.
     pub crash: Option<std::sync::Arc<CrashAt>>,
+    /// The pair's lease (several replicas): apply stops between entries once it may lapse.
+    pub lease: Option<std::sync::Arc<crate::store::LeaseGuard>>,
 }
 
 /// A computed, not yet applied cycle.
@@ -507,6 +509,7 @@ pub async fn run_cycle(
     let ctx = ApplyContext {
         cancel: options.cancel.as_ref(),
         crash: options.crash.as_deref(),
+        lease: options.lease.as_deref(),
     };
     let outcome: ApplyOutcome = apply::apply(rt, store, &planned.plan, &cycle_id, ctx).await?;
     // The watermark moves only over work that was done: a blocked cycle wrote nothing, and a
