@@ -54,6 +54,8 @@ pub struct WriteRecord {
     pub method: String,
     pub path: String,
     pub user_agent: Option<String>,
+    /// The request body (JSON text), for telling which pair a write served.
+    pub body: String,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -349,6 +351,7 @@ pub async fn process(emu: &Emulator, grant: &Grant, req: Incoming<'_>, ids: &Req
                         .get(axum::http::header::USER_AGENT)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned),
+                    body: String::from_utf8_lossy(body).into_owned(),
                 });
             }
             reply
