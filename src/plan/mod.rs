@@ -26,6 +26,7 @@
 //! refuse the invitation, which escrows it).
 
 mod compute;
+pub mod groups;
 mod guard;
 mod input;
 mod matching;
