@@ -114,11 +114,13 @@ pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     scope(&mut cx);
     mappings(&mut cx);
     groups(&mut cx);
-    if let Some(text) = cx.str(&["spec", "interval"])
-        && let Err((message, hint)) = parse_interval(text)
-    {
-        let pos = cx.at(&["spec", "interval"]);
-        cx.report(pos, message, hint);
+    for field in ["interval", "fullSyncInterval"] {
+        if let Some(text) = cx.str(&["spec", field])
+            && let Err((message, hint)) = parse_interval(text)
+        {
+            let pos = cx.at(&["spec", field]);
+            cx.report(pos, message, hint);
+        }
     }
     for field in ["writeWindow", "invitationWindow"] {
         if let Some(text) = cx.str(&["spec", "graph", "quotas", field])
@@ -604,6 +606,10 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
         Some(text) => parse_interval(text).map_err(|(m, _)| m)?,
         None => DEFAULT_INTERVAL,
     };
+    let full_sync_interval = match &spec.full_sync_interval {
+        Some(text) => parse_interval(text).map_err(|(m, _)| m)?,
+        None => DEFAULT_FULL_SYNC_INTERVAL,
+    };
     let defaults = GraphEndpoints::default();
     let trim = |v: &Option<String>, d: String| {
         v.as_deref()
@@ -650,6 +656,7 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
         deletion_guard: spec.deletion_guard,
         quarantine: spec.quarantine,
         interval,
+        full_sync_interval,
         drift_correction: spec.drift_correction,
         actions: spec.actions,
         graph: GraphEndpoints {
@@ -665,21 +672,21 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
                 mappings: g.mappings.clone(),
                 anchor_attribute: g.anchor_attribute.clone(),
                 matching_attributes: if g.matching_attributes.is_empty() {
-                let mut by_priority: Vec<(u32, String)> = g
-                    .mappings
-                    .iter()
-                    .flatten()
-                    .filter_map(|m| {
-                        m.matching_priority
-                            .filter(|p| *p > 0)
-                            .map(|p| (p, m.target.clone()))
-                    })
-                    .collect();
-                by_priority.sort();
-                by_priority.into_iter().map(|(_, t)| t).collect()
-            } else {
-                g.matching_attributes.clone()
-            },
+                    let mut by_priority: Vec<(u32, String)> = g
+                        .mappings
+                        .iter()
+                        .flatten()
+                        .filter_map(|m| {
+                            m.matching_priority
+                                .filter(|p| *p > 0)
+                                .map(|p| (p, m.target.clone()))
+                        })
+                        .collect();
+                    by_priority.sort();
+                    by_priority.into_iter().map(|(_, t)| t).collect()
+                } else {
+                    g.matching_attributes.clone()
+                },
                 deprovision: g.deprovision,
                 deletion_guard: g.deletion_guard,
             }),
