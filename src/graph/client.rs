@@ -481,7 +481,7 @@ impl GraphClient {
             } else {
                 GraphError::Transport {
                     request,
-                    message: e.without_url().to_string(),
+                    message: crate::graph::error::with_causes(&e.without_url()),
                 }
             }
         };
