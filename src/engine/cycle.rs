@@ -89,6 +89,9 @@ pub struct CycleReport {
     pub watermark_saved: bool,
     pub graph_requests: u64,
     pub throttled_requests: u64,
+    /// The group pass (pairs with `spec.groups`).
+    #[serde(default)]
+    pub groups: Option<super::groups::GroupPassReport>,
 }
 
 impl CycleReport {
@@ -98,9 +101,47 @@ impl CycleReport {
     }
 }
 
+/// How long a preflight verdict serves cycles that write nothing. A cycle that writes always
+/// checks the policies again first, so nothing is written on a stale verdict.
+pub const PREFLIGHT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The preflight verdict: the cached one when it is younger than [`PREFLIGHT_TTL`] (and
+/// `true` as the second value), otherwise a fresh one.
+pub(super) async fn preflight_cached(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
+    let cached = *rt.preflight.lock().unwrap_or_else(|p| p.into_inner());
+    match cached {
+        Some((at, allowed)) if at.elapsed() < PREFLIGHT_TTL => Ok((allowed, true)),
+        _ => preflight(rt).await.map(|allowed| (allowed, false)),
+    }
+}
+
+/// Forgets the cached preflight verdict, so the next cycle checks the policies again (after a
+/// cycle with failures: a refused write may mean a policy changed).
+pub fn forget_preflight(rt: &PairRuntime) {
+    *rt.preflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// Whether applying `plan` writes anything to the target.
+fn plan_writes(plan: &Plan) -> bool {
+    !plan.manager_updates().is_empty()
+        || plan
+            .entries()
+            .iter()
+            .any(|e| !matches!(e.action, Action::Skip | Action::StagedDelete))
+}
+
 /// Checks that both tenants answer and the target still allows inbound sync from the source.
-/// Returns whether inbound sync is allowed; a missing policy means it is not.
+/// Returns whether inbound sync is allowed; a missing policy means it is not. The verdict is
+/// cached for [`preflight_cached`]; a failed check clears the cache.
 pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
+    forget_preflight(rt);
+    let allowed = preflight_uncached(rt).await?;
+    *rt.preflight.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((std::time::Instant::now(), allowed));
+    Ok(allowed)
+}
+
+async fn preflight_uncached(rt: &PairRuntime) -> Result<bool, EngineError> {
     rt.source
         .check_token()
         .await
@@ -397,7 +438,7 @@ pub async fn compute_plan(
     options: &CycleOptions,
 ) -> Result<PlannedCycle, EngineError> {
     let now = Utc::now();
-    let inbound_sync_allowed = preflight(rt).await?;
+    let (inbound_sync_allowed, preflight_was_cached) = preflight_cached(rt).await?;
     let watermark = store.watermark(rt.name()).await?;
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
@@ -422,17 +463,20 @@ pub async fn compute_plan(
         Vec::new()
     };
 
-    let mut random = rand_source();
-    let is_unique = |_: &str| true;
-    let mut ctx = EvalContext {
-        now,
-        random: &mut random,
-        is_unique: &is_unique,
-    };
     let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
-    for (id, attrs) in &source.users {
-        let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
-        source_users.push(user);
+    {
+        // Scoped: the RNG is not `Send` and must not live across the awaits below.
+        let mut random = rand_source();
+        let is_unique = |_: &str| true;
+        let mut ctx = EvalContext {
+            now,
+            random: &mut random,
+            is_unique: &is_unique,
+        };
+        for (id, attrs) in &source.users {
+            let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+            source_users.push(user);
+        }
     }
     for id in source.removed.keys() {
         source_users.push(deleted_source_user(id));
@@ -470,7 +514,19 @@ pub async fn compute_plan(
             })
             .collect(),
     };
-    let plan = plan::plan(&input);
+    let mut plan = plan::plan(&input);
+    // A cached verdict only serves cycles that write nothing: before writing, check again,
+    // and plan again if the target's policy changed meanwhile.
+    if preflight_was_cached && plan_writes(&plan) {
+        let allowed = preflight(rt).await?;
+        if allowed != input.inbound_sync_allowed {
+            let input = PlanInput {
+                inbound_sync_allowed: allowed,
+                ..input
+            };
+            plan = plan::plan(&input);
+        }
+    }
     Ok(PlannedCycle {
         kind,
         plan,
@@ -512,6 +568,10 @@ pub async fn run_cycle(
         lease: options.lease.as_deref(),
     };
     let outcome: ApplyOutcome = apply::apply(rt, store, &planned.plan, &cycle_id, ctx).await?;
+    if outcome.failed > 0 {
+        // A refused write (403) may mean a policy changed: the next cycle checks again.
+        forget_preflight(rt);
+    }
     // The watermark moves only over work that was done: a blocked cycle wrote nothing, and a
     // deferred entry (throttled) is planned again only if its change is read again.
     let watermark_saved = planned.plan.blocked().is_none() && outcome.deferred == 0;
@@ -529,6 +589,15 @@ pub async fn run_cycle(
             )
             .await?;
     }
+    // Groups after users: memberships need the users' target counterparts. Only when the
+    // user pass was not blocked (the target refusing user sync refuses everything).
+    let group_pass = if planned.plan.blocked().is_none() {
+        let users_changed = outcome.succeeded > 0 || outcome.failed > 0;
+        super::groups::run_group_pass(rt, store, users_changed, planned.kind == CycleKind::Initial)
+            .await?
+    } else {
+        None
+    };
     let after_source = rt.source.stats();
     let after_target = rt.target.stats();
     let counts = Action::ALL
@@ -556,6 +625,7 @@ pub async fn run_cycle(
             + (after_target.requests - before_target.requests),
         throttled_requests: (after_source.throttled - before_source.throttled)
             + (after_target.throttled - before_target.throttled),
+        groups: group_pass.as_ref().map(|(r, _)| r.clone()),
     };
     tracing::info!(
         event = "cycleSummary",

@@ -21,7 +21,7 @@ use super::escrow;
 use super::quarantine::{self, FailureCounts, QuarantineReason};
 use super::reload::ReloadOutcome;
 use super::runtime::PairRuntime;
-use super::status::{JobState, JobStatus, StagedDeletes, StagedUser, StatusError};
+use super::status::{FullSync, JobState, JobStatus, StagedDeletes, StagedUser, StatusError};
 
 pub use super::reset::{ResetScope, ResetScopeError};
 
@@ -548,6 +548,19 @@ struct Job {
     pair: String,
     status: JobStatus,
     pending: Pending,
+    /// When the next cycle runs if not at the interval: a transient failure's backoff, or
+    /// Graph's `Retry-After` for deferred work.
+    retry_in: Option<std::time::Duration>,
+}
+
+/// Transient failures in a row before they count as a connection failure (quarantine).
+const TRANSIENT_FAILURES_BEFORE_QUARANTINE: u64 = 3;
+
+/// 10 s, 20 s, 40 s … capped at 5 minutes (times the pair's `quarantine.timeScale`).
+fn transient_backoff(failures: u64, scale: f64) -> std::time::Duration {
+    let doublings = u32::try_from(failures.saturating_sub(1).min(5)).unwrap_or(5);
+    let seconds = (10.0 * f64::from(1u32 << doublings)).min(300.0) * scale;
+    std::time::Duration::from_secs_f64(seconds.clamp(0.1, 300.0))
 }
 
 impl Job {
@@ -584,6 +597,7 @@ impl Job {
     /// Runs one cycle and folds its outcome into the status. False when it failed.
     async fn cycle(&mut self, shutdown: &CancellationToken) -> bool {
         let began = Utc::now();
+        self.retry_in = None;
         let escrows = self.store.escrows(&self.pair).await.unwrap_or_else(|e| {
             tracing::warn!(pair = %self.pair, error = %e, "cannot read escrows");
             Vec::new()
@@ -591,8 +605,15 @@ impl Job {
         let pending = std::mem::take(&mut self.pending);
         let mut reread = escrow::due(&escrows, began);
         reread.extend(pending.reread);
+        // Level-triggered: a full read of source and target heals what incremental cycles
+        // missed (unlinked anchors, missing creates, stale values, orphaned intents).
+        let full_due = self
+            .status
+            .full_sync
+            .as_ref()
+            .is_none_or(|f| f.next <= began);
         let options = CycleOptions {
-            full: pending.full,
+            full: pending.full || full_due,
             approved_deletes: pending.approved_deletes,
             reread,
             cancel: Some(shutdown.clone()),
@@ -605,6 +626,22 @@ impl Job {
         let ok = match result {
             Ok(report) => {
                 self.handle.set_store_problem(None);
+                // Throttled work is planned again by the next cycle, not before Graph allows.
+                self.retry_in = report
+                    .retry_after_ms
+                    .filter(|_| report.deferred > 0)
+                    .map(std::time::Duration::from_millis)
+                    .map(|d| d.max(self.rt.pair.interval));
+                if report.kind == CycleKind::Initial {
+                    let every = self.rt.pair.full_sync_interval;
+                    self.status.full_sync = Some(FullSync {
+                        interval_seconds: every.as_secs(),
+                        last: report.started,
+                        next: report.started
+                            + chrono::Duration::from_std(every)
+                                .unwrap_or(chrono::Duration::days(1)),
+                    });
+                }
                 self.after_cycle(&report, forced).await;
                 finished = Some(report);
                 true
@@ -632,8 +669,23 @@ impl Job {
                     message: e.to_string(),
                     tenant_actionable: true,
                 };
-                if e.is_connection_failure() {
+                let persistent = self.status.count_successive_complete_failures
+                    >= TRANSIENT_FAILURES_BEFORE_QUARANTINE;
+                if e.is_credential_failure() || (e.is_transient() && persistent) {
                     self.quarantine(QuarantineReason::EncounteredQuarantineException, error);
+                } else if e.is_transient() && self.status.quarantine.is_none() {
+                    let wait = transient_backoff(
+                        self.status.count_successive_complete_failures,
+                        self.scale(),
+                    );
+                    tracing::warn!(
+                        event = "transientFailure",
+                        pair = %self.pair,
+                        failures = self.status.count_successive_complete_failures,
+                        retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "transient failure: retrying soon, not quarantined"
+                    );
+                    self.retry_in = Some(wait);
                 } else if let Some(q) = self.status.quarantine.clone() {
                     // Still failing: the quarantine stays in effect, one more in the series.
                     self.quarantine(q.reason, error);
@@ -953,6 +1005,7 @@ async fn run_job(
         pair,
         status,
         pending: Pending::default(),
+        retry_in: None,
     };
     loaded.store(true, std::sync::atomic::Ordering::Release);
     // Shutdown or removal of the pair stops the job the same way.
@@ -985,7 +1038,7 @@ async fn run_job(
             if options.once || stopping.is_cancelled() {
                 break ok || !options.once;
             }
-            scheduled = tokio::time::Instant::now() + interval(&job);
+            scheduled = tokio::time::Instant::now() + job.retry_in.unwrap_or(interval(&job));
         } else if options.once {
             break true;
         }
