@@ -108,16 +108,18 @@ pub async fn apply(
                         .await?;
                 }
                 if loggable_skip(entry.reason) {
+                    let names = action_log::names_after(rt, entry, None).await;
                     let log = log_entry(
                         rt,
                         cycle_id,
                         entry,
+                        &names,
                         None,
                         0,
                         ProvisioningResult::Skipped,
                         None,
                     );
-                    emit(&log, entry);
+                    emit(&log, entry, &names);
                     store
                         .commit(rt.name(), vec![StoreWrite::AppendLog(Box::new(log))])
                         .await?;
@@ -125,16 +127,18 @@ pub async fn apply(
                 continue;
             }
             Action::StagedDelete => {
+                let names = action_log::names_after(rt, entry, None).await;
                 let log = log_entry(
                     rt,
                     cycle_id,
                     entry,
+                    &names,
                     entry.target_id.as_deref(),
                     0,
                     ProvisioningResult::Skipped,
                     None,
                 );
-                emit(&log, entry);
+                emit(&log, entry, &names);
                 store
                     .commit(rt.name(), vec![StoreWrite::AppendLog(Box::new(log))])
                     .await?;
@@ -182,16 +186,18 @@ pub async fn apply(
                         reference: false,
                     });
                 }
+                let names = action_log::names_after(rt, entry, Some(&target_id)).await;
                 let log = log_entry(
                     rt,
                     cycle_id,
                     entry,
+                    &names,
                     Some(&target_id),
                     duration,
                     ProvisioningResult::Success,
                     None,
                 );
-                emit(&log, entry);
+                emit(&log, entry, &names);
                 writes.push(StoreWrite::AppendLog(Box::new(log)));
             }
             Err(failure) => {
@@ -205,16 +211,18 @@ pub async fn apply(
                     Utc::now(),
                     scale,
                 )));
+                let names = action_log::names_after(rt, entry, None).await;
                 let log = log_entry(
                     rt,
                     cycle_id,
                     entry,
+                    &names,
                     entry.target_id.as_deref(),
                     duration,
                     ProvisioningResult::Failure,
                     Some(&failure),
                 );
-                emit(&log, entry);
+                emit(&log, entry, &names);
                 writes.push(StoreWrite::AppendLog(Box::new(log)));
             }
         }
@@ -261,12 +269,12 @@ pub async fn apply(
                         reference: true,
                     });
                 }
-                action_log::emit_manager_success(rt.name(), cycle_id, update, &target_id);
+                action_log::emit_manager(rt.name(), cycle_id, update, &target_id, None);
             }
             Err(e) => {
                 outcome.failed += 1;
                 let failure = EntryFailure::from(e);
-                action_log::emit_manager_failure(rt.name(), cycle_id, update, &target_id, &failure);
+                action_log::emit_manager(rt.name(), cycle_id, update, &target_id, Some(&failure));
                 writes.push(StoreWrite::PutEscrow(escrow::next_escrow(
                     escrows.get(&key),
                     update.anchor.clone(),

@@ -11,7 +11,7 @@ use crate::expr::EvalContext;
 use crate::graph::GraphError;
 use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
 use crate::plan::{
-    self, Action, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue, OutOfScopeReason,
+    self, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue, OutOfScopeReason,
     PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead, SourceReadKind,
     SourceUser, SourceUserKind,
 };
@@ -22,6 +22,7 @@ use super::apply::{self, ApplyOutcome};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
 use super::{EngineError, read::graph_error};
+use super::{action_log, names};
 
 /// Initial cycles read everything; incremental ones only what changed since the watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,50 +408,56 @@ pub async fn compute_plan(
         Vec::new()
     };
 
-    let mut random = rand_source();
-    let is_unique = |_: &str| true;
-    let mut ctx = EvalContext {
-        now,
-        random: &mut random,
-        is_unique: &is_unique,
-    };
-    let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
-    let mut decisions = BTreeMap::new();
-    for (id, attrs) in &source.users {
-        let (user, decision) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
-        source_users.push(user);
-        decisions.insert(id.clone(), decision);
-    }
-    for id in source.removed.keys() {
-        source_users.push(deleted_source_user(id));
-    }
-    let input = PlanInput {
-        pair: rt.name().to_owned(),
-        source_tenant_id: rt.pair.source.tenant_id.clone(),
-        now,
-        settings: rt.settings.clone(),
-        source_read: PlanSourceRead {
-            kind: match kind {
-                CycleKind::Initial => SourceReadKind::Full,
-                CycleKind::Incremental => SourceReadKind::Delta,
+    // The mapping context is not Send: it is dropped before the name lookups await.
+    let (input, mut plan, decisions) = {
+        let mut random = rand_source();
+        let is_unique = |_: &str| true;
+        let mut ctx = EvalContext {
+            now,
+            random: &mut random,
+            is_unique: &is_unique,
+        };
+        let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
+        let mut decisions = BTreeMap::new();
+        for (id, attrs) in &source.users {
+            let (user, decision) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+            source_users.push(user);
+            decisions.insert(id.clone(), decision);
+        }
+        for id in source.removed.keys() {
+            source_users.push(deleted_source_user(id));
+        }
+        let input = PlanInput {
+            pair: rt.name().to_owned(),
+            source_tenant_id: rt.pair.source.tenant_id.clone(),
+            now,
+            settings: rt.settings.clone(),
+            source_read: PlanSourceRead {
+                kind: match kind {
+                    CycleKind::Initial => SourceReadKind::Full,
+                    CycleKind::Incremental => SourceReadKind::Delta,
+                },
+                complete: true,
             },
-            complete: true,
-        },
-        inbound_sync_allowed,
-        force_deletes: options.force_deletes,
-        source_users,
-        managed: managed.clone(),
-        pending_creates: intents
-            .iter()
-            .map(|i| PendingCreate {
-                anchor: i.anchor.clone(),
-                intent_id: i.intent_id.clone(),
-            })
-            .collect(),
-        target_users,
-        target_read_complete: read_target,
+            inbound_sync_allowed,
+            force_deletes: options.force_deletes,
+            source_users,
+            managed: managed.clone(),
+            pending_creates: intents
+                .iter()
+                .map(|i| PendingCreate {
+                    anchor: i.anchor.clone(),
+                    intent_id: i.intent_id.clone(),
+                })
+                .collect(),
+            target_users,
+            target_read_complete: read_target,
+        };
+        let plan = plan::plan(&input);
+        (input, plan, decisions)
     };
-    let plan = plan::plan(&input);
+    let book = names::read_names(rt, source.users.iter(), &input.target_users, &managed);
+    names::annotate(rt, &mut plan, book).await;
     Ok(PlannedCycle {
         kind,
         plan,
@@ -500,10 +507,7 @@ pub async fn run_cycle(
         .await?;
     let after_source = rt.source.stats();
     let after_target = rt.target.stats();
-    let counts = Action::ALL
-        .iter()
-        .map(|a| (a.as_str().to_owned(), planned.plan.count(*a)))
-        .collect();
+    let counts = action_log::counts(&planned.plan);
     let report = CycleReport {
         pair: rt.name().to_owned(),
         cycle_id,

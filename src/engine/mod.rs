@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cycle;
 pub mod daemon;
 pub mod escrow;
+mod names;
 pub mod provision;
 pub mod quarantine;
 pub mod read;

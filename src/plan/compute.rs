@@ -15,6 +15,7 @@ use super::matching::{Link, Links, MatchOutcome};
 use super::model::{
     Action, Anchor, AttributeChange, ManagerUpdate, Plan, PlanBlock, PlanEntry, Reason, Situation,
 };
+use super::names::UserNames;
 
 /// Soft-deleted users stay restorable this long (Entra: 30 days), then are purged.
 pub const RESTORE_WINDOW_DAYS: i64 = 30;
@@ -178,6 +179,7 @@ impl EntryBuilder<'_> {
             changes: Vec::new(),
             resumes_intent: None,
             exported_after: BTreeMap::new(),
+            names: UserNames::default(),
         }
     }
 
@@ -656,6 +658,9 @@ fn manager_pass(
             old_manager: old,
             new_manager: new,
             new_manager_target_id: wanted.and_then(|(_, id)| id),
+            names: UserNames::default(),
+            old_manager_names: None,
+            new_manager_names: None,
         });
     }
     updates

@@ -30,6 +30,7 @@ mod guard;
 mod input;
 mod matching;
 mod model;
+mod names;
 mod render;
 
 #[cfg(test)]
@@ -46,3 +47,4 @@ pub use model::{
     Action, Anchor, AttributeChange, GuardOutcome, ManagerUpdate, Plan, PlanBlock, PlanEntry,
     Reason, Situation,
 };
+pub use names::{NameBook, UserNames, invited_address};
