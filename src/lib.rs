@@ -5,6 +5,7 @@
 //! talks to `graph` and `store`; `emulator` shares no code with `graph` or `engine`.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod emulator;
 pub mod engine;

@@ -26,6 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure the daemon against the in-process emulator: throughput, quota use, requests,
+    /// CPU and memory of an initial, an incremental and a quiet cycle.
+    Bench(cmd::bench::Args),
     /// Run the demo: the embedded emulator, a hub-and-spoke topology and scripted changes.
     Demo(cmd::demo::Args),
     /// Run the sync daemon (every pair on its interval).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Bench(args) => cmd::bench::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,

@@ -128,7 +128,7 @@ fn yaml_syntax_error() {
 fn duplicate_key() {
     one(
         &doc(&[], "  interval: 1h\n  interval: 2h\n"),
-        "19:3",
+        "18:3",
         "duplicate mapping key: interval",
     );
 }
@@ -611,6 +611,40 @@ fn graph_endpoint_rules() {
     );
 }
 
+#[test]
+fn graph_quota_rules() {
+    // Defaults: Graph's published numbers.
+    let settings = ok(BASE).graph_settings();
+    assert_eq!(settings.write_quota.writes.get(), 3000);
+    assert_eq!(settings.write_quota.per.as_secs(), 150);
+    assert_eq!(settings.invitation_quota.invitations.get(), 150);
+    assert_eq!(settings.invitation_quota.per.as_secs(), 5);
+    let settings = ok(&doc(
+        &[],
+        "  graph: { quotas: { writes: 1500, writeWindow: 15s, invitations: 75, invitationWindow: 500ms } }\n",
+    ))
+    .graph_settings();
+    assert_eq!(settings.write_quota.writes.get(), 1500);
+    assert_eq!(settings.write_quota.per.as_secs(), 15);
+    assert_eq!(settings.invitation_quota.invitations.get(), 75);
+    assert_eq!(settings.invitation_quota.per.as_millis(), 500);
+    one(
+        &doc(&[], "  graph: { quotas: { writeWindow: soon } }\n"),
+        "18:35",
+        "quota window `soon` is not a duration",
+    );
+    one(
+        &doc(&[], "  graph: { quotas: { writes: 0 } }\n"),
+        "18:30",
+        "",
+    );
+    one(
+        &doc(&[], "  graph: { quotas: { writez: 10 } }\n"),
+        "18:22",
+        "did you mean `writes`",
+    );
+}
+
 // ---- collecting everything ----------------------------------------------------------------
 
 #[test]
@@ -912,4 +946,60 @@ fn validate_command_summarizes_each_pair() {
         lines[0]
     );
     assert_eq!(lines[1], "ok: 1 pair(s), one-to-one topology");
+}
+
+#[test]
+fn group_sync_is_off_by_default_and_on_when_enabled() {
+    assert!(ok(&doc(&[], "")).groups.is_none());
+    let assigned =
+        "  scope:\n    mode: assigned\n    groups: [33333333-3333-4333-8333-333333333333]\n";
+    let text = doc(&[(16, ""), (17, "")], assigned);
+    assert!(ok(&text).groups.is_none());
+    let pair = ok(&format!(
+        "{text}  groups:\n    enabled: true\n    flatten: true\n    matchingAttributes: [displayName]\n"
+    ));
+    let g = pair.groups.clone().expect("group sync on");
+    assert!(g.flatten);
+    assert_eq!(g.deletion_guard.threshold, 500);
+    assert_eq!(
+        pair.group_anchor_attribute(),
+        "extension_bbbbbbbb000040008000000000000002_ctsyncGroupAnchor"
+    );
+}
+
+#[test]
+fn group_sync_with_scope_mode_all_is_refused_with_a_hint() {
+    let text = doc(&[], "  groups:\n    enabled: true\n");
+    one(&text, "18:3", "group sync needs scope mode `assigned`");
+    // Present but not enabled: nothing to refuse.
+    ok(&doc(&[], "  groups:\n    enabled: false\n"));
+}
+
+#[test]
+fn group_mappings_use_the_mapping_language_and_group_targets() {
+    let assigned =
+        "  scope:\n    mode: assigned\n    groups: [33333333-3333-4333-8333-333333333333]\n";
+    let base = doc(&[(16, ""), (17, "")], assigned);
+    let text = format!(
+        "{base}  groups:\n    enabled: true\n    mappings:\n      - target: jobTitle\n        source: displayName\n      - target: displayName\n        expression: Append([displayName], \" (Contoso)\"\n    matchingAttributes: [mail]\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("22:17:") && p.contains("not a group attribute")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("group mapping for `displayName`")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("26:26:") && p.contains("`mail`")),
+        "{found:#?}"
+    );
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use ctsync::emulator::generate::Generate;
 use ctsync::emulator::{EmulatorOptions, Seed, spawn};
 
 #[derive(Debug, clap::Args)]
@@ -12,7 +13,8 @@ pub struct Args {
     /// Address to listen on (not 8080: that is the daemon's admin API).
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// Seed file (YAML): tenants, apps, users, groups, assignments, policies.
+    /// Seed file (YAML, or JSON when it ends in `.json`): tenants, apps, users, groups,
+    /// assignments, policies.
     #[arg(long)]
     seed: PathBuf,
     /// Persist the directory in this JSON file and reload it on start (it wins over the seed).
@@ -30,6 +32,13 @@ pub struct Args {
     /// Page size of `/users/delta`.
     #[arg(long, default_value_t = 100)]
     delta_page_size: usize,
+    /// Add generated users and groups to a seeded tenant (repeatable), e.g.
+    /// `users=100000,groups=500,disabled=5,managers=true,tenant=ID,domain=D,seed=1`.
+    #[arg(long, value_name = "SPEC")]
+    generate: Vec<Generate>,
+    /// Milliseconds added to every Graph request (real Graph answers in 50-300 ms).
+    #[arg(long, default_value_t = 0)]
+    latency: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -42,13 +51,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
-    let seed = match Seed::from_file(&args.seed) {
+    let mut seed = match Seed::from_file(&args.seed) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ctsync emulator: {e}");
+            eprintln!("ctsync emulator: {}: {e}", args.seed.display());
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
+    for g in &args.generate {
+        if let Err(e) = g.apply_to(&mut seed) {
+            eprintln!("ctsync emulator: {e}");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    }
     let options = EmulatorOptions {
         listen: args.listen,
         state_file: args.state,
@@ -56,6 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         throttling: !args.no_throttle,
         token_lifetime: chrono::Duration::seconds(args.token_lifetime),
         delta_page_size: args.delta_page_size,
+        latency: std::time::Duration::from_millis(args.latency),
         ..EmulatorOptions::default()
     };
     let handle = spawn(seed, options)

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and an async `run` returning the exit code.
 //! Usage and configuration errors exit with status 2.
 
+pub mod bench;
 pub mod control;
 pub mod demo;
 pub mod emulator;
@@ -9,6 +10,7 @@ pub mod filter;
 pub mod plan;
 pub mod provision;
 pub mod run;
+pub mod store;
 pub mod validate;
 
 /// Exit status for usage and configuration errors.

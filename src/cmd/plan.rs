@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ctsync::engine::{CycleOptions, compute_plan};
-use ctsync::store::SqliteStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -24,6 +23,8 @@ pub struct Args {
     /// The SQLite state file the daemon uses.
     #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
     pub state: PathBuf,
+    #[command(flatten)]
+    pub store: super::store::StoreArgs,
     /// Plan a full cycle even when a watermark exists.
     #[arg(long)]
     pub full: bool,
@@ -46,8 +47,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     }
-    let store = SqliteStore::open(&args.state)
-        .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
+    let (_spec, store) = match args.store.open(&args.state).await? {
+        Ok(opened) => opened,
+        Err(code) => return Ok(code),
+    };
     let options = CycleOptions {
         full: args.full,
         force_deletes: false,
@@ -55,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut plans = Vec::new();
     for rt in &runtimes {
-        let planned = compute_plan(rt, &store, &options)
+        let planned = compute_plan(rt, store.as_ref(), &options)
             .await
             .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
         plans.push(planned.plan);

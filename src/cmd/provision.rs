@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ctsync::engine::provision_on_demand;
-use ctsync::store::SqliteStore;
 
 use super::plan::Format;
 
@@ -26,6 +25,8 @@ pub struct Args {
     /// The SQLite state file the daemon uses.
     #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
     pub state: PathBuf,
+    #[command(flatten)]
+    pub store: super::store::StoreArgs,
 }
 
 /// On-demand provisioning of one user, with Entra's steps and the per-attribute table.
@@ -43,9 +44,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     };
-    let store = SqliteStore::open(&args.state)
-        .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
-    let report = provision_on_demand(rt, &store, &args.user, args.dry_run)
+    let (_spec, store) = match args.store.open(&args.state).await? {
+        Ok(opened) => opened,
+        Err(code) => return Ok(code),
+    };
+    let report = provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run)
         .await
         .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
     match args.format {

@@ -1,9 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use ctsync::engine::{Daemon, DaemonOptions, PairRuntime};
-use ctsync::store::SqliteStore;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +15,8 @@ pub struct Args {
     /// The SQLite state file.
     #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
     pub state: PathBuf,
+    #[command(flatten)]
+    pub store: super::store::StoreArgs,
     /// Override every pair's interval (e.g. `30s`), for demos and tests.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub interval: Option<std::time::Duration>,
@@ -72,11 +72,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let store = SqliteStore::open(&args.state)
-        .map_err(|e| anyhow::anyhow!("cannot open state {}: {e}", args.state.display()))?;
+    let (spec, store) = match args.store.open(&args.state).await? {
+        Ok(opened) => opened,
+        Err(code) => return Ok(code),
+    };
+    tracing::info!(store = %spec.describe(), "store opened");
     let daemon = Daemon::new(
         runtimes,
-        Arc::new(store),
+        store,
         DaemonOptions {
             once: args.once,
             interval_override: args.interval,

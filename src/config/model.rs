@@ -8,7 +8,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{ClientCredential, GraphSettings, PUBLIC_AUTHORITY, PUBLIC_GRAPH};
+use crate::graph::{
+    ClientCredential, GraphSettings, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota,
+};
 use crate::mapping::AttributeMappingSpec;
 use crate::scope::ScopingFilter;
 
@@ -64,6 +66,87 @@ pub struct SyncPairSpec {
     pub actions: Actions,
     #[serde(default)]
     pub graph: GraphEndpointsSpec,
+    /// Group sync: off unless present with `enabled: true`.
+    #[serde(default)]
+    pub groups: Option<GroupsSpec>,
+}
+
+/// `spec.groups`: security groups assigned to the pair, and their memberships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupsSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Members of nested groups count as members (Entra syncs direct members only).
+    #[serde(default)]
+    pub flatten: bool,
+    /// Group attribute mappings (displayName, description, mailNickname); absent = the same
+    /// three copied from the source group.
+    #[serde(default)]
+    pub mappings: Option<Vec<AttributeMappingSpec>>,
+    /// Directory extension on target groups holding the anchor. Default
+    /// `extension_{targetAppIdNoHyphens}_ctsyncGroupAnchor`.
+    #[serde(default)]
+    pub anchor_attribute: Option<String>,
+    /// Adopt existing target security groups whose mapped values of these attributes equal the
+    /// source group's (in precedence order). Absent or empty: never adopt.
+    #[serde(default)]
+    pub matching_attributes: Vec<String>,
+    /// Source group deleted or unassigned: `softDelete` (default, restorable 30 days) or `none`.
+    #[serde(default)]
+    pub deprovision: GroupDeprovision,
+    #[serde(default)]
+    pub deletion_guard: GroupDeletionGuard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupDeprovision {
+    #[default]
+    SoftDelete,
+    None,
+}
+
+/// Group deletes plus membership removals in one cycle at or above which they are staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupDeletionGuard {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_threshold")]
+    pub threshold: u32,
+}
+
+impl Default for GroupDeletionGuard {
+    fn default() -> Self {
+        GroupDeletionGuard {
+            enabled: true,
+            threshold: DEFAULT_DELETE_THRESHOLD,
+        }
+    }
+}
+
+/// Validated group sync settings of a pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSync {
+    pub flatten: bool,
+    /// `None` = displayName, description, mailNickname copied from the source group.
+    pub mappings: Option<Vec<AttributeMappingSpec>>,
+    pub anchor_attribute: Option<String>,
+    pub matching_attributes: Vec<String>,
+    pub deprovision: GroupDeprovision,
+    pub deletion_guard: GroupDeletionGuard,
+}
+
+/// Target attributes a group mapping may write.
+pub const GROUP_TARGETS: &[&str] = &["displayName", "description", "mailNickname"];
+
+/// The group mappings used when `spec.groups.mappings` is absent.
+pub fn default_group_mappings() -> Vec<AttributeMappingSpec> {
+    GROUP_TARGETS
+        .iter()
+        .map(|a| AttributeMappingSpec::direct(a, a))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +324,22 @@ pub struct GraphEndpointsSpec {
     pub authority: Option<String>,
     #[serde(default)]
     pub base_url: Option<String>,
+    #[serde(default)]
+    pub quotas: Option<GraphQuotasSpec>,
+}
+
+/// `spec.graph.quotas` as written: counts and windows (durations such as `150s`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GraphQuotasSpec {
+    #[serde(default)]
+    pub writes: Option<u32>,
+    #[serde(default)]
+    pub write_window: Option<String>,
+    #[serde(default)]
+    pub invitations: Option<u32>,
+    #[serde(default)]
+    pub invitation_window: Option<String>,
 }
 
 fn yes() -> bool {
@@ -346,6 +445,15 @@ pub struct GraphEndpoints {
     pub base_url: String,
 }
 
+/// The quotas a pair's Graph clients pace themselves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GraphQuotas {
+    /// Per (app, tenant).
+    pub writes: WriteQuota,
+    /// Per tenant: pairs writing one target share it through the client pool.
+    pub invitations: InvitationQuota,
+}
+
 /// A validated pair, defaults applied, paths resolved against the file's directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncPair {
@@ -369,9 +477,33 @@ pub struct SyncPair {
     pub drift_correction: bool,
     pub actions: Actions,
     pub graph: GraphEndpoints,
+    /// `None` = group sync off.
+    pub groups: Option<GroupSync>,
+    /// The quotas the Graph clients pace themselves to (Graph's published numbers unless
+    /// `spec.graph.quotas` says otherwise).
+    pub quotas: GraphQuotas,
 }
 
 impl SyncPair {
+    /// The anchor directory extension name on target groups.
+    pub fn group_anchor_attribute(&self) -> String {
+        match self
+            .groups
+            .as_ref()
+            .and_then(|g| g.anchor_attribute.clone())
+        {
+            Some(a) => a,
+            None => format!(
+                "extension_{}_ctsyncGroupAnchor",
+                self.target
+                    .credentials
+                    .client_id
+                    .replace('-', "")
+                    .to_ascii_lowercase()
+            ),
+        }
+    }
+
     /// The anchor directory extension name on target users.
     pub fn anchor_attribute(&self) -> String {
         match &self.anchor_attribute {
@@ -403,6 +535,8 @@ impl SyncPair {
             authority: self.graph.authority.clone(),
             base_url: self.graph.base_url.clone(),
             token_scope,
+            write_quota: self.quotas.writes,
+            invitation_quota: self.quotas.invitations,
             ..defaults
         }
     }

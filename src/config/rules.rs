@@ -5,10 +5,11 @@
 //! schema's to report: rules treat it as present and say nothing more about it.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use super::model::*;
+use super::model::{self, *};
 use super::tree::{Node, Pos, Value};
 use crate::mapping::{self, AttributeMappingSpec, MappingField};
 use crate::scope::{CompiledFilters, ScopingFilter};
@@ -112,11 +113,20 @@ pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     }
     scope(&mut cx);
     mappings(&mut cx);
+    groups(&mut cx);
     if let Some(text) = cx.str(&["spec", "interval"])
         && let Err((message, hint)) = parse_interval(text)
     {
         let pos = cx.at(&["spec", "interval"]);
         cx.report(pos, message, hint);
+    }
+    for field in ["writeWindow", "invitationWindow"] {
+        if let Some(text) = cx.str(&["spec", "graph", "quotas", field])
+            && let Err((message, hint)) = parse_quota_window(text)
+        {
+            let pos = cx.at(&["spec", "graph", "quotas", field]);
+            cx.report(pos, message, hint);
+        }
     }
     for field in ["authority", "baseUrl"] {
         if let Some(v) = cx.str(&["spec", "graph", field])
@@ -362,6 +372,71 @@ fn mappings(cx: &mut Ctx<'_>) {
     }
 }
 
+/// `spec.groups`: needs scope mode `assigned`; group mappings compile in the mapping language
+/// and write only group attributes; matching attributes are mapped targets.
+fn groups(cx: &mut Ctx<'_>) {
+    let enabled = cx
+        .node(&["spec", "groups", "enabled"])
+        .is_some_and(|n| matches!(n.value, Value::Bool(true)));
+    if enabled && cx.str(&["spec", "scope", "mode"]) == Some("all") {
+        let pos = cx.key_at(&["spec", "groups"]);
+        cx.report(
+            pos,
+            "group sync needs scope mode `assigned`: with mode `all` no group is assigned to the pair",
+            "set spec.scope.mode: assigned and list the groups to sync in spec.scope.groups (or assign them to servicePrincipalId)",
+        );
+    }
+    let mut targets: HashSet<String> = model::GROUP_TARGETS
+        .iter()
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    if let Some(node) = cx.node(&["spec", "groups", "mappings"])
+        && let Ok(list) = serde_json::from_value::<Vec<AttributeMappingSpec>>(node.to_json())
+    {
+        targets.clear();
+        for (i, m) in list.iter().enumerate() {
+            let t = m.target.trim();
+            targets.insert(t.to_ascii_lowercase());
+            if !t.is_empty()
+                && !model::GROUP_TARGETS
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(t))
+            {
+                let idx = i.to_string();
+                let pos = cx.at(&["spec", "groups", "mappings", idx.as_str(), "target"]);
+                cx.report(
+                    pos,
+                    format!("group mapping target `{t}` is not a group attribute ctsync writes"),
+                    "map displayName, description or mailNickname (the target is a static security group)",
+                );
+            }
+        }
+        if let Err(errors) = mapping::compile(&list) {
+            for e in errors {
+                let idx = e.index.to_string();
+                let field = e.field.to_string();
+                let pos = cx.at(&["spec", "groups", "mappings", idx.as_str(), field.as_str()]);
+                cx.report(
+                    pos,
+                    format!("group mapping for `{}`: {}", e.target, e.message),
+                    "fix the mapping (same language as user mappings; the source is the source group)",
+                );
+            }
+        }
+    }
+    for a in cx.items(&["spec", "groups", "matchingAttributes"]) {
+        if let Some(name) = str_of(a)
+            && !targets.contains(&name.to_ascii_lowercase())
+        {
+            cx.report(
+                a.pos,
+                format!("group matching attribute `{name}` is not a target of any group mapping"),
+                "match on a mapped group attribute, e.g. displayName or mailNickname",
+            );
+        }
+    }
+}
+
 /// Where a position inside a scalar's text lands in the file, for a scalar written on one
 /// line (plain or quoted without escapes before the spot). `None` for block scalars, escapes
 /// and multi-line values: the scalar's own position is reported then.
@@ -414,6 +489,46 @@ pub fn parse_interval(text: &str) -> Result<Duration, (String, &'static str)> {
             "write a duration such as 40m, 1h 30m or 90s",
         )),
     }
+}
+
+/// Parses a `spec.graph.quotas` window, or explains what is wrong and how to fix it.
+pub fn parse_quota_window(text: &str) -> Result<Duration, (String, &'static str)> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d < Duration::from_millis(1) => Err((
+            format!("quota window `{text}` is shorter than a millisecond"),
+            "Graph's windows are 150s (writes) and 5s (invitations)",
+        )),
+        Ok(d) if d > Duration::from_secs(24 * 3600) => Err((
+            format!("quota window `{text}` is longer than a day"),
+            "Graph's windows are 150s (writes) and 5s (invitations)",
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err((
+            format!("quota window `{text}` is not a duration: {e}"),
+            "write a duration such as 150s or 5s",
+        )),
+    }
+}
+
+/// The pair's quotas: Graph's published numbers unless `spec.graph.quotas` overrides them.
+fn quotas(spec: Option<&GraphQuotasSpec>) -> Result<GraphQuotas, String> {
+    let mut quotas = GraphQuotas::default();
+    let Some(spec) = spec else {
+        return Ok(quotas);
+    };
+    if let Some(n) = spec.writes.and_then(NonZeroU32::new) {
+        quotas.writes.writes = n;
+    }
+    if let Some(text) = &spec.write_window {
+        quotas.writes.per = parse_quota_window(text).map_err(|(m, _)| m)?;
+    }
+    if let Some(n) = spec.invitations.and_then(NonZeroU32::new) {
+        quotas.invitations.invitations = n;
+    }
+    if let Some(text) = &spec.invitation_window {
+        quotas.invitations.per = parse_quota_window(text).map_err(|(m, _)| m)?;
+    }
+    Ok(quotas)
 }
 
 /// Checks a `spec.graph` endpoint: a bare http(s) origin, plain http only on loopback.
@@ -541,6 +656,19 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
             authority: trim(&spec.graph.authority, defaults.authority),
             base_url: trim(&spec.graph.base_url, defaults.base_url),
         },
+        groups: spec
+            .groups
+            .as_ref()
+            .filter(|g| g.enabled)
+            .map(|g| GroupSync {
+                flatten: g.flatten,
+                mappings: g.mappings.clone(),
+                anchor_attribute: g.anchor_attribute.clone(),
+                matching_attributes: g.matching_attributes.clone(),
+                deprovision: g.deprovision,
+                deletion_guard: g.deletion_guard,
+            }),
+        quotas: quotas(spec.graph.quotas.as_ref())?,
     })
 }
 

@@ -164,7 +164,7 @@ fn tenant_from_seed(
         if !user.contains_key("proxyAddresses") || user.get("proxyAddresses") == Some(&json!([])) {
             sync_proxy_addresses(&mut user);
         }
-        t.users.insert(id, user);
+        t.put_user(&id, user);
     }
     for us in &ts.users {
         if let Some(manager) = &us.manager {
@@ -180,18 +180,25 @@ fn tenant_from_seed(
     }
     for gs in &ts.groups {
         let id = gs.id.clone().unwrap_or_else(new_id);
-        let mut props = Obj::new();
-        props.insert("id".into(), json!(id));
-        props.insert("deletedDateTime".into(), Value::Null);
+        let mut props = super::groups::initial_props(&id, now);
         props.insert("displayName".into(), json!(gs.display_name));
         props.insert("description".into(), json!(gs.description));
-        props.insert("groupTypes".into(), json!([]));
-        props.insert("mailEnabled".into(), json!(false));
+        props.insert("groupTypes".into(), json!(gs.group_types));
+        props.insert("mailEnabled".into(), json!(gs.mail_enabled));
         props.insert(
             "mailNickname".into(),
-            json!(gs.display_name.replace(' ', "")),
+            json!(
+                gs.mail_nickname
+                    .clone()
+                    .unwrap_or_else(|| gs.display_name.replace(' ', ""))
+            ),
         );
-        props.insert("securityEnabled".into(), json!(true));
+        props.insert("securityEnabled".into(), json!(gs.security_enabled));
+        props.insert("isAssignableToRole".into(), json!(gs.is_assignable_to_role));
+        props.insert("membershipRule".into(), json!(gs.membership_rule));
+        if gs.membership_rule.is_some() {
+            props.insert("membershipRuleProcessingState".into(), json!("On"));
+        }
         props.insert("createdDateTime".into(), json!(iso(now)));
         t.groups.insert(
             id,

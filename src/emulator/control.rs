@@ -53,6 +53,7 @@ pub fn router() -> axum::Router<Arc<Emulator>> {
             put(set_partner),
         )
         .route("/_emulator/tokens", axum::routing::delete(revoke_tokens))
+        .route("/_emulator/latency", put(latency))
 }
 
 async fn clock(State(emu): Shared) -> Json<Value> {
@@ -239,6 +240,25 @@ async fn set_partner(
         },
     );
     emu.mark_dirty();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    ms: f64,
+}
+
+/// Sets the latency added to every Graph request (`{"ms": 100}`; 0 turns it off).
+async fn latency(State(emu): Shared, body: axum::body::Bytes) -> Response {
+    let l: Latency = match parse(&body) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if !l.ms.is_finite() || !(0.0..=600_000.0).contains(&l.ms) {
+        return problem(StatusCode::BAD_REQUEST, "ms: 0 to 600000");
+    }
+    emu.set_latency(std::time::Duration::from_micros((l.ms * 1000.0) as u64));
     StatusCode::NO_CONTENT.into_response()
 }
 

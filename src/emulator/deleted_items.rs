@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 use super::call::{Call, Outcome, Reply, page};
 use super::errors::GraphError;
 use super::filter;
+use super::group_log::member_object_changed;
 use super::model::{ChangeKind, Obj, Tenant, str_prop};
 use super::odata::decode_token;
-use super::users;
+use super::{deleted_groups, users};
 
 pub const READ: &[&str] = &[
     "User.DeleteRestore.All",
@@ -93,6 +94,9 @@ pub fn list_users(t: &mut Tenant, call: &Call) -> Outcome {
 }
 
 pub fn get(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
+    if t.deleted_groups.contains_key(id) {
+        return deleted_groups::get(t, call, id);
+    }
     call.require(READ)?;
     let d = t
         .deleted_users
@@ -114,6 +118,9 @@ pub fn get(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
 }
 
 pub fn restore(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
+    if t.deleted_groups.contains_key(id) {
+        return deleted_groups::restore(t, call, id);
+    }
     call.require(WRITE)?;
     let options = if call.body.iter().all(u8::is_ascii_whitespace) {
         Obj::new()
@@ -141,8 +148,9 @@ pub fn restore(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
     }
     user.insert("deletedDateTime".into(), Value::Null);
     t.deleted_users.remove(id);
-    t.users.insert(id.to_string(), user.clone());
+    t.put_user(id, user.clone());
     t.change_log.record(call.now, id, ChangeKind::Restored);
+    member_object_changed(t, id, call.now);
     let mut body = Obj::new();
     body.insert(
         "@odata.context".into(),
@@ -154,6 +162,9 @@ pub fn restore(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
 }
 
 pub fn hard_delete(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
+    if t.deleted_groups.contains_key(id) {
+        return deleted_groups::hard_delete(t, call, id);
+    }
     call.require(WRITE)?;
     if !t.deleted_users.contains_key(id) {
         return Err(GraphError::not_found(id));
@@ -164,10 +175,14 @@ pub fn hard_delete(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
 
 /// Removes every trace of a user (memberships, assignments, manager links) and logs it as deleted.
 pub fn purge_user(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
+    member_object_changed(t, id, now);
     t.deleted_users.remove(id);
-    t.users.remove(id);
+    t.take_user(id);
     for g in t.groups.values_mut() {
         g.members.remove(id);
+    }
+    for d in t.deleted_groups.values_mut() {
+        d.group.members.remove(id);
     }
     t.assignments
         .retain(|_, a| str_prop(a, "principalId") != Some(id));
@@ -191,5 +206,5 @@ pub fn purge_expired(t: &mut Tenant, now: DateTime<Utc>, retention: chrono::Dura
     for id in &expired {
         purge_user(t, id, now);
     }
-    expired.len()
+    expired.len() + deleted_groups::purge_expired(t, now, retention)
 }

@@ -7,7 +7,8 @@ use super::call::{Call, Outcome};
 use super::errors::GraphError;
 use super::model::Directory;
 use super::{
-    applications, deleted_items, delta, groups, invitations, policy, service_principals, users,
+    applications, deleted_groups, deleted_items, delta, group_delta, groups, invitations, policy,
+    service_principals, users,
 };
 
 pub fn dispatch(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
@@ -75,8 +76,15 @@ pub fn dispatch(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
             Method::POST => groups::create(t, call),
             _ => not_allowed(),
         },
+        ("groups", ["delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()"]) => {
+            match *m {
+                Method::GET => group_delta::delta(t, call),
+                _ => not_allowed(),
+            }
+        }
         ("groups", [id]) => match *m {
             Method::GET => groups::get(t, call, id),
+            Method::PATCH => groups::update(t, call, id),
             Method::DELETE => groups::delete(t, call, id),
             _ => not_allowed(),
         },
@@ -132,6 +140,10 @@ pub fn dispatch(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
         },
         ("directory", ["deletedItems", "microsoft.graph.user"]) => match *m {
             Method::GET => deleted_items::list_users(t, call),
+            _ => not_allowed(),
+        },
+        ("directory", ["deletedItems", "microsoft.graph.group"]) => match *m {
+            Method::GET => deleted_groups::list(t, call),
             _ => not_allowed(),
         },
         ("directory", ["deletedItems"]) => Err(GraphError::bad_request(

@@ -261,7 +261,7 @@ fn create_b2b_user(
     };
     u.insert("identities".into(), json!([identity]));
     sync_proxy_addresses(&mut u);
-    t.users.insert(id.clone(), u);
+    t.put_user(&id, u);
     t.change_log.record(call.now, &id, ChangeKind::Created);
     Ok(id)
 }

@@ -14,13 +14,18 @@ mod build;
 mod call;
 mod clock;
 mod control;
+mod deleted_groups;
 mod deleted_items;
 mod delta;
 mod dispatch;
 mod errors;
 mod faults;
 mod filter;
+pub mod generate;
+mod group_delta;
+mod group_log;
 mod groups;
+mod index;
 mod invitations;
 pub mod model;
 mod odata;
@@ -35,7 +40,7 @@ mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,8 +70,11 @@ pub struct EmulatorOptions {
     pub delta_token_retention: chrono::Duration,
     /// Soft-deleted users are purged after this (Graph: 30 days).
     pub soft_delete_retention: chrono::Duration,
-    /// How often a changed directory is written to `state_file`.
+    /// How often a changed directory is written to `state_file` (at least; see `persist`).
     pub save_interval: Duration,
+    /// Added to every Graph request before it is served (real Graph answers in 50–300 ms;
+    /// loopback hides what sequential client code costs). Changeable at run time.
+    pub latency: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -82,6 +90,7 @@ impl Default for EmulatorOptions {
             delta_token_retention: chrono::Duration::days(7),
             soft_delete_retention: chrono::Duration::days(30),
             save_interval: Duration::from_millis(500),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -117,6 +126,8 @@ impl EmulatorHandle {
     pub fn with_directory<R>(&self, f: impl FnOnce(&mut Directory) -> R) -> R {
         let mut dir = server::lock(&self.emulator.dir);
         let r = f(&mut dir);
+        // `f` may have edited users directly.
+        dir.reindex();
         self.emulator.mark_dirty();
         r
     }
@@ -130,6 +141,11 @@ impl EmulatorHandle {
 
     pub fn set_throttling(&self, enabled: bool) {
         self.emulator.throttling.store(enabled, Ordering::Release);
+    }
+
+    /// Sets the latency added to every Graph request (`PUT /_emulator/latency` does the same).
+    pub fn set_latency(&self, latency: Duration) {
+        self.emulator.set_latency(latency);
     }
 
     /// Stops serving, waits for in-flight requests, and saves state if a state file is set.
@@ -183,6 +199,7 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
         tokens: Mutex::default(),
         throttle: Mutex::default(),
         throttling: AtomicBool::new(options.throttling),
+        latency_us: AtomicU64::new(u64::try_from(options.latency.as_micros()).unwrap_or(u64::MAX)),
         faults: Mutex::default(),
         dirty: AtomicBool::new(false),
         settings: Mutex::new(call::Settings {
@@ -219,16 +236,26 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
         let stop = cancel.clone();
         let every = options.save_interval;
         tokio::spawn(async move {
+            let mut wait = every;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(every) => {
-                        if emu.dirty.swap(false, Ordering::AcqRel)
-                            && let Err(e) = persist::save(&emu, &path)
-                        {
-                            tracing::error!(error = %e, "cannot save emulator state");
+                    _ = tokio::time::sleep(wait) => {
+                        if !emu.dirty.swap(false, Ordering::AcqRel) {
+                            continue;
+                        }
+                        let started = std::time::Instant::now();
+                        let (e2, p2) = (emu.clone(), path.clone());
+                        let saved = tokio::task::spawn_blocking(move || persist::save(&e2, &p2)).await;
+                        if !matches!(saved, Ok(Ok(()))) {
+                            match saved {
+                                Ok(Err(e)) => tracing::error!(error = %e, "cannot save emulator state"),
+                                Err(e) => tracing::error!(error = %e, "emulator state saver failed"),
+                                Ok(Ok(())) => {}
+                            }
                             emu.mark_dirty();
                         }
+                        wait = every.max(started.elapsed() * persist::SAVE_SPACING);
                     }
                 }
             }

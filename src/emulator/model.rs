@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::index::{Field, UserIndex};
 use super::seed::{FederatedCredentialSeed, SizeClass};
 
 pub type Obj = Map<String, Value>;
@@ -46,12 +47,21 @@ pub struct Tenant {
     /// user id → manager id.
     pub managers: BTreeMap<String, String>,
     pub groups: BTreeMap<String, Group>,
+    /// Soft-deleted groups by object id.
+    #[serde(default)]
+    pub deleted_groups: BTreeMap<String, super::group_log::DeletedGroup>,
+    /// What happened to groups and their memberships (positions of `groups/delta` tokens).
+    #[serde(default)]
+    pub group_log: super::group_log::GroupLog,
     pub service_principals: BTreeMap<String, ServicePrincipal>,
     pub applications: BTreeMap<String, Application>,
     pub assignments: BTreeMap<String, Obj>,
     /// Partner tenant id → configuration.
     pub partners: BTreeMap<String, Partner>,
     pub change_log: ChangeLog,
+    /// Who holds which UPN/mail/address among `users`; derived, rebuilt by [`Tenant::reindex`].
+    #[serde(skip)]
+    pub index: UserIndex,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +171,15 @@ impl ChangeLog {
     }
 }
 
+impl Directory {
+    /// Rebuilds every tenant's derived index.
+    pub fn reindex(&mut self) {
+        for t in self.tenants.values_mut() {
+            t.reindex();
+        }
+    }
+}
+
 impl Tenant {
     pub fn initial_domain(&self) -> &str {
         self.domains.first().map(String::as_str).unwrap_or("")
@@ -179,22 +198,45 @@ impl Tenant {
         if self.users.contains_key(key) {
             return Some(key.to_string());
         }
-        let lower = key.to_lowercase();
-        self.users
-            .iter()
-            .find(|(_, u)| {
-                str_prop(u, "userPrincipalName").is_some_and(|upn| upn.to_lowercase() == lower)
-            })
-            .map(|(id, _)| id.clone())
+        self.index.holders(Field::Upn, key).next().cloned()
     }
 
     /// Another active user already holds `value` in `property` (case-insensitive)?
     pub fn value_taken(&self, property: &str, value: &str, except: Option<&str>) -> bool {
-        let lower = value.to_lowercase();
-        self.users.iter().any(|(id, u)| {
-            Some(id.as_str()) != except
-                && str_prop(u, property).is_some_and(|v| v.to_lowercase() == lower)
-        })
+        match Field::for_property(property) {
+            Some(field) => self
+                .index
+                .holders(field, value)
+                .any(|id| Some(id.as_str()) != except),
+            None => self.users.iter().any(|(id, u)| {
+                Some(id.as_str()) != except
+                    && str_prop(u, property).is_some_and(|v| same_ignoring_case(v, value))
+            }),
+        }
+    }
+
+    /// Inserts or replaces an active user, keeping the index current.
+    pub fn put_user(&mut self, id: &str, user: Obj) {
+        if let Some(old) = self.users.get(id) {
+            self.index.remove(id, old);
+        }
+        self.index.add(id, &user);
+        self.users.insert(id.to_string(), user);
+    }
+
+    /// Removes an active user, keeping the index current.
+    pub fn take_user(&mut self, id: &str) -> Option<Obj> {
+        let user = self.users.remove(id)?;
+        self.index.remove(id, &user);
+        Some(user)
+    }
+
+    /// Rebuilds the index from `users` (after loading, or after code that edited `users` directly).
+    pub fn reindex(&mut self) {
+        self.index.clear();
+        for (id, u) in &self.users {
+            self.index.add(id, u);
+        }
     }
 
     /// Every registered directory extension name → its data type.

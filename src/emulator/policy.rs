@@ -224,12 +224,26 @@ fn sync_object(partner: &str, input: &Obj, base: Option<Obj>) -> Result<Obj, Gra
         o.insert("userSyncInbound".into(), json!({"isSyncAllowed": false}));
         o
     });
+    // `groupSyncInbound` is a beta property (crossTenantGroupSyncInbound); the emulator accepts
+    // it on v1.0 too and leaves it out until a client sets it (absent = group sync not allowed).
     merge(
         &mut o,
         input,
-        &["displayName", "userSyncInbound"],
+        &["displayName", "userSyncInbound", "groupSyncInbound"],
         "crossTenantIdentitySyncPolicyPartner",
     )?;
+    if let Some(g) = o.get("groupSyncInbound").filter(|g| !g.is_null()) {
+        let well_formed = g.as_object().is_some_and(|g| {
+            g.iter().all(|(k, v)| {
+                k == "isSyncAllowed" && (v.is_boolean() || v.is_null()) || k.starts_with("@odata.")
+            })
+        });
+        if !well_formed {
+            return Err(GraphError::bad_request(
+                "Invalid value specified for property 'groupSyncInbound'.",
+            ));
+        }
+    }
     let allowed = o
         .get("userSyncInbound")
         .and_then(|u| u.get("isSyncAllowed"));

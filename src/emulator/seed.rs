@@ -156,6 +156,24 @@ pub struct GroupSeed {
     /// UPNs or ids of users, or display names or ids of other groups.
     #[serde(default)]
     pub members: Vec<String>,
+    /// `[]` (security, the default), `["Unified"]` (Microsoft 365), `["DynamicMembership"]`.
+    #[serde(default)]
+    pub group_types: Vec<String>,
+    /// Mail-enabled (with `securityEnabled`: mail-enabled security; without: distribution).
+    #[serde(default)]
+    pub mail_enabled: bool,
+    #[serde(default = "default_true")]
+    pub security_enabled: bool,
+    #[serde(default)]
+    pub is_assignable_to_role: bool,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub membership_rule: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -186,11 +204,25 @@ impl Seed {
         serde_saphyr::from_str(text).map_err(|e| EmulatorError::Seed(e.to_string()))
     }
 
+    /// JSON has no size budget, so seeds of 100k+ users load from it quickly.
+    pub fn from_json(text: &[u8]) -> Result<Seed, EmulatorError> {
+        serde_json::from_slice(text).map_err(|e| EmulatorError::Seed(e.to_string()))
+    }
+
+    /// `.json` files are read as JSON, anything else as YAML.
     pub fn from_file(path: &std::path::Path) -> Result<Seed, EmulatorError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EmulatorError::Read {
+        let text = std::fs::read(path).map_err(|source| EmulatorError::Read {
             path: path.display().to_string(),
             source,
         })?;
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if json {
+            return Self::from_json(&text);
+        }
+        let text = String::from_utf8(text)
+            .map_err(|e| EmulatorError::Seed(format!("{}: not UTF-8: {e}", path.display())))?;
         Self::from_yaml(&text)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -33,6 +33,8 @@ pub struct Emulator {
     pub tokens: Mutex<HashMap<String, Grant>>,
     pub throttle: Mutex<Throttle>,
     pub throttling: AtomicBool,
+    /// Added latency per Graph request, in microseconds.
+    pub latency_us: AtomicU64,
     pub faults: Mutex<Faults>,
     pub dirty: AtomicBool,
     pub settings: Mutex<Settings>,
@@ -51,6 +53,19 @@ impl Emulator {
         format!("{}/v1.0", self.base_url)
     }
 
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.store(us, Ordering::Release);
+    }
+
+    /// Sleeps for the configured per-request latency (outside every lock).
+    pub async fn delay(&self) {
+        let us = self.latency_us.load(Ordering::Acquire);
+        if us > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+        }
+    }
+
     pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
     }
@@ -64,6 +79,7 @@ impl Emulator {
                 self.mark_dirty();
             }
             t.change_log.prune(now - settings.delta_token_retention);
+            t.group_log.prune(now - settings.delta_token_retention);
         }
     }
 }
@@ -307,6 +323,8 @@ pub async fn graph(
             &ids,
         );
     };
+    // One round trip, one delay: a `$batch` pays it once, like a real one.
+    emu.delay().await;
     let grant = match authenticate(&emu, &headers) {
         Ok(g) => g,
         Err(e) => return render(error_reply(&emu, &e, &ids), &ids),

@@ -369,7 +369,7 @@ pub fn create(t: &mut Tenant, call: &Call) -> Outcome {
     let mut user = new_user(&id, call.now);
     let set = apply_properties(t, &mut user, &input, true)?;
     check_unique(t, &user, None, &set)?;
-    t.users.insert(id.clone(), user.clone());
+    t.put_user(&id, user.clone());
     t.change_log.record(call.now, &id, ChangeKind::Created);
     let mut body = Obj::new();
     body.insert(
@@ -394,7 +394,7 @@ pub fn update(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
     let changed = apply_properties(t, &mut user, &input, false)?;
     check_unique(t, &user, Some(&id), &changed)?;
     if !changed.is_empty() {
-        t.users.insert(id.clone(), user);
+        t.put_user(&id, user);
         t.change_log.record(
             call.now,
             &id,
@@ -411,10 +411,7 @@ pub fn delete(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
     let id = t
         .find_user_id(key)
         .ok_or_else(|| GraphError::not_found(key))?;
-    let mut user = t
-        .users
-        .remove(&id)
-        .ok_or_else(|| GraphError::not_found(key))?;
+    let mut user = t.take_user(&id).ok_or_else(|| GraphError::not_found(key))?;
     user.insert("deletedDateTime".into(), json!(super::clock::iso(call.now)));
     t.deleted_users.insert(
         id.clone(),
@@ -424,6 +421,7 @@ pub fn delete(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
         },
     );
     t.change_log.record(call.now, &id, ChangeKind::SoftDeleted);
+    super::group_log::member_object_changed(t, &id, call.now);
     Ok(Reply::no_content())
 }
 

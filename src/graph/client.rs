@@ -1,9 +1,10 @@
 //! The HTTP core of the Graph client: tokens, the write limiter, retries with `Retry-After`,
 //! a per-request timeout, a fresh `client-request-id` per request, and request counters.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -37,6 +38,22 @@ impl Default for WriteQuota {
     }
 }
 
+/// Graph's invitation quota per tenant: 150 invitations per 5 s (throttling-limits.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvitationQuota {
+    pub invitations: NonZeroU32,
+    pub per: Duration,
+}
+
+impl Default for InvitationQuota {
+    fn default() -> Self {
+        InvitationQuota {
+            invitations: NonZeroU32::new(150).unwrap_or(NonZeroU32::MIN),
+            per: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Where Graph lives and how the client behaves towards it.
 #[derive(Debug, Clone)]
 pub struct GraphSettings {
@@ -54,6 +71,8 @@ pub struct GraphSettings {
     pub max_backoff: Duration,
     /// Client-side write pacing per (app, tenant).
     pub write_quota: WriteQuota,
+    /// Client-side invitation pacing per tenant.
+    pub invitation_quota: InvitationQuota,
     /// A cached token is renewed this long before it expires.
     pub token_refresh_margin: Duration,
     /// The token's scope: Graph's resource identifier, not the URL it is called at (so the
@@ -71,6 +90,7 @@ impl Default for GraphSettings {
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             write_quota: WriteQuota::default(),
+            invitation_quota: InvitationQuota::default(),
             token_refresh_margin: Duration::from_secs(300),
             token_scope: format!("{PUBLIC_GRAPH}/.default"),
         }
@@ -124,6 +144,8 @@ pub(crate) struct Inner {
     pub(crate) limiter: DefaultDirectRateLimiter,
     requests: AtomicU64,
     pub(crate) throttled: AtomicU64,
+    /// Requests by endpoint (`PATCH users/{id}`), for `ctsync bench` and metrics.
+    endpoints: Mutex<BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -182,6 +204,7 @@ impl GraphClient {
                 limiter,
                 requests: AtomicU64::new(0),
                 throttled: AtomicU64::new(0),
+                endpoints: Mutex::default(),
             }),
         })
     }
@@ -205,6 +228,12 @@ impl GraphClient {
             requests: self.inner.requests.load(Ordering::Relaxed),
             throttled: self.inner.throttled.load(Ordering::Relaxed),
         }
+    }
+
+    /// Requests sent so far by endpoint: method and path with ids replaced by `{id}`
+    /// (`POST invitations`, `PATCH users/{id}`, `GET users/delta`), retries included.
+    pub fn requests_by_endpoint(&self) -> BTreeMap<String, u64> {
+        lock(&self.inner.endpoints).clone()
     }
 
     /// Tokens issued by the token endpoint to this client so far.
@@ -393,6 +422,9 @@ impl GraphClient {
             req = req.json(body);
         }
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.inner.endpoints)
+            .entry(endpoint_label(method, url))
+            .or_insert(0) += 1;
         let transport = |e: reqwest::Error| {
             let request = Box::new(RequestContext {
                 method: method.to_string(),
@@ -450,6 +482,33 @@ impl GraphClient {
         tracing::debug!(status, error = %err, "graph request failed");
         Err(err)
     }
+}
+
+/// A poisoned counter map only means a thread panicked mid-increment; the map is still valid.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `PATCH users/{id}` for `PATCH {root}/v1.0/users/5b..?$select=x`: ids (GUIDs, `(appId='…')`
+/// keys, anything with a digit that is not a plain word) become `{id}`.
+pub fn endpoint_label(method: &Method, url: &str) -> String {
+    let path = strip_query(url);
+    let path = path.split_once("/v1.0/").map_or(path, |(_, p)| p);
+    let mut label = format!("{method} ");
+    for (i, segment) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
+        if i > 0 {
+            label.push('/');
+        }
+        if let Some((name, _)) = segment.split_once('(') {
+            label.push_str(name);
+            label.push_str("({id})");
+        } else if segment.len() >= 16 && segment.bytes().any(|b| b.is_ascii_digit()) {
+            label.push_str("{id}");
+        } else {
+            label.push_str(segment);
+        }
+    }
+    label
 }
 
 /// The URL without its query (which may carry `$skiptoken`/`$deltatoken`), for logs and errors.
@@ -514,6 +573,41 @@ mod tests {
             "users?$filter=userType%20eq%20'Member'&$select=id,mail"
         );
         assert_eq!(encode_query_value("a#b&c"), "a%23b%26c");
+    }
+
+    #[test]
+    fn endpoint_labels_hide_ids_and_queries() {
+        let root = "http://127.0.0.1:9/v1.0";
+        let cases = [
+            (
+                Method::POST,
+                format!("{root}/invitations"),
+                "POST invitations",
+            ),
+            (
+                Method::PATCH,
+                format!("{root}/users/5b000000-0000-4000-8000-000000000001"),
+                "PATCH users/{id}",
+            ),
+            (
+                Method::GET,
+                format!("{root}/users/delta?$deltatoken=abc123"),
+                "GET users/delta",
+            ),
+            (
+                Method::PUT,
+                format!("{root}/users/5b000000-0000-4000-8000-000000000001/manager/$ref"),
+                "PUT users/{id}/manager/$ref",
+            ),
+            (
+                Method::GET,
+                format!("{root}/applications(appId='5c0ffee0')/extensionProperties?$select=name"),
+                "GET applications({id})/extensionProperties",
+            ),
+        ];
+        for (method, url, label) in cases {
+            assert_eq!(endpoint_label(&method, &url), label, "{url}");
+        }
     }
 
     #[test]

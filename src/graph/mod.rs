@@ -19,8 +19,8 @@ use std::sync::Mutex;
 pub use auth::ClientCredential;
 pub use batch::{BatchItemResponse, BatchRequest, BatchResult, MAX_BATCH};
 pub use client::{
-    GraphClient, GraphResponse, GraphSettings, PUBLIC_AUTHORITY, PUBLIC_GRAPH, RequestStats,
-    WriteQuota, encode_query_value, with_query,
+    GraphClient, GraphResponse, GraphSettings, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH,
+    RequestStats, WriteQuota, encode_query_value, endpoint_label, with_query,
 };
 pub use error::{GraphError, GraphErrorDetail, RequestContext};
 pub use paging::{DeltaItem, DeltaPage, DeltaRound, RemovedReason};

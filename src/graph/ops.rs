@@ -271,6 +271,264 @@ impl GraphClient {
     }
 }
 
+/// Graph's text for a member that is already there (400): a replayed add, treated as done.
+fn is_already_member(e: &GraphError) -> bool {
+    e.status() == Some(400) && e.to_string().contains("already exist")
+}
+
+/// Graph binds at most 20 members per request (`members@odata.bind`).
+pub const MEMBER_BINDS_PER_REQUEST: usize = 20;
+
+impl GraphClient {
+    fn group_select(extra: &[&str]) -> String {
+        let mut all: Vec<&str> = GROUP_SELECT.split(',').collect();
+        all.extend(
+            extra
+                .iter()
+                .filter(|e| !all.contains(e))
+                .collect::<Vec<_>>(),
+        );
+        all.join(",")
+    }
+
+    fn directory_object_url(&self, id: &str) -> String {
+        format!("{}/directoryObjects/{}", self.api_root(), segment(id))
+    }
+
+    /// `GET .../identitySynchronization` including the beta `groupSyncInbound`.
+    pub async fn identity_synchronization_with_groups(
+        &self,
+        source_tenant_id: &str,
+    ) -> Result<Option<IdentitySyncPolicyPartner>, GraphError> {
+        let url = with_query(
+            &format!(
+                "policies/crossTenantAccessPolicy/partners/{}/identitySynchronization",
+                segment(source_tenant_id)
+            ),
+            &[("$select", IDENTITY_SYNC_GROUPS_SELECT)],
+        );
+        match self.send_json(Method::GET, &url, None).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The initial `GET /groups/delta` URL: group properties, `extra_select`, and `members`.
+    pub fn groups_delta_start(&self, extra_select: &[&str]) -> String {
+        with_query(
+            "groups/delta",
+            &[(
+                "$select",
+                &format!("{},members", Self::group_select(extra_select)),
+            )],
+        )
+    }
+
+    /// A full groups delta round. Items of one group may repeat (big groups spread
+    /// `members@delta` over several items): merge by id.
+    pub async fn groups_delta(&self, start_or_link: &str) -> Result<DeltaRound<Group>, GraphError> {
+        self.delta_round(start_or_link).await
+    }
+
+    /// `GET /groups/{id}`; `Ok(None)` on 404.
+    pub async fn get_group(
+        &self,
+        id: &str,
+        extra_select: &[&str],
+    ) -> Result<Option<Group>, GraphError> {
+        let url = with_query(
+            &format!("groups/{}", segment(id)),
+            &[("$select", &Self::group_select(extra_select))],
+        );
+        match self.send_json(Method::GET, &url, None).await {
+            Ok(g) => Ok(Some(g)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /groups` with an optional `$filter`, all pages.
+    pub async fn list_groups(
+        &self,
+        filter: Option<&str>,
+        extra_select: &[&str],
+    ) -> Result<Vec<Group>, GraphError> {
+        let select = Self::group_select(extra_select);
+        let mut params = vec![("$select", select.as_str()), ("$top", "999")];
+        if let Some(f) = filter {
+            params.push(("$filter", f));
+        }
+        self.list_all(&with_query("groups", &params), &[]).await
+    }
+
+    /// `POST /groups`: a static, non-mail-enabled security group with `properties` (mapped
+    /// attributes and the anchor) and up to 20 first members.
+    pub async fn create_security_group(
+        &self,
+        properties: &serde_json::Map<String, serde_json::Value>,
+        first_members: &[String],
+    ) -> Result<Group, GraphError> {
+        if first_members.len() > MEMBER_BINDS_PER_REQUEST {
+            return Err(GraphError::InvalidRequest(format!(
+                "at most {MEMBER_BINDS_PER_REQUEST} members can be bound when creating a group"
+            )));
+        }
+        let mut body = properties.clone();
+        body.insert("mailEnabled".into(), json!(false));
+        body.insert("securityEnabled".into(), json!(true));
+        body.insert("groupTypes".into(), json!([]));
+        if !first_members.is_empty() {
+            let binds: Vec<String> = first_members
+                .iter()
+                .map(|m| self.directory_object_url(m))
+                .collect();
+            body.insert("members@odata.bind".into(), json!(binds));
+        }
+        self.send_json(
+            Method::POST,
+            "groups",
+            Some(&serde_json::Value::Object(body)),
+        )
+        .await
+    }
+
+    /// `PATCH /groups/{id}` with only the given properties (204).
+    pub async fn update_group(
+        &self,
+        id: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), GraphError> {
+        let body = serde_json::Value::Object(changes.clone());
+        self.send(
+            Method::PATCH,
+            &format!("groups/{}", segment(id)),
+            &[],
+            Some(&body),
+            1,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Adds members, 20 per `PATCH` (`members@odata.bind`). A chunk refused because one of its
+    /// members is already there (Graph fails the whole chunk) is retried one `$ref` at a time,
+    /// each "already exists" counting as done. Returns the requests made.
+    pub async fn add_group_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<usize, GraphError> {
+        let mut requests = 0;
+        for chunk in member_ids.chunks(MEMBER_BINDS_PER_REQUEST) {
+            let binds: Vec<String> = chunk.iter().map(|m| self.directory_object_url(m)).collect();
+            let body = json!({"members@odata.bind": binds});
+            requests += 1;
+            match self
+                .send(
+                    Method::PATCH,
+                    &format!("groups/{}", segment(group_id)),
+                    &[],
+                    Some(&body),
+                    1,
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_already_member(&e) => {
+                    for m in chunk {
+                        requests += 1;
+                        self.add_group_member(group_id, m).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(requests)
+    }
+
+    /// `POST /groups/{id}/members/$ref`; a member already there is not an error.
+    pub async fn add_group_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<(), GraphError> {
+        let body = json!({"@odata.id": self.directory_object_url(member_id)});
+        match self
+            .send(
+                Method::POST,
+                &format!("groups/{}/members/$ref", segment(group_id)),
+                &[],
+                Some(&body),
+                1,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_already_member(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /groups/{id}/members/{memberId}/$ref` (never without `$ref`, which would delete
+    /// the member object); a member already gone is not an error.
+    pub async fn remove_group_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<(), GraphError> {
+        match self
+            .send(
+                Method::DELETE,
+                &format!(
+                    "groups/{}/members/{}/$ref",
+                    segment(group_id),
+                    segment(member_id)
+                ),
+                &[],
+                None,
+                1,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /groups/{id}`: soft delete, restorable for 30 days.
+    pub async fn delete_group(&self, id: &str) -> Result<(), GraphError> {
+        self.send(
+            Method::DELETE,
+            &format!("groups/{}", segment(id)),
+            &[],
+            None,
+            1,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Soft-deleted groups (`GET /directory/deletedItems/microsoft.graph.group`).
+    pub async fn deleted_groups(
+        &self,
+        filter: Option<&str>,
+        extra_select: &[&str],
+    ) -> Result<Vec<Group>, GraphError> {
+        let select = format!("{},deletedDateTime", Self::group_select(extra_select));
+        let mut params = vec![("$select", select.as_str()), ("$top", "999")];
+        if let Some(f) = filter {
+            params.push(("$filter", f));
+        }
+        self.list_all(
+            &with_query("directory/deletedItems/microsoft.graph.group", &params),
+            &[],
+        )
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -311,9 +311,21 @@ pub struct IdentitySyncPolicyPartner {
     pub display_name: Option<String>,
     #[serde(default)]
     pub user_sync_inbound: Option<UserSyncInbound>,
+    /// Beta property; see [`IdentitySyncPolicyPartner::group_sync_allowed`].
+    #[serde(default)]
+    pub group_sync_inbound: Option<GroupSyncInbound>,
 }
 
 impl IdentitySyncPolicyPartner {
+    /// Inbound group sync is allowed only when `groupSyncInbound.isSyncAllowed` is `true`
+    /// (absent = not allowed: both sides opt in).
+    pub fn group_sync_allowed(&self) -> bool {
+        self.group_sync_inbound
+            .as_ref()
+            .and_then(|g| g.is_sync_allowed)
+            .unwrap_or(false)
+    }
+
     /// Inbound user sync is allowed only when `userSyncInbound.isSyncAllowed` is `true`.
     pub fn inbound_sync_allowed(&self) -> bool {
         self.user_sync_inbound
@@ -331,6 +343,86 @@ pub struct UserSyncInbound {
 }
 
 pub(crate) const IDENTITY_SYNC_SELECT: &str = "tenantId,displayName,userSyncInbound";
+/// With `groupSyncInbound`, a beta property (read only when a pair syncs groups).
+pub(crate) const IDENTITY_SYNC_GROUPS_SELECT: &str =
+    "tenantId,displayName,userSyncInbound,groupSyncInbound";
+
+/// `crossTenantGroupSyncInbound` (beta): may the source sync groups into this tenant?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSyncInbound {
+    #[serde(default)]
+    pub is_sync_allowed: Option<bool>,
+}
+
+/// A group as ctsync reads it (source groups from delta, target groups by id or filter).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub group_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub mail_enabled: Option<bool>,
+    #[serde(default)]
+    pub security_enabled: Option<bool>,
+    #[serde(default)]
+    pub is_assignable_to_role: Option<bool>,
+    #[serde(default)]
+    pub deleted_date_time: Option<String>,
+    /// `members@delta` of a delta item: `None` when the item carries no membership.
+    #[serde(default, rename = "members@delta")]
+    pub members_delta: Option<Vec<MemberDelta>>,
+    /// Directory extensions (`extension_*`), e.g. the group anchor.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One entry of `members@delta`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MemberDelta {
+    pub id: String,
+    #[serde(default, rename = "@odata.type")]
+    pub odata_type: Option<String>,
+    #[serde(default, rename = "@removed")]
+    pub removed: Option<serde_json::Value>,
+}
+
+impl Group {
+    /// A directory extension's string value.
+    pub fn extension(&self, name: &str) -> Option<&str> {
+        self.other.get(name).and_then(|v| v.as_str())
+    }
+
+    /// The group's properties as mapping input (what group mappings read as `[attribute]`).
+    pub fn to_attributes(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), serde_json::json!(self.id));
+        for (k, v) in [
+            ("displayName", &self.display_name),
+            ("description", &self.description),
+            ("mailNickname", &self.mail_nickname),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), serde_json::json!(v));
+            }
+        }
+        for (k, v) in &self.other {
+            if k.starts_with("extension_") {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        m
+    }
+}
+
+pub(crate) const GROUP_SELECT: &str = "id,displayName,description,mailNickname,groupTypes,mailEnabled,securityEnabled,isAssignableToRole";
 
 /// `extensionProperty` of an application (directory extension definitions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,11 +10,17 @@
 //! SQLite implementation moves its blocking work onto `spawn_blocking` itself. Boxed futures keep
 //! the trait dyn-compatible (`Arc<dyn StateStore>`), so the engine picks the backend at startup.
 
+mod codec;
 mod log;
+mod pg_schema;
+mod postgres;
 mod schema;
+mod spec;
 mod sqlite;
 mod types;
 
+#[cfg(test)]
+mod harness;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +34,8 @@ pub use log::{
     ProvisioningAction, ProvisioningErrorInfo, ProvisioningLogEntry, ProvisioningResult,
     ProvisioningStatusInfo, ProvisioningStep, ProvisioningStepType, ProvisioningSystem,
 };
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use spec::StoreSpec;
 pub use sqlite::SqliteStore;
 pub use types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
 
@@ -36,6 +44,14 @@ pub use types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database cannot be reached (no connection within the timeout).
+    #[error("the store is unreachable: {0}")]
+    Unavailable(String),
+    /// The store's settings are wrong (connection string, schema name).
+    #[error("{0}")]
+    Config(String),
     #[error("stored JSON is invalid: {0}")]
     Json(#[from] serde_json::Error),
     #[error("store schema version {found} is newer than this build understands ({supported})")]
@@ -46,6 +62,32 @@ pub enum StoreError {
     Task(String),
     #[error("store connection lock poisoned by an earlier panic")]
     Poisoned,
+}
+
+impl StoreError {
+    /// True when the database could not be reached or dropped the connection: the job should
+    /// pause and retry, nothing is wrong with the data. A refused statement is not this.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(e) => match e.as_db_error() {
+                // Class 08: connection exception; 57P01..57P03: the server is shutting down,
+                // crashed, or not yet accepting connections (also `pg_terminate_backend`).
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08") || code.starts_with("57P")
+                }
+                // No server answer: the connection failed, broke, closed or timed out (type
+                // conversion errors also come without one, and are not an outage).
+                None => {
+                    e.is_closed()
+                        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+                        || e.to_string().starts_with("timeout")
+                }
+            },
+            _ => false,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

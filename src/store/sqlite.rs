@@ -10,11 +10,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::Value;
 
+use super::codec::{parse_anchor, parse_ts, ts};
 use super::log::{LogQuery, ProvisioningLogEntry};
 use super::schema;
 use super::types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
@@ -101,20 +102,6 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Task(e.to_string()))?
         })
     }
-}
-
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn parse_ts(text: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
-}
-
-fn parse_anchor(text: &str) -> StoreResult<Anchor> {
-    Anchor::parse(text).ok_or_else(|| StoreError::Corrupt(format!("anchor {text:?}")))
 }
 
 fn apply_write(tx: &Transaction<'_>, pair: &str, write: StoreWrite) -> StoreResult<()> {

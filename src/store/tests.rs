@@ -1,5 +1,6 @@
-//! Store tests: every record kind round-trips, a file store survives reopening, migrations are
-//! idempotent, commits are atomic, and several tasks can use one store at once.
+//! Store tests, run against both backends (SQLite, and PostgreSQL when
+//! `CTSYNC_TEST_POSTGRES_URL` is set): every record kind round-trips, a store survives reopening,
+//! migrations are idempotent, commits are atomic, and several tasks can use one store at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +8,24 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, json};
 
+use super::harness::{Harness, on_both_backends};
 use super::*;
 use crate::plan::{Action, Anchor, ManagedUser};
+
+on_both_backends!(
+    watermark_round_trips_and_clears,
+    managed_users_and_exported_values_round_trip,
+    create_intents_are_recorded_then_resolved,
+    escrows_round_trip_update_and_clear,
+    job_status_round_trips,
+    provisioning_log_is_append_only_and_queryable,
+    a_failing_write_rolls_back_the_whole_commit,
+    file_store_keeps_everything_across_reopen,
+    migrations_are_idempotent,
+    a_newer_schema_is_refused_not_damaged,
+    several_tasks_share_one_store,
+    stored_managed_users_feed_the_planner_unchanged,
+);
 
 const PAIR: &str = "contoso-to-fabrikam";
 
@@ -120,9 +137,8 @@ fn log_entry(
     }
 }
 
-#[tokio::test]
-async fn watermark_round_trips_and_clears() {
-    let store = SqliteStore::open_in_memory().unwrap();
+async fn watermark_round_trips_and_clears(h: Harness) {
+    let store = h.open().await;
     assert_eq!(store.watermark(PAIR).await.unwrap(), None);
     let w = Watermark {
         delta_link: "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=abc".into(),
@@ -141,9 +157,8 @@ async fn watermark_round_trips_and_clears() {
     assert_eq!(store.watermark(PAIR).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn managed_users_and_exported_values_round_trip() {
-    let store = SqliteStore::open_in_memory().unwrap();
+async fn managed_users_and_exported_values_round_trip(h: Harness) {
+    let store = h.open().await;
     let mut one = managed(1);
     one.soft_deleted_by_us_at = Some(t0());
     one.disabled_before_scope_exit = true;
@@ -234,9 +249,8 @@ async fn managed_users_and_exported_values_round_trip() {
     );
 }
 
-#[tokio::test]
-async fn create_intents_are_recorded_then_resolved() {
-    let store = SqliteStore::open_in_memory().unwrap();
+async fn create_intents_are_recorded_then_resolved(h: Harness) {
+    let store = h.open().await;
     let intent = CreateIntent {
         anchor: anchor(1),
         intent_id: "intent-1".into(),
@@ -269,9 +283,8 @@ async fn create_intents_are_recorded_then_resolved() {
     );
 }
 
-#[tokio::test]
-async fn escrows_round_trip_update_and_clear() {
-    let store = SqliteStore::open_in_memory().unwrap();
+async fn escrows_round_trip_update_and_clear(h: Harness) {
+    let store = h.open().await;
     store
         .commit(
             PAIR,
@@ -326,9 +339,8 @@ async fn escrows_round_trip_update_and_clear() {
     );
 }
 
-#[tokio::test]
-async fn job_status_round_trips() {
-    let store = SqliteStore::open_in_memory().unwrap();
+async fn job_status_round_trips(h: Harness) {
+    let store = h.open().await;
     assert_eq!(store.status(PAIR).await.unwrap(), None);
     let status = json!({
         "code": "Quarantine",
@@ -352,11 +364,10 @@ async fn job_status_round_trips() {
     );
 }
 
-#[tokio::test]
-async fn provisioning_log_is_append_only_and_queryable() {
+async fn provisioning_log_is_append_only_and_queryable(h: Harness) {
     use ProvisioningAction::{Create, Delete, StagedDelete};
     use ProvisioningResult::{Failure, Skipped, Success};
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = h.open().await;
     let entries = vec![
         log_entry("e1", t0(), Create, Success),
         log_entry("e2", t0() + Duration::seconds(1), Create, Failure),
@@ -459,9 +470,8 @@ async fn provisioning_log_is_append_only_and_queryable() {
     );
 }
 
-#[tokio::test]
-async fn a_failing_write_rolls_back_the_whole_commit() {
-    let store = SqliteStore::open_in_memory().unwrap();
+async fn a_failing_write_rolls_back_the_whole_commit(h: Harness) {
+    let store = h.open().await;
     let result = store
         .commit(
             PAIR,
@@ -482,7 +492,11 @@ async fn a_failing_write_rolls_back_the_whole_commit() {
             ],
         )
         .await;
-    assert!(matches!(result, Err(StoreError::Sqlite(_))), "{result:?}");
+    // The backend refuses the statement; nothing about it is an outage.
+    assert!(
+        matches!(result, Err(ref e) if !e.is_unavailable()),
+        "{result:?}"
+    );
     assert!(store.managed_users(PAIR).await.unwrap().is_empty());
     assert!(
         store
@@ -493,17 +507,13 @@ async fn a_failing_write_rolls_back_the_whole_commit() {
     );
 }
 
-#[tokio::test]
-async fn file_store_keeps_everything_across_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
+async fn file_store_keeps_everything_across_reopen(h: Harness) {
     let watermark = Watermark {
         delta_link: "delta-1".into(),
         saved_at: t0(),
     };
     {
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.journal_mode().await.unwrap(), "wal");
+        let store = h.open().await;
         store
             .commit(
                 PAIR,
@@ -529,7 +539,7 @@ async fn file_store_keeps_everything_across_reopen() {
             .unwrap();
         store.save_watermark(PAIR, &watermark).await.unwrap();
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = h.open().await;
     assert_eq!(store.managed_users(PAIR).await.unwrap(), vec![managed(1)]);
     assert_eq!(store.escrows(PAIR).await.unwrap(), vec![escrow(1, false)]);
     assert_eq!(store.create_intents(PAIR).await.unwrap().len(), 1);
@@ -548,49 +558,44 @@ async fn file_store_keeps_everything_across_reopen() {
     assert_eq!(store.watermark(PAIR).await.unwrap(), Some(watermark));
 }
 
-#[tokio::test]
-async fn migrations_are_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let version = store.schema_version().await.unwrap();
+async fn migrations_are_idempotent(h: Harness) {
+    let store = h.open().await;
+    let version = h.schema_version().await;
     assert!(version >= 1);
     store
         .commit(PAIR, vec![StoreWrite::PutManaged(managed(1))])
         .await
         .unwrap();
-    store.migrate().await.unwrap();
-    store.migrate().await.unwrap();
+    h.migrate().await;
+    h.migrate().await;
     drop(store);
-    let reopened = SqliteStore::open(&path).unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), version);
+    let reopened = h.open().await;
+    assert_eq!(h.schema_version().await, version);
     assert_eq!(
         reopened.managed_users(PAIR).await.unwrap(),
         vec![managed(1)]
     );
 }
 
-#[tokio::test]
-async fn a_newer_schema_is_refused_not_damaged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(SqliteStore::open(&path).unwrap());
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA user_version = 999").unwrap();
-    }
-    let err = SqliteStore::open(&path).unwrap_err();
+async fn a_newer_schema_is_refused_not_damaged(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(PAIR, vec![StoreWrite::PutManaged(managed(1))])
+        .await
+        .unwrap();
+    drop(store);
+    h.set_schema_version(999).await;
+    let Err(err) = h.try_open().await else {
+        panic!("a newer schema was opened");
+    };
     assert!(
         matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
         "{err}"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn several_tasks_share_one_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn StateStore> =
-        Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
+async fn several_tasks_share_one_store(h: Harness) {
+    let store: Arc<dyn StateStore> = h.open().await;
     let mut tasks = Vec::new();
     for task in 0..8u32 {
         let store = Arc::clone(&store);
@@ -641,14 +646,13 @@ async fn several_tasks_share_one_store() {
     }
 }
 
-#[tokio::test]
-async fn stored_managed_users_feed_the_planner_unchanged() {
+async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
     use crate::plan::{
         AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes, ManagerRef,
         PlanInput, PlanSettings, Reason, ScopeVerdict, SourceRead, SourceReadKind, SourceUser,
         SourceUserKind, plan,
     };
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = h.open().await;
     let record = managed(1);
     store
         .commit(PAIR, vec![StoreWrite::PutManaged(record.clone())])
@@ -699,6 +703,13 @@ async fn stored_managed_users_feed_the_planner_unchanged() {
         p.to_text()
     );
     assert_eq!(p.entries()[0].target_id.as_deref(), Some("target-001"));
+}
+
+#[tokio::test]
+async fn sqlite_file_store_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+    assert_eq!(store.journal_mode().await.unwrap(), "wal");
 }
 
 #[test]

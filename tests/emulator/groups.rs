@@ -180,3 +180,453 @@ async fn app_role_assignments_list_create_delete() {
         .await;
     assert_eq!(sps["value"][0]["id"], SYNC_SP);
 }
+
+async fn new_group(env: &Env, t: &str, name: &str) -> String {
+    let (s, g) = env
+        .post(
+            t,
+            "/groups",
+            json!({"displayName": name, "mailEnabled": false, "mailNickname": name.replace(' ', ""), "securityEnabled": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    g["id"].as_str().expect("id").to_string()
+}
+
+async fn new_users(env: &Env, t: &str, n: usize, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let (s, u) = env
+            .post(
+                t,
+                "/users",
+                new_user(
+                    &format!("{prefix}{i}@fabrikam.com"),
+                    &format!("{prefix} {i}"),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        out.push(u["id"].as_str().expect("id").to_string());
+    }
+    out
+}
+
+fn bind(ids: &[String]) -> Value {
+    json!(
+        ids.iter()
+            .map(|id| format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}"))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Follows a delta round to its deltaLink; returns the items and the deltaLink.
+async fn delta_round(env: &Env, t: &str, start: &str) -> (Vec<Value>, String) {
+    let mut items = Vec::new();
+    let mut url = start.to_string();
+    loop {
+        let (s, page) = env.get(t, &url).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        items.extend(page["value"].as_array().expect("value").iter().cloned());
+        if let Some(next) = page["@odata.nextLink"].as_str() {
+            url = next.to_string();
+        } else {
+            return (
+                items,
+                page["@odata.deltaLink"]
+                    .as_str()
+                    .expect("deltaLink")
+                    .to_string(),
+            );
+        }
+    }
+}
+
+/// Members of `gid` in a round, merged over every item of that group: (added, removed).
+fn member_changes(items: &[Value], gid: &str) -> (Vec<String>, Vec<String>) {
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    for item in items.iter().filter(|i| i["id"] == gid) {
+        for m in item["members@delta"].as_array().into_iter().flatten() {
+            let id = m["id"].as_str().expect("member id").to_string();
+            if m.get("@removed").is_some() {
+                removed.push(id);
+            } else {
+                added.push(id);
+            }
+        }
+    }
+    added.sort();
+    removed.sort();
+    (added, removed)
+}
+
+#[tokio::test]
+async fn group_delta_reports_members_added_removed_and_deleted() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let gid = new_group(&env, &t, "Delta Team").await;
+    let users = new_users(&env, &t, 3, "d").await;
+    let (s, _) = env
+        .patch(
+            &t,
+            &format!("/groups/{gid}"),
+            json!({"members@odata.bind": bind(&users[..2])}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (items, link) = delta_round(
+        &env,
+        &t,
+        "/groups/delta?$select=displayName,description,members",
+    )
+    .await;
+    let mut expected = users[..2].to_vec();
+    expected.sort();
+    assert_eq!(member_changes(&items, &gid), (expected, vec![]));
+    assert!(
+        items
+            .iter()
+            .any(|i| i["id"] == gid && i["displayName"] == "Delta Team")
+    );
+    // Quiet: nothing changed, nothing reported.
+    let (items, link) = delta_round(&env, &t, &link).await;
+    assert!(items.is_empty(), "{items:?}");
+    // Add one, remove one by $ref, soft-delete a member user.
+    let r = json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{}", users[2])});
+    assert_eq!(
+        env.post(&t, &format!("/groups/{gid}/members/$ref"), r)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (s, _, _) = env
+        .send(
+            &t,
+            Method::DELETE,
+            &format!("/groups/{gid}/members/{}/$ref", users[0]),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    env.delete(&t, &format!("/users/{}", users[1])).await;
+    let (items, link) = delta_round(&env, &t, &link).await;
+    let mut removed = vec![users[0].clone(), users[1].clone()];
+    removed.sort();
+    assert_eq!(
+        member_changes(&items, &gid),
+        (vec![users[2].clone()], removed)
+    );
+    let gone = items
+        .iter()
+        .flat_map(|i| i["members@delta"].as_array().cloned().unwrap_or_default())
+        .find(|m| m["id"] == users[0].as_str())
+        .expect("removed member");
+    assert_eq!(gone["@removed"]["reason"], "deleted");
+    // Rename, then soft delete: the group shows as removed with reason `changed`.
+    env.patch(
+        &t,
+        &format!("/groups/{gid}"),
+        json!({"displayName": "Delta Team 2"}),
+    )
+    .await;
+    let (items, link) = delta_round(&env, &t, &link).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["displayName"], "Delta Team 2");
+    assert_eq!(
+        env.delete(&t, &format!("/groups/{gid}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (items, link) = delta_round(&env, &t, &link).await;
+    assert_eq!(
+        items,
+        vec![json!({"id": gid, "@removed": {"reason": "changed"}})]
+    );
+    // Restored: the whole group comes back with its members.
+    let (s, _) = env
+        .post(
+            &t,
+            &format!("/directory/deletedItems/{gid}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (items, _) = delta_round(&env, &t, &link).await;
+    assert_eq!(
+        member_changes(&items, &gid),
+        (vec![users[2].clone()], vec![])
+    );
+}
+
+#[tokio::test]
+async fn group_delta_splits_big_groups_over_items_and_filters_by_id_only() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let gid = new_group(&env, &t, "Big").await;
+    let users = new_users(&env, &t, 45, "b").await;
+    for chunk in users.chunks(20) {
+        let (s, body) = env
+            .patch(
+                &t,
+                &format!("/groups/{gid}"),
+                json!({"members@odata.bind": bind(chunk)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (items, _) = delta_round(
+        &env,
+        &t,
+        &format!("/groups/delta?$select=displayName,members&$filter=id eq '{gid}'"),
+    )
+    .await;
+    let of_group: Vec<&Value> = items.iter().filter(|i| i["id"] == gid.as_str()).collect();
+    assert!(
+        of_group.len() >= 3,
+        "members spread over several items: {}",
+        of_group.len()
+    );
+    let mut expected = users.clone();
+    expected.sort();
+    assert_eq!(member_changes(&items, &gid).0, expected);
+    let (s, err) = env
+        .get(&t, "/groups/delta?$filter=displayName eq 'Big'")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+    let (s, err) = env.get(&t, "/groups/delta?$select=displayName,nope").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+}
+
+#[tokio::test]
+async fn group_create_refuses_what_graph_refuses() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let base = json!({"displayName": "X", "mailNickname": "x", "mailEnabled": false, "securityEnabled": true});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    for (body, status) in [
+        (with("mailEnabled", json!(true)), StatusCode::BAD_REQUEST),
+        (
+            {
+                let mut b = with("mailEnabled", json!(true));
+                b["securityEnabled"] = json!(false);
+                b
+            },
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            with("isAssignableToRole", json!(true)),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            with("mailNickname", json!("has space")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            with("mailNickname", json!("a".repeat(65))),
+            StatusCode::BAD_REQUEST,
+        ),
+        (with("displayName", json!("")), StatusCode::BAD_REQUEST),
+        (with("visibilty", json!("Private")), StatusCode::BAD_REQUEST),
+    ] {
+        let (s, err) = env.post(&t, "/groups", body.clone()).await;
+        assert_eq!(s, status, "{body} → {err}");
+    }
+    let (_, list) = env.get(&t, "/groups?$filter=displayName eq 'X'").await;
+    assert_eq!(list["value"].as_array().map(Vec::len), Some(0));
+    // A plain security group is Private unless told otherwise; at most 20 binds at creation.
+    let users = new_users(&env, &t, 21, "c").await;
+    let (s, _) = env
+        .post(&t, "/groups", with("members@odata.bind", bind(&users)))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, g) = env
+        .post(
+            &t,
+            "/groups",
+            with("members@odata.bind", bind(&users[..20])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    assert_eq!(g["visibility"], "Private");
+    assert_eq!(g["securityEnabled"], true);
+    let gid = g["id"].as_str().expect("id");
+    let (_, members) = env
+        .get(&t, &format!("/groups/{gid}/members?$top=999"))
+        .await;
+    assert_eq!(members["value"].as_array().map(Vec::len), Some(20));
+}
+
+#[tokio::test]
+async fn group_patch_binds_all_or_nothing() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let gid = new_group(&env, &t, "Patch Team").await;
+    let users = new_users(&env, &t, 22, "p").await;
+    let path = format!("/groups/{gid}");
+    // 21 binds: refused, nothing added.
+    let (s, _) = env
+        .patch(&t, &path, json!({"members@odata.bind": bind(&users[..21])}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(ids(&env.get(&t, &format!("{path}/members")).await.1).is_empty());
+    assert_eq!(
+        env.patch(&t, &path, json!({"members@odata.bind": bind(&users[..1])}))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    // One already a member: the whole batch fails with Graph's message, nothing added.
+    let (s, err) = env
+        .patch(&t, &path, json!({"members@odata.bind": bind(&users[..3])}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already exist")),
+        "{err}"
+    );
+    // The same reference twice in one write.
+    let twice = vec![users[4].clone(), users[4].clone()];
+    assert_eq!(
+        env.patch(&t, &path, json!({"members@odata.bind": bind(&twice)}))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        ids(&env.get(&t, &format!("{path}/members")).await.1),
+        vec![users[0].clone()]
+    );
+    // Properties: writable ones change; unknown and create-only ones are refused.
+    assert_eq!(
+        env.patch(
+            &t,
+            &path,
+            json!({"displayName": "Renamed", "description": "d"})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(env.get(&t, &path).await.1["displayName"], "Renamed");
+    for body in [
+        json!({"securityEnabled": false}),
+        json!({"colour": "red"}),
+        json!({"mailNickname": "a b"}),
+    ] {
+        assert_eq!(
+            env.patch(&t, &path, body.clone()).await.0,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleted_groups_are_restorable_with_their_members() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let gid = new_group(&env, &t, "Soft").await;
+    let users = new_users(&env, &t, 2, "s").await;
+    env.patch(
+        &t,
+        &format!("/groups/{gid}"),
+        json!({"members@odata.bind": bind(&users)}),
+    )
+    .await;
+    assert_eq!(
+        env.delete(&t, &format!("/groups/{gid}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        env.get(&t, &format!("/groups/{gid}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, deleted) = env
+        .get(&t, "/directory/deletedItems/microsoft.graph.group")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let item = deleted["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .find(|g| g["id"] == gid.as_str())
+        .expect("deleted group listed")
+        .clone();
+    // Graph's known bug: soft-deleted security groups say securityEnabled false.
+    assert_eq!(item["securityEnabled"], false);
+    assert_eq!(item["groupTypes"], json!([]));
+    assert!(item["deletedDateTime"].is_string());
+    let (s, restored) = env
+        .post(
+            &t,
+            &format!("/directory/deletedItems/{gid}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{restored}");
+    assert_eq!(restored["id"], gid.as_str());
+    let mut expected = users.clone();
+    expected.sort();
+    assert_eq!(
+        ids(&env.get(&t, &format!("/groups/{gid}/members")).await.1),
+        expected
+    );
+    // Hard delete from deleted items: gone for good.
+    env.delete(&t, &format!("/groups/{gid}")).await;
+    assert_eq!(
+        env.delete(&t, &format!("/directory/deletedItems/{gid}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        env.post(
+            &t,
+            &format!("/directory/deletedItems/{gid}/restore"),
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn identity_synchronization_accepts_group_sync_inbound() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let path =
+        format!("/policies/crossTenantAccessPolicy/partners/{SOURCE}/identitySynchronization");
+    let (_, before) = env.get(&t, &path).await;
+    assert!(before.get("groupSyncInbound").is_none(), "{before}");
+    assert_eq!(
+        env.patch(
+            &t,
+            &path,
+            json!({"groupSyncInbound": {"isSyncAllowed": true}})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, after) = env.get(&t, &path).await;
+    assert_eq!(after["groupSyncInbound"]["isSyncAllowed"], true);
+    assert_eq!(after["userSyncInbound"]["isSyncAllowed"], true);
+    for bad in [
+        json!({"groupSyncInbound": {"isSyncAllowed": "yes"}}),
+        json!({"groupSyncInbound": {"isSyncAlowed": true}}),
+    ] {
+        assert_eq!(
+            env.patch(&t, &path, bad.clone()).await.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}

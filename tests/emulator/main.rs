@@ -12,5 +12,6 @@ mod faults_state;
 mod groups;
 mod invitations;
 mod policy;
+mod scale;
 mod throttling;
 mod users;
