@@ -43,6 +43,8 @@ enum Command {
     Expr(cmd::expr::Args),
     /// Evaluate scoping filters against users.
     Filter(cmd::filter::Args),
+    /// Move an installation's state to another store (SQLite to PostgreSQL).
+    MigrateStore(cmd::migrate_store::Args),
     /// Validate pair configuration files.
     Validate(cmd::validate::Args),
     /// Show the jobs of a running daemon (through its admin API).
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Command::Expr(args) => cmd::expr::run(args).await,
             Command::Filter(args) => cmd::filter::run(args).await,
             Command::Validate(args) => cmd::validate::run(args).await,
+            Command::MigrateStore(args) => cmd::migrate_store::run(args).await,
             Command::Status(args) => cmd::control::status(args).await,
             Command::Pause(args) => cmd::control::pause(args).await,
             Command::Start(args) => cmd::control::start(args).await,

@@ -128,7 +128,7 @@ fn yaml_syntax_error() {
 fn duplicate_key() {
     one(
         &doc(&[], "  interval: 1h\n  interval: 2h\n"),
-        "18:3",
+        "19:3",
         "duplicate mapping key: interval",
     );
 }

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod emulator;
 pub mod expr;
 pub mod filter;
+pub mod migrate_store;
 pub mod plan;
 pub mod provision;
 pub mod run;

@@ -53,7 +53,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let options = CycleOptions {
         full: args.full,
-        force_deletes: false,
+        approved_deletes: Default::default(),
+        crash: None,
         ..CycleOptions::default()
     };
     let mut plans = Vec::new();

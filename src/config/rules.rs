@@ -664,7 +664,22 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
                 flatten: g.flatten,
                 mappings: g.mappings.clone(),
                 anchor_attribute: g.anchor_attribute.clone(),
-                matching_attributes: g.matching_attributes.clone(),
+                matching_attributes: if g.matching_attributes.is_empty() {
+                    let mut by_priority: Vec<(u32, String)> = g
+                        .mappings
+                        .iter()
+                        .flatten()
+                        .filter_map(|m| {
+                            m.matching_priority
+                                .filter(|p| *p > 0)
+                                .map(|p| (p, m.target.clone()))
+                        })
+                        .collect();
+                    by_priority.sort();
+                    by_priority.into_iter().map(|(_, t)| t).collect()
+                } else {
+                    g.matching_attributes.clone()
+                },
                 deprovision: g.deprovision,
                 deletion_guard: g.deletion_guard,
             }),

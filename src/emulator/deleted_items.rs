@@ -42,7 +42,8 @@ fn deleted_view(id: &str, user: &Obj) -> Obj {
 pub fn list_users(t: &mut Tenant, call: &Call) -> Outcome {
     call.require(READ)?;
     let q = call.query()?;
-    users::validate_select(&q, true)?;
+    users::validate_select(t, &q, true)?;
+    super::filter_rules::check_user_query(t, &q, call.eventual(), true)?;
     let select: Vec<String> = match &q.select {
         Some(s) => s.clone(),
         None => {
@@ -139,12 +140,62 @@ pub fn restore(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
             .ok_or_else(|| GraphError::bad_request("Invalid value for newUserPrincipalName."))?;
         user.insert("userPrincipalName".into(), json!(upn));
     }
-    for prop in ["userPrincipalName", "mail"] {
-        if let Some(v) = str_prop(&user, prop)
-            && t.value_taken(prop, v, None)
-        {
-            return Err(GraphError::conflict(prop));
+    if let Some(v) = str_prop(&user, "userPrincipalName")
+        && t.value_taken("userPrincipalName", v, None)
+    {
+        return Err(GraphError::conflict("userPrincipalName"));
+    }
+    // Proxy conflicts (mail / proxyAddresses held by an active user meanwhile) refuse the
+    // restore unless `autoReconcileProxyConflict` is true, which drops the conflicting ones.
+    let reconcile = match options.get("autoReconcileProxyConflict") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(GraphError::bad_request(
+                "Invalid value for autoReconcileProxyConflict.",
+            ));
         }
+    };
+    for key in options.keys() {
+        if !matches!(
+            key.as_str(),
+            "newUserPrincipalName" | "autoReconcileProxyConflict"
+        ) {
+            return Err(GraphError::bad_request(format!(
+                "Property '{key}' does not exist as a declared property of action 'restore'."
+            )));
+        }
+    }
+    let proxy_taken = |addr: &str| {
+        let bare = addr.get(5..).filter(|_| {
+            addr.get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case("smtp:"))
+        });
+        let bare = bare.unwrap_or(addr);
+        t.value_taken("proxyAddresses", bare, None) || t.value_taken("mail", bare, None)
+    };
+    let mail_conflict = str_prop(&user, "mail").is_some_and(&proxy_taken);
+    let proxies: Vec<String> = user
+        .get("proxyAddresses")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let conflicting: Vec<&String> = proxies.iter().filter(|p| proxy_taken(p)).collect();
+    if (mail_conflict || !conflicting.is_empty()) && !reconcile {
+        return Err(GraphError::conflict("proxyAddresses"));
+    }
+    if reconcile && !conflicting.is_empty() {
+        let kept: Vec<Value> = proxies
+            .iter()
+            .filter(|p| !conflicting.contains(p))
+            .map(|p| json!(p))
+            .collect();
+        user.insert("proxyAddresses".into(), Value::Array(kept));
     }
     user.insert("deletedDateTime".into(), Value::Null);
     t.deleted_users.remove(id);

@@ -37,6 +37,22 @@ struct Position {
     issued: DateTime<Utc>,
 }
 
+/// user-delta.md: `$filter` on delta is only `id eq '…'` clauses joined by `or`, at most 50.
+pub const MAX_DELTA_IDS: usize = 50;
+
+/// How many `id eq '…'` clauses an `or`-only filter has; `None` for anything else.
+fn id_clauses(e: &filter::Expr) -> Option<usize> {
+    match e {
+        filter::Expr::Or(l, r) => Some(id_clauses(l)? + id_clauses(r)?),
+        filter::Expr::Cmp {
+            path,
+            op: filter::CmpOp::Eq,
+            value: filter::Lit::Str(_),
+        } if path.len() == 1 && path[0] == "id" => Some(1),
+        _ => None,
+    }
+}
+
 pub fn resync(call: &Call) -> GraphError {
     GraphError::new(
         StatusCode::GONE,
@@ -57,7 +73,7 @@ pub fn delta(t: &mut Tenant, call: &Call) -> Outcome {
         check(decode_token::<Position>(tok), t, call)?
     } else if let Some(tok) = q.deltatoken.as_deref().filter(|s| !s.is_empty()) {
         if tok == "latest" {
-            users::validate_select(&q, true)?;
+            users::validate_select(t, &q, true)?;
             return Ok(delta_link_only(
                 t,
                 call,
@@ -75,11 +91,17 @@ pub fn delta(t: &mut Tenant, call: &Call) -> Outcome {
             ..p
         }
     } else {
-        users::validate_select(&q, true)?;
-        if let Some(f) = &q.filter
-            && filter::analyze(f).properties.iter().any(|p| p != "id")
-        {
-            return Err(GraphError::unsupported_query());
+        users::validate_select(t, &q, true)?;
+        if let Some(f) = &q.filter {
+            match id_clauses(f) {
+                Some(n) if n <= MAX_DELTA_IDS => {}
+                Some(n) => {
+                    return Err(GraphError::bad_request(format!(
+                        "Too many id clauses in the delta $filter: {n}. Max allowed: {MAX_DELTA_IDS}."
+                    )));
+                }
+                None => return Err(GraphError::unsupported_query()),
+            }
         }
         Position {
             t: t.id.clone(),

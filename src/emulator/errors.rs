@@ -83,10 +83,11 @@ impl GraphError {
         )
     }
 
-    /// A path the emulator does not serve: Graph answers `BadRequest` "Resource not found for the segment".
+    /// A path Graph does not serve: `400 BadRequest` "Resource not found for the segment" (the
+    /// OData URI parser refuses it before any resource is looked up, so not a 404).
     pub fn unknown_segment(segment: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Resource not found for the segment '{segment}'."),
         )
@@ -108,11 +109,16 @@ impl GraphError {
         )
     }
 
+    /// 401 with the `WWW-Authenticate` challenge Graph sends (where to get a token).
     pub fn unauthenticated(message: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
             message,
+        )
+        .with_header(
+            "WWW-Authenticate",
+            "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
         )
     }
 

@@ -12,6 +12,8 @@ use super::model::Obj;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lit {
     Str(String),
+    /// An unquoted literal that is not a number: a GUID or a date/time (`2024-01-01T00:00:00Z`).
+    Bare(String),
     Num(f64),
     Bool(bool),
     Null,
@@ -63,6 +65,7 @@ pub enum Expr {
 enum Tok {
     Ident(String),
     Str(String),
+    Bare(String),
     Num(f64),
     Open,
     Close,
@@ -132,7 +135,7 @@ fn tokenize(input: &str) -> Result<Vec<Tok>, GraphError> {
                 match text.parse::<f64>() {
                     Ok(n) => out.push(Tok::Num(n)),
                     // Unquoted GUIDs and dates are literals too.
-                    Err(_) => out.push(Tok::Str(text)),
+                    Err(_) => out.push(Tok::Bare(text)),
                 }
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -321,6 +324,7 @@ impl Parser {
     fn literal(&mut self) -> Result<Lit, GraphError> {
         match self.next() {
             Some(Tok::Str(s)) => Ok(Lit::Str(s)),
+            Some(Tok::Bare(s)) => Ok(Lit::Bare(s)),
             Some(Tok::Num(n)) => Ok(Lit::Num(n)),
             Some(Tok::Ident(s)) if s == "true" => Ok(Lit::Bool(true)),
             Some(Tok::Ident(s)) if s == "false" => Ok(Lit::Bool(false)),
@@ -466,7 +470,9 @@ fn compare(v: &Value, op: CmpOp, lit: &Lit) -> bool {
     let ord = match (v, lit) {
         (Value::Null, Lit::Null) => Some(Ordering::Equal),
         (Value::Null, _) | (_, Lit::Null) => None,
-        (Value::String(s), Lit::Str(l)) => Some(s.to_lowercase().cmp(&l.to_lowercase())),
+        (Value::String(s), Lit::Str(l) | Lit::Bare(l)) => {
+            Some(s.to_lowercase().cmp(&l.to_lowercase()))
+        }
         (Value::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
         (Value::Number(n), Lit::Num(l)) => n.as_f64().and_then(|f| f.partial_cmp(l)),
         _ => None,

@@ -78,6 +78,46 @@ fn consent(dir: &Directory, target: &Tenant, email_domain: &str) -> Consent {
     }
 }
 
+/// Who already holds the invited address in the inviting tenant (index lookups, O(log n)).
+/// An address on one of the tenant's own verified domains, or held by one of its internal
+/// users (as UPN, mail, other mail or proxy address), is refused: Entra does not invite its
+/// own users ("make sure the user's email domain isn't part of your resource tenant's verified
+/// domain", customize-invitation-api.md). An external user holding it is returned (re-invite).
+/// Soft-deleted users hold nothing: a re-invite after a delete creates a new user, and restoring
+/// the old one then meets the UPN/proxy conflict.
+fn existing_holder(t: &Tenant, email: &str, domain: &str) -> Result<Option<String>, GraphError> {
+    if t.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "The invited user's email address is in a verified domain of this directory ({domain}); invite users of other organizations only."
+            ),
+        ));
+    }
+    let holders = t.index.address_holders(email);
+    let external = |id: &String| {
+        t.users
+            .get(id)
+            .is_some_and(|u| str_prop(u, "creationType") == Some("Invitation"))
+    };
+    if let Some(internal) = holders.iter().find(|id| !external(id)) {
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("The invited user already exists in the directory as object ID '{internal}'."),
+        ));
+    }
+    // Prefer the B2B user whose mail is the address, then any external holder.
+    let by_mail = holders.iter().find(|id| {
+        t.users
+            .get(*id)
+            .and_then(|u| str_prop(u, "mail"))
+            .is_some_and(|m| super::model::same_ignoring_case(m, email))
+    });
+    Ok(by_mail.or_else(|| holders.iter().next()).cloned())
+}
+
 pub fn invite(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
     call.require(INVITE)?;
     let input = call.json_object()?;
@@ -129,6 +169,9 @@ pub fn invite(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
             )));
         }
     }
+    if let Some(info) = input.get("invitedUserMessageInfo") {
+        super::shapes::check("invitedUserMessageInfo", info, "invitedUserMessageInfo")?;
+    }
     let domain = email
         .rsplit_once('@')
         .map(|(_, d)| d.to_string())
@@ -154,15 +197,7 @@ pub fn invite(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
     let Some(t) = dir.tenants.get_mut(tenant_id) else {
         return Err(GraphError::forbidden());
     };
-    let lower = email.to_lowercase();
-    let existing = t
-        .users
-        .iter()
-        .find(|(_, u)| {
-            str_prop(u, "creationType") == Some("Invitation")
-                && str_prop(u, "mail").is_some_and(|m| m.to_lowercase() == lower)
-        })
-        .map(|(id, _)| id.clone());
+    let existing = existing_holder(t, &email, &domain)?;
     let user_id = match existing {
         Some(id) => id,
         None => create_b2b_user(

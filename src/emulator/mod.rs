@@ -21,6 +21,7 @@ mod dispatch;
 mod errors;
 mod faults;
 mod filter;
+mod filter_rules;
 pub mod generate;
 mod group_delta;
 mod group_log;
@@ -35,6 +36,7 @@ mod props;
 pub mod seed;
 mod server;
 mod service_principals;
+mod shapes;
 mod throttle;
 mod users;
 

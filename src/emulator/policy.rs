@@ -89,6 +89,8 @@ fn merge(
         if !allowed.contains(&k.as_str()) {
             return Err(GraphError::unknown_property(k, type_name));
         }
+        // Nested members too: `inboundTrust.isMfaAcepted` is a 400, as on Graph.
+        super::shapes::check_property(type_name, k, v)?;
         if !(v.is_object() || v.is_null() || v.is_boolean() || v.is_string()) {
             return Err(GraphError::bad_request(format!(
                 "Invalid value specified for property '{k}'."

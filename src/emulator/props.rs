@@ -122,70 +122,6 @@ pub const DEFAULT_SELECT: &[&str] = &[
     "id",
 ];
 
-/// Properties `$filter` may use on `/users` (user.md "Supports $filter").
-const FILTERABLE: &[&str] = &[
-    "id",
-    "accountEnabled",
-    "ageGroup",
-    "businessPhones",
-    "city",
-    "companyName",
-    "country",
-    "createdDateTime",
-    "creationType",
-    "department",
-    "displayName",
-    "employeeHireDate",
-    "employeeId",
-    "employeeType",
-    "externalUserState",
-    "faxNumber",
-    "givenName",
-    "identities",
-    "imAddresses",
-    "jobTitle",
-    "mail",
-    "mailNickname",
-    "mobilePhone",
-    "officeLocation",
-    "onPremisesExtensionAttributes",
-    "onPremisesImmutableId",
-    "onPremisesSyncEnabled",
-    "otherMails",
-    "postalCode",
-    "preferredLanguage",
-    "proxyAddresses",
-    "showInAddressList",
-    "state",
-    "streetAddress",
-    "surname",
-    "usageLocation",
-    "userPrincipalName",
-    "userType",
-];
-
-/// Properties whose `$filter` supports `ge`/`le` (user.md); range comparisons on any other
-/// property are "not indexed".
-const RANGE_FILTERABLE: &[&str] = &[
-    "companyName",
-    "createdDateTime",
-    "department",
-    "displayName",
-    "employeeHireDate",
-    "employeeId",
-    "employeeType",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mailNickname",
-    "surname",
-    "userPrincipalName",
-];
-
-pub fn is_range_filterable(name: &str) -> bool {
-    RANGE_FILTERABLE.contains(&name)
-}
-
 /// Collection-valued properties declared NOT NULL in the CSDL: rendered `[]` when empty.
 pub const NON_NULL_COLLECTIONS: &[&str] = &[
     "businessPhones",
@@ -215,10 +151,6 @@ pub fn is_extension_name(name: &str) -> bool {
 /// A property the `user` type declares (independent of whether a client may write it).
 pub fn is_user_property(name: &str) -> bool {
     writable_kind(name).is_some() || is_read_only(name) || is_not_in_directory(name)
-}
-
-pub fn is_filterable(name: &str) -> bool {
-    FILTERABLE.contains(&name) || is_extension_name(name)
 }
 
 /// Does `value` have the JSON shape `kind` requires (null is always accepted)?

@@ -86,17 +86,23 @@ impl Emulator {
 
 pub struct RequestIds {
     pub request_id: String,
+    /// The client's `client-request-id`, or the `request-id` when it sent none (Graph always
+    /// returns one, in the header and in `innerError`).
     pub client_request_id: Option<String>,
 }
 
 impl RequestIds {
     pub fn new(headers: &HeaderMap) -> RequestIds {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let client = headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| request_id.clone());
         RequestIds {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            client_request_id: headers
-                .get("client-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+            request_id,
+            client_request_id: Some(client),
         }
     }
 }
@@ -200,6 +206,30 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
 }
 
+/// A write with a body must say it is JSON (`Content-Type: application/json`), as Graph requires;
+/// body-less writes (DELETE, a restore without options) need no header.
+fn check_content_type(method: &Method, headers: &HeaderMap, body: &[u8]) -> Result<(), GraphError> {
+    let writes_body = matches!(*method, Method::POST | Method::PATCH | Method::PUT)
+        && !body.iter().all(u8::is_ascii_whitespace);
+    if !writes_body {
+        return Ok(());
+    }
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "A supported MIME type could not be found that matches the content type of the response. None of the supported type(s) 'application/json' matches the content type of the request.",
+        ))
+    }
+}
+
 pub async fn process(emu: &Emulator, grant: &Grant, req: Incoming<'_>, ids: &RequestIds) -> Reply {
     let Incoming {
         method,
@@ -209,6 +239,9 @@ pub async fn process(emu: &Emulator, grant: &Grant, req: Incoming<'_>, ids: &Req
         body,
     } = req;
     let path = format!("/{}", segments.join("/"));
+    if let Err(err) = check_content_type(&method, headers, body) {
+        return error_reply(emu, &err, ids);
+    }
     let (latency, fault) = lock(&emu.faults).decide(&grant.tenant_id, method.as_str(), &path);
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;

@@ -13,6 +13,7 @@ use super::filter;
 use super::model::{ChangeKind, DeletedUser, Obj, Tenant, new_id, str_prop};
 use super::odata::{Query, decode_token, encode_token};
 use super::props::{self, DEFAULT_SELECT, NON_NULL_COLLECTIONS};
+use super::shapes;
 
 pub const READ: &[&str] = &[
     "User.Read.All",
@@ -29,9 +30,16 @@ pub const DELETE: &[&str] = &[
 
 /// Rejects `$select` entries the user type does not declare (400) or that live outside the
 /// directory (501 on collections, as Graph does).
-pub fn validate_select(q: &Query, collection: bool) -> Result<(), GraphError> {
+pub fn validate_select(t: &Tenant, q: &Query, collection: bool) -> Result<(), GraphError> {
     for name in q.select.iter().flatten() {
-        if name == "manager" || props::is_extension_name(name) {
+        if name == "manager" {
+            continue;
+        }
+        // Only registered directory extensions; `extension_{appId with hyphens}_x` is not one.
+        if props::is_extension_name(name) {
+            if t.extension(name).is_none() {
+                return Err(GraphError::unknown_property(name, "user"));
+            }
             continue;
         }
         if !props::is_user_property(name) {
@@ -82,33 +90,8 @@ pub fn select_context(call: &Call, set: &str, q: &Query) -> String {
     }
 }
 
-fn validate_filter(call: &Call, q: &Query) -> Result<(), GraphError> {
-    let Some(f) = &q.filter else { return Ok(()) };
-    let analysis = filter::analyze(f);
-    for p in &analysis.properties {
-        if !props::is_user_property(p) && !props::is_extension_name(p) {
-            return Err(GraphError::unknown_property(p, "user"));
-        }
-        if !props::is_filterable(p) {
-            return Err(GraphError::not_indexed());
-        }
-    }
-    if analysis
-        .ranged
-        .iter()
-        .any(|p| !props::is_range_filterable(p))
-    {
-        return Err(GraphError::not_indexed());
-    }
-    let advanced_ok = call.eventual() && q.count;
-    if analysis.advanced && !advanced_ok {
-        return Err(GraphError::unsupported_query());
-    }
-    // `$orderby` alone is a default capability; combined with `$filter` it is advanced.
-    if q.orderby.is_some() && !advanced_ok {
-        return Err(GraphError::unsupported_query());
-    }
-    Ok(())
+fn validate_filter(t: &Tenant, call: &Call, q: &Query) -> Result<(), GraphError> {
+    super::filter_rules::check_user_query(t, q, call.eventual(), false)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -147,8 +130,8 @@ fn matching_users<'a>(t: &'a Tenant, q: &Query) -> Result<Vec<&'a Obj>, GraphErr
 pub fn list(t: &mut Tenant, call: &Call) -> Outcome {
     call.require(READ)?;
     let q = call.query()?;
-    validate_select(&q, true)?;
-    validate_filter(call, &q)?;
+    validate_select(t, &q, true)?;
+    validate_filter(t, call, &q)?;
     let users = matching_users(t, &q)?;
     let offset = match &q.skiptoken {
         Some(tok) => {
@@ -196,6 +179,7 @@ pub fn count(t: &mut Tenant, call: &Call) -> Outcome {
     }
     let q = call.query()?;
     validate_filter(
+        t,
         call,
         &Query {
             count: true,
@@ -209,7 +193,7 @@ pub fn count(t: &mut Tenant, call: &Call) -> Outcome {
 pub fn get(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
     call.require(READ)?;
     let q = call.query()?;
-    validate_select(&q, false)?;
+    validate_select(t, &q, false)?;
     let id = t
         .find_user_id(key)
         .ok_or_else(|| GraphError::not_found(key))?;
@@ -248,6 +232,16 @@ fn apply_properties(
         } else if let Some(kind) = props::writable_kind(name) {
             if !props::value_fits(kind, value) {
                 return Err(invalid_value(name));
+            }
+            if let Some(type_name) = shapes::user_property_type(name) {
+                match value {
+                    Value::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            shapes::check(type_name, item, &format!("{name}[{i}]"))?;
+                        }
+                    }
+                    other => shapes::check(type_name, other, name)?,
+                }
             }
             if let (Some(max), Some(s)) = (props::max_length(name), value.as_str())
                 && s.chars().count() > max

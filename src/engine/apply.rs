@@ -1,20 +1,22 @@
-//! Carries out a plan: each entry's Graph writes, then the manager references; every result is
-//! recorded (link, exported values, escrow, provisioning log) in one store commit per entry.
-//! The executor decides nothing: what to do was decided by the planner.
+//! Carries out a plan: each entry's Graph writes, then its planned store records, then the
+//! manager references. The executor decides nothing: what to write to the target and to the
+//! store was decided by the planner; it only adds what a result brings (the id a create got,
+//! an escrow for a failure, the provisioning log).
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Map, Value};
 
 use crate::graph::{GraphError, NewInvitation};
-use crate::plan::{Action, Anchor, MANAGER_ATTRIBUTE, ManagedUser, PlanEntry};
-use crate::scope::Disposition;
+use crate::plan::{
+    Action, Anchor, MANAGER_ATTRIBUTE, ManagedUser, ManagerUpdate, Plan, PlanEntry, Record,
+};
 use crate::store::{CreateIntent, Escrow, EscrowError, ProvisioningResult, StateStore, StoreWrite};
 
 use super::action_log::{self, emit, log_entry, loggable_skip};
-use super::cycle::PlannedCycle;
+use super::killpoint::{self, CrashAt, Step};
 use super::runtime::PairRuntime;
 use super::{EngineError, escrow};
 
@@ -25,14 +27,32 @@ const INVITE_REDIRECT_URL: &str = "https://myapplications.microsoft.com";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyOutcome {
     pub succeeded: usize,
+    /// Failures escrowed for a later retry.
     pub failed: usize,
     pub manager_updates: usize,
+    /// Entries Graph throttled or could not reach past the client's retries: not escrowed (not
+    /// the user's fault); the cycle keeps its watermark so the next one plans them again.
+    pub deferred: usize,
+    /// The longest `Retry-After` among the deferred entries: the next cycle waits at least that.
+    pub retry_after: Option<Duration>,
+}
+
+/// How the executor runs besides the plan.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ApplyContext<'a> {
+    /// Stops between entries (shutdown).
+    pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
+    /// An in-process crash at a step boundary (crash tests).
+    pub crash: Option<&'a CrashAt>,
 }
 
 /// Why one entry failed: the Graph error, kept for the escrow and the log.
-pub(super) struct EntryFailure {
-    pub(super) code: String,
-    pub(super) message: String,
+pub(crate) struct EntryFailure {
+    pub(crate) code: String,
+    pub(crate) message: String,
+    /// Throttling or an unreachable Graph: retried next cycle, never escrowed.
+    transient: bool,
+    retry_after: Option<Duration>,
 }
 
 impl EntryFailure {
@@ -42,13 +62,26 @@ impl EntryFailure {
             message: self.message.clone(),
         }
     }
+
+    fn missing(code: &str, message: String) -> Self {
+        EntryFailure {
+            code: code.into(),
+            message,
+            transient: false,
+            retry_after: None,
+        }
+    }
 }
 
 impl From<GraphError> for EntryFailure {
     fn from(e: GraphError) -> Self {
+        let transient = matches!(e.status(), Some(429 | 503 | 504))
+            || matches!(e, GraphError::Transport { .. } | GraphError::Timeout { .. });
         EntryFailure {
             code: e.code().unwrap_or("GraphRequestFailed").to_owned(),
             message: e.to_string(),
+            transient,
+            retry_after: e.retry_after(),
         }
     }
 }
@@ -62,90 +95,138 @@ fn patch_body(entry: &PlanEntry) -> Map<String, Value> {
         .collect()
 }
 
-/// Applies every writing entry, then the manager pass.
+/// One apply: the plan, the store, and what the results taught so far.
+struct Executor<'a> {
+    rt: &'a PairRuntime,
+    store: &'a dyn StateStore,
+    cycle_id: &'a str,
+    ctx: ApplyContext<'a>,
+    /// Open escrows before apply: only to count attempts when the same action fails again.
+    escrows: BTreeMap<(Anchor, bool), Escrow>,
+    /// Target ids of this cycle's creates, for the manager pass.
+    created: BTreeMap<Anchor, String>,
+    /// Anchors whose entry failed or was deferred: their manager update waits for them.
+    unfinished: BTreeSet<Anchor>,
+    outcome: ApplyOutcome,
+}
+
+/// Applies every entry in order, then the manager pass. Each entry's results land in one store
+/// commit; a skip's planned records too.
 pub async fn apply(
     rt: &PairRuntime,
     store: &dyn StateStore,
-    planned: &PlannedCycle,
+    plan: &Plan,
     cycle_id: &str,
-    cancel: Option<&tokio_util::sync::CancellationToken>,
+    ctx: ApplyContext<'_>,
 ) -> Result<ApplyOutcome, EngineError> {
-    let scale = rt.pair.quarantine.time_scale;
-    let mut outcome = ApplyOutcome::default();
-    let managed: BTreeMap<&Anchor, &ManagedUser> =
-        planned.managed.iter().map(|m| (&m.anchor, m)).collect();
-    let escrows: BTreeMap<(Anchor, bool), Escrow> = store
+    let escrows = store
         .escrows(rt.name())
         .await?
         .into_iter()
         .map(|e| ((e.anchor.clone(), e.reference), e))
         .collect();
-    // Target ids known after this cycle's creates, for the manager pass.
-    let mut target_ids: BTreeMap<Anchor, String> = planned
-        .managed
-        .iter()
-        .map(|m| (m.anchor.clone(), m.target_id.clone()))
-        .collect();
-
-    for entry in planned.plan.entries() {
+    let mut executor = Executor {
+        rt,
+        store,
+        cycle_id,
+        ctx,
+        escrows,
+        created: BTreeMap::new(),
+        unfinished: BTreeSet::new(),
+        outcome: ApplyOutcome::default(),
+    };
+    for entry in plan.entries() {
         // Between entries only: the one in flight finishes and is recorded first.
-        if cancel.is_some_and(|c| c.is_cancelled()) {
+        if ctx.cancel.is_some_and(|c| c.is_cancelled()) {
             return Err(EngineError::Cancelled);
         }
-        match entry.action {
-            Action::Skip => {
-                if escrow::settled_by_skip(entry.reason)
-                    && escrows.contains_key(&(entry.anchor.clone(), false))
-                {
-                    store
-                        .commit(
-                            rt.name(),
-                            vec![StoreWrite::RemoveEscrow {
-                                anchor: entry.anchor.clone(),
-                                reference: false,
-                            }],
-                        )
-                        .await?;
-                }
-                if loggable_skip(entry.reason) {
-                    let names = action_log::names_after(rt, entry, None).await;
-                    let log = log_entry(
-                        rt,
-                        cycle_id,
-                        entry,
-                        &names,
-                        None,
-                        0,
-                        ProvisioningResult::Skipped,
-                        None,
-                    );
-                    emit(&log, entry, &names);
-                    store
-                        .commit(rt.name(), vec![StoreWrite::AppendLog(Box::new(log))])
-                        .await?;
-                }
-                continue;
-            }
-            Action::StagedDelete => {
-                let names = action_log::names_after(rt, entry, None).await;
-                let log = log_entry(
-                    rt,
-                    cycle_id,
-                    entry,
-                    &names,
-                    entry.target_id.as_deref(),
-                    0,
-                    ProvisioningResult::Skipped,
-                    None,
-                );
-                emit(&log, entry, &names);
-                store
-                    .commit(rt.name(), vec![StoreWrite::AppendLog(Box::new(log))])
-                    .await?;
-                continue;
-            }
-            _ => {}
+        if entry.action.writes() {
+            executor.write_entry(entry).await?;
+        } else {
+            executor.record_skip(entry).await?;
         }
+    }
+    for update in plan.manager_updates() {
+        if ctx.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Err(EngineError::Cancelled);
+        }
+        executor.manager_update(update).await?;
+    }
+    Ok(executor.outcome)
+}
+
+/// The store writes a plan entry's records become, given the target id the action ended with.
+pub(crate) fn record_writes(
+    anchor: &Anchor,
+    target_id: Option<&str>,
+    records: &[Record],
+) -> Vec<StoreWrite> {
+    records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Link {
+                exported,
+                disabled_before_scope_exit,
+            } => target_id.map(|id| {
+                StoreWrite::PutManaged(ManagedUser {
+                    anchor: anchor.clone(),
+                    target_id: id.to_owned(),
+                    last_exported: exported.clone(),
+                    disabled_before_scope_exit: *disabled_before_scope_exit,
+                    soft_deleted_by_us_at: None,
+                })
+            }),
+            Record::SoftDeleted => Some(StoreWrite::SetSoftDeleted {
+                anchor: anchor.clone(),
+                at: Some(Utc::now()),
+            }),
+            Record::ResolveIntent => Some(StoreWrite::ResolveCreateIntent {
+                anchor: anchor.clone(),
+            }),
+            Record::ClearEscrow => Some(StoreWrite::RemoveEscrow {
+                anchor: anchor.clone(),
+                reference: false,
+            }),
+        })
+        .collect()
+}
+
+impl Executor<'_> {
+    fn crash_here(&self, step: Step) -> Result<(), EngineError> {
+        if killpoint::reached(step, self.ctx.crash) {
+            return Err(EngineError::Crashed(step.as_str()));
+        }
+        Ok(())
+    }
+
+    /// A skip or a staged removal: no Graph call; its records and, when it needs a person's
+    /// attention, its log line.
+    async fn record_skip(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
+        let mut writes = record_writes(&entry.anchor, entry.target_id.as_deref(), &entry.records);
+        if entry.action == Action::StagedDelete || loggable_skip(entry.reason) {
+            let names = action_log::names_after(self.rt, entry, None).await;
+            let log = log_entry(
+                self.rt,
+                self.cycle_id,
+                entry,
+                &names,
+                entry.target_id.as_deref(),
+                0,
+                ProvisioningResult::Skipped,
+                None,
+            );
+            emit(&log, entry, &names);
+            writes.push(StoreWrite::AppendLog(Box::new(log)));
+        }
+        if !writes.is_empty() {
+            self.store.commit(self.rt.name(), writes).await?;
+        }
+        Ok(())
+    }
+
+    /// An entry that writes to the target: intent first for a create, the Graph calls, then
+    /// the planned records (or the escrow of the failure) with the log entry in one commit.
+    async fn write_entry(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
         let started = Instant::now();
         if entry.action == Action::Create {
             // Recorded before the invitation so a crash in between is resolved on restart
@@ -159,102 +240,191 @@ pub async fn apply(
                 invited_address: entry.user_principal_name.clone().unwrap_or_default(),
                 recorded_at: Utc::now(),
             };
-            store
-                .commit(rt.name(), vec![StoreWrite::RecordCreateIntent(intent)])
+            self.store
+                .commit(self.rt.name(), vec![StoreWrite::RecordCreateIntent(intent)])
                 .await?;
+            self.crash_here(Step::AfterIntent)?;
         }
-        let result = execute(rt, entry).await;
+        let result = self.execute(entry).await?;
         let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let mut writes = Vec::new();
-        let key = (entry.anchor.clone(), false);
-        match result {
+        let (status, target_id, failure) = match result {
             Ok(target_id) => {
-                outcome.succeeded += 1;
-                target_ids.insert(entry.anchor.clone(), target_id.clone());
-                writes.extend(record_success(
-                    entry,
-                    &target_id,
-                    managed.get(&entry.anchor).copied(),
-                    planned
-                        .decisions
-                        .get(entry.anchor.source_object_id())
-                        .map(|d| d.disposition),
-                ));
-                if escrows.contains_key(&key) {
-                    writes.push(StoreWrite::RemoveEscrow {
-                        anchor: entry.anchor.clone(),
-                        reference: false,
-                    });
-                }
-                let names = action_log::names_after(rt, entry, Some(&target_id)).await;
-                let log = log_entry(
-                    rt,
-                    cycle_id,
-                    entry,
-                    &names,
+                self.outcome.succeeded += 1;
+                self.created.insert(entry.anchor.clone(), target_id.clone());
+                writes.extend(record_writes(
+                    &entry.anchor,
                     Some(&target_id),
-                    duration,
-                    ProvisioningResult::Success,
-                    None,
-                );
-                emit(&log, entry, &names);
-                writes.push(StoreWrite::AppendLog(Box::new(log)));
+                    &entry.records,
+                ));
+                (ProvisioningResult::Success, Some(target_id), None)
             }
             Err(failure) => {
-                outcome.failed += 1;
-                writes.push(StoreWrite::PutEscrow(escrow::next_escrow(
-                    escrows.get(&key),
-                    entry.anchor.clone(),
-                    false,
-                    entry.action,
-                    failure.escrow_error(),
-                    Utc::now(),
-                    scale,
-                )));
-                let names = action_log::names_after(rt, entry, None).await;
-                let log = log_entry(
-                    rt,
-                    cycle_id,
-                    entry,
-                    &names,
-                    entry.target_id.as_deref(),
-                    duration,
+                self.unfinished.insert(entry.anchor.clone());
+                self.fail(&mut writes, &entry.anchor, false, entry.action, &failure);
+                (
                     ProvisioningResult::Failure,
-                    Some(&failure),
-                );
-                emit(&log, entry, &names);
-                writes.push(StoreWrite::AppendLog(Box::new(log)));
+                    entry.target_id.clone(),
+                    Some(failure),
+                )
             }
+        };
+        let succeeded = failure.is_none().then_some(target_id.as_deref()).flatten();
+        let names = action_log::names_after(self.rt, entry, succeeded).await;
+        let log = log_entry(
+            self.rt,
+            self.cycle_id,
+            entry,
+            &names,
+            target_id.as_deref(),
+            duration,
+            status,
+            failure.as_ref(),
+        );
+        emit(&log, entry, &names);
+        writes.push(StoreWrite::AppendLog(Box::new(log)));
+        if failure.is_none() {
+            self.crash_here(Step::BeforeCommit)?;
         }
-        store.commit(rt.name(), writes).await?;
+        self.store.commit(self.rt.name(), writes).await?;
+        Ok(())
     }
 
-    for update in planned.plan.manager_updates() {
+    /// Books a failure: a transient one is deferred to the next cycle, any other escrowed.
+    fn fail(
+        &mut self,
+        writes: &mut Vec<StoreWrite>,
+        anchor: &Anchor,
+        reference: bool,
+        action: Action,
+        failure: &EntryFailure,
+    ) {
+        if failure.transient {
+            self.outcome.deferred += 1;
+            self.outcome.retry_after = self.outcome.retry_after.max(failure.retry_after);
+            return;
+        }
+        self.outcome.failed += 1;
+        writes.push(StoreWrite::PutEscrow(escrow::next_escrow(
+            self.escrows.get(&(anchor.clone(), reference)),
+            anchor.clone(),
+            reference,
+            action,
+            failure.escrow_error(),
+            Utc::now(),
+            self.rt.pair.quarantine.time_scale,
+        )));
+    }
+
+    /// The Graph calls of one entry; the outer error is a crash or the store, the inner one
+    /// the entry's own failure.
+    async fn execute(
+        &self,
+        entry: &PlanEntry,
+    ) -> Result<Result<String, EntryFailure>, EngineError> {
+        let target = &self.rt.target;
+        let body = patch_body(entry);
+        let result = match entry.action {
+            Action::Create => {
+                let Some(address) = entry.user_principal_name.clone() else {
+                    return Ok(Err(EntryFailure::missing(
+                        "MissingUserPrincipalName",
+                        "the source user has no userPrincipalName to invite".into(),
+                    )));
+                };
+                let invited_type = body
+                    .get("userType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Member")
+                    .to_owned();
+                let invited = target
+                    .invite(&NewInvitation {
+                        invited_user_email_address: address,
+                        invite_redirect_url: INVITE_REDIRECT_URL.into(),
+                        invited_user_display_name: body
+                            .get("displayName")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        invited_user_type: invited_type,
+                        send_invitation_message: false,
+                    })
+                    .await;
+                let id = match invited {
+                    Ok(invitation) => invitation.invited_user.id,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                self.crash_here(Step::AfterInvite)?;
+                if let Err(e) = target.update_user(&id, &body).await {
+                    return Ok(Err(e.into()));
+                }
+                self.crash_here(Step::AfterPatch)?;
+                Ok(id)
+            }
+            Action::Adopt | Action::Update | Action::Disable => match target_id(entry) {
+                Ok(id) if body.is_empty() => Ok(id),
+                Ok(id) => target
+                    .update_user(&id, &body)
+                    .await
+                    .map(|()| id)
+                    .map_err(EntryFailure::from),
+                Err(e) => Err(e),
+            },
+            Action::Restore => match target_id(entry) {
+                Ok(id) => match target.restore_deleted(&id).await {
+                    Ok(_) if body.is_empty() => Ok(id),
+                    Ok(_) => target
+                        .update_user(&id, &body)
+                        .await
+                        .map(|()| id)
+                        .map_err(EntryFailure::from),
+                    Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
+            },
+            Action::SoftDelete => match target_id(entry) {
+                Ok(id) => match target.delete_user(&id).await {
+                    // Already gone: the goal of the action holds.
+                    Err(e) if e.is_not_found() => Ok(id),
+                    other => other.map(|()| id).map_err(EntryFailure::from),
+                },
+                Err(e) => Err(e),
+            },
+            Action::Skip | Action::StagedDelete => target_id(entry),
+        };
+        Ok(result)
+    }
+
+    /// One manager reference; waits (skipped this cycle) while its user's entry is unfinished.
+    async fn manager_update(&mut self, update: &ManagerUpdate) -> Result<(), EngineError> {
+        if self.unfinished.contains(&update.anchor) {
+            return Ok(());
+        }
         let Some(target_id) = update
             .target_id
             .clone()
-            .or_else(|| target_ids.get(&update.anchor).cloned())
+            .or_else(|| self.created.get(&update.anchor).cloned())
         else {
-            continue;
+            return Ok(());
         };
         let result = match &update.new_manager {
             Some(manager) => {
                 let Some(manager_id) = update
                     .new_manager_target_id
                     .clone()
-                    .or_else(|| target_ids.get(manager).cloned())
+                    .or_else(|| self.created.get(manager).cloned())
                 else {
-                    continue;
+                    return Ok(());
                 };
-                rt.target.set_manager(&target_id, &manager_id).await
+                self.rt.target.set_manager(&target_id, &manager_id).await
             }
-            None => rt.target.remove_manager(&target_id).await,
+            None => self.rt.target.remove_manager(&target_id).await,
         };
-        let key = (update.anchor.clone(), true);
         let mut writes = Vec::new();
+        let pair = self.rt.name();
+        let cycle_id = self.cycle_id;
         match result {
             Ok(()) => {
-                outcome.manager_updates += 1;
+                self.outcome.manager_updates += 1;
                 writes.push(StoreWrite::SetExported {
                     anchor: update.anchor.clone(),
                     attribute: MANAGER_ATTRIBUTE.to_owned(),
@@ -263,142 +433,33 @@ pub async fn apply(
                         .as_ref()
                         .map(|m| Value::String(m.to_string())),
                 });
-                if escrows.contains_key(&key) {
+                if update.clears_escrow {
                     writes.push(StoreWrite::RemoveEscrow {
                         anchor: update.anchor.clone(),
                         reference: true,
                     });
                 }
-                action_log::emit_manager(rt.name(), cycle_id, update, &target_id, None);
+                action_log::emit_manager(pair, cycle_id, update, &target_id, None);
+                self.crash_here(Step::BeforeCommit)?;
             }
             Err(e) => {
-                outcome.failed += 1;
                 let failure = EntryFailure::from(e);
-                action_log::emit_manager(rt.name(), cycle_id, update, &target_id, Some(&failure));
-                writes.push(StoreWrite::PutEscrow(escrow::next_escrow(
-                    escrows.get(&key),
-                    update.anchor.clone(),
-                    true,
-                    Action::Update,
-                    failure.escrow_error(),
-                    Utc::now(),
-                    scale,
-                )));
+                action_log::emit_manager(pair, cycle_id, update, &target_id, Some(&failure));
+                self.fail(&mut writes, &update.anchor, true, Action::Update, &failure);
             }
         }
-        store.commit(rt.name(), writes).await?;
-    }
-    Ok(outcome)
-}
-
-/// The Graph calls of one entry; returns the target object id.
-async fn execute(rt: &PairRuntime, entry: &PlanEntry) -> Result<String, EntryFailure> {
-    let target = &rt.target;
-    let body = patch_body(entry);
-    match entry.action {
-        Action::Create => {
-            let address = entry.user_principal_name.clone().ok_or(EntryFailure {
-                code: "MissingUserPrincipalName".into(),
-                message: "the source user has no userPrincipalName to invite".into(),
-            })?;
-            let invited_type = body
-                .get("userType")
-                .and_then(Value::as_str)
-                .unwrap_or("Member")
-                .to_owned();
-            let invitation = target
-                .invite(&NewInvitation {
-                    invited_user_email_address: address,
-                    invite_redirect_url: INVITE_REDIRECT_URL.into(),
-                    invited_user_display_name: body
-                        .get("displayName")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    invited_user_type: invited_type,
-                    send_invitation_message: false,
-                })
-                .await?;
-            let id = invitation.invited_user.id;
-            target.update_user(&id, &body).await?;
-            Ok(id)
+        if !writes.is_empty() {
+            self.store.commit(pair, writes).await?;
         }
-        Action::Adopt | Action::Update | Action::Disable => {
-            let id = target_id(entry)?;
-            if !body.is_empty() {
-                target.update_user(&id, &body).await?;
-            }
-            Ok(id)
-        }
-        Action::Restore => {
-            let id = target_id(entry)?;
-            target.restore_deleted(&id).await?;
-            if !body.is_empty() {
-                target.update_user(&id, &body).await?;
-            }
-            Ok(id)
-        }
-        Action::SoftDelete => {
-            let id = target_id(entry)?;
-            match target.delete_user(&id).await {
-                // Already gone: the goal of the action holds.
-                Err(e) if e.is_not_found() => Ok(id),
-                other => other.map(|()| id).map_err(EntryFailure::from),
-            }
-        }
-        Action::Skip | Action::StagedDelete => target_id(entry),
+        Ok(())
     }
 }
 
 fn target_id(entry: &PlanEntry) -> Result<String, EntryFailure> {
-    entry.target_id.clone().ok_or(EntryFailure {
-        code: "MissingTargetId".into(),
-        message: format!("{} has no target user id", entry.anchor),
+    entry.target_id.clone().ok_or_else(|| {
+        EntryFailure::missing(
+            "MissingTargetId",
+            format!("{} has no target user id", entry.anchor),
+        )
     })
-}
-
-/// The store writes after an entry succeeded.
-fn record_success(
-    entry: &PlanEntry,
-    target_id: &str,
-    managed: Option<&ManagedUser>,
-    disposition: Option<Disposition>,
-) -> Vec<StoreWrite> {
-    let mut writes = Vec::new();
-    if entry.action == Action::Create {
-        writes.push(StoreWrite::ResolveCreateIntent {
-            anchor: entry.anchor.clone(),
-        });
-    }
-    if entry.action == Action::SoftDelete {
-        writes.push(StoreWrite::SetSoftDeleted {
-            anchor: entry.anchor.clone(),
-            at: Some(Utc::now()),
-        });
-        return writes;
-    }
-    let exported_disabled = entry
-        .exported_after
-        .get("accountEnabled")
-        .is_some_and(|v| v == &Value::Bool(false));
-    // Entra's documented case: a user disabled while still in scope, then removed from scope,
-    // stays (disabled). Remember that it was disabled in scope.
-    let disabled_in_scope = match disposition {
-        Some(Disposition::Disable) => true,
-        Some(Disposition::Provision) => false,
-        _ => managed.is_some_and(|m| m.disabled_before_scope_exit) && exported_disabled,
-    };
-    let mut last_exported = entry.exported_after.clone();
-    if let Some(manager) = managed.and_then(|m| m.last_exported.get(MANAGER_ATTRIBUTE)) {
-        last_exported
-            .entry(MANAGER_ATTRIBUTE.to_owned())
-            .or_insert_with(|| manager.clone());
-    }
-    writes.push(StoreWrite::PutManaged(ManagedUser {
-        anchor: entry.anchor.clone(),
-        target_id: target_id.to_owned(),
-        last_exported,
-        disabled_before_scope_exit: disabled_in_scope && exported_disabled,
-        soft_deleted_by_us_at: None,
-    }));
-    writes
 }

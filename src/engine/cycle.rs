@@ -11,14 +11,15 @@ use crate::expr::EvalContext;
 use crate::graph::GraphError;
 use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
 use crate::plan::{
-    self, DesiredAttributes, ManagedUser, ManagerRef, MatchingValue, OutOfScopeReason,
-    PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead, SourceReadKind,
-    SourceUser, SourceUserKind,
+    self, Anchor, DesiredAttributes, EscrowedAction, ManagedUser, ManagerRef, MatchingValue,
+    OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead,
+    SourceReadKind, SourceUser, SourceUserKind,
 };
 use crate::scope::{self, AssignmentIndex, Disposition, Membership, ScopeDecision};
 use crate::store::{StateStore, Watermark};
 
-use super::apply::{self, ApplyOutcome};
+use super::apply::{self, ApplyContext, ApplyOutcome};
+use super::killpoint::{self, CrashAt, Step};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
 use super::{EngineError, read::graph_error};
@@ -35,8 +36,9 @@ pub enum CycleKind {
 /// What the caller asks of a cycle.
 #[derive(Debug, Clone, Default)]
 pub struct CycleOptions {
-    /// Let this cycle's staged deletions through (restart with `ForceDeletes`).
-    pub force_deletes: bool,
+    /// Staged removals approved (restart with `ForceDeletes`), by anchor: only these pass the
+    /// guard; anything else is counted afresh.
+    pub approved_deletes: BTreeSet<Anchor>,
     /// Read the whole source even when a watermark exists.
     pub full: bool,
     /// Source object ids an incremental cycle re-reads although the delta does not name them
@@ -44,6 +46,8 @@ pub struct CycleOptions {
     pub reread: BTreeSet<String>,
     /// Stops apply between entries (shutdown); the watermark is then not saved.
     pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Crash tests: stop at a step boundary as if the process died there.
+    pub crash: Option<std::sync::Arc<CrashAt>>,
 }
 
 /// A computed, not yet applied cycle.
@@ -51,8 +55,6 @@ pub struct CycleOptions {
 pub struct PlannedCycle {
     pub kind: CycleKind,
     pub plan: Plan,
-    /// Scope decisions of the users read, by source object id.
-    pub decisions: BTreeMap<String, ScopeDecision>,
     /// The watermark to save after the cycle is recorded.
     pub delta_link: String,
     pub source_pages: usize,
@@ -74,6 +76,16 @@ pub struct CycleReport {
     pub manager_updates: usize,
     pub guard_triggered: bool,
     pub blocked: Option<String>,
+    /// Entries throttled or unreachable past the client's retries: planned again next cycle.
+    #[serde(default)]
+    pub deferred: usize,
+    /// The next cycle should not start before this many milliseconds (Graph's `Retry-After`).
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    /// False when the cycle kept its watermark (blocked, or work deferred): its changes are
+    /// read again by the next one.
+    #[serde(default)]
+    pub watermark_saved: bool,
     pub graph_requests: u64,
     pub throttled_requests: u64,
 }
@@ -388,6 +400,7 @@ pub async fn compute_plan(
     let watermark = store.watermark(rt.name()).await?;
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
+    let escrows = store.escrows(rt.name()).await?;
     let assignments = match rt.scope_setting() {
         scope::ScopeSetting::Assigned => Some(read::assignments(rt).await?),
         scope::ScopeSetting::All => None,
@@ -409,7 +422,7 @@ pub async fn compute_plan(
     };
 
     // The mapping context is not Send: it is dropped before the name lookups await.
-    let (input, mut plan, decisions) = {
+    let (input, mut plan) = {
         let mut random = rand_source();
         let is_unique = |_: &str| true;
         let mut ctx = EvalContext {
@@ -418,11 +431,9 @@ pub async fn compute_plan(
             is_unique: &is_unique,
         };
         let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
-        let mut decisions = BTreeMap::new();
         for (id, attrs) in &source.users {
-            let (user, decision) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+            let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
             source_users.push(user);
-            decisions.insert(id.clone(), decision);
         }
         for id in source.removed.keys() {
             source_users.push(deleted_source_user(id));
@@ -440,7 +451,7 @@ pub async fn compute_plan(
                 complete: true,
             },
             inbound_sync_allowed,
-            force_deletes: options.force_deletes,
+            approved_deletes: options.approved_deletes.clone(),
             source_users,
             managed: managed.clone(),
             pending_creates: intents
@@ -452,16 +463,22 @@ pub async fn compute_plan(
                 .collect(),
             target_users,
             target_read_complete: read_target,
+            escrowed: escrows
+                .iter()
+                .map(|e| EscrowedAction {
+                    anchor: e.anchor.clone(),
+                    reference: e.reference,
+                })
+                .collect(),
         };
         let plan = plan::plan(&input);
-        (input, plan, decisions)
+        (input, plan)
     };
     let book = names::read_names(rt, source.users.iter(), &input.target_users, &managed);
     names::annotate(rt, &mut plan, book).await;
     Ok(PlannedCycle {
         kind,
         plan,
-        decisions,
         delta_link: source.delta_link,
         source_pages: source.pages,
         managed,
@@ -494,17 +511,28 @@ pub async fn run_cycle(
         },
         None => compute_plan(rt, store, options).await?,
     };
-    let outcome: ApplyOutcome =
-        apply::apply(rt, store, &planned, &cycle_id, options.cancel.as_ref()).await?;
-    store
-        .save_watermark(
-            rt.name(),
-            &Watermark {
-                delta_link: planned.delta_link.clone(),
-                saved_at: Utc::now(),
-            },
-        )
-        .await?;
+    let ctx = ApplyContext {
+        cancel: options.cancel.as_ref(),
+        crash: options.crash.as_deref(),
+    };
+    let outcome: ApplyOutcome = apply::apply(rt, store, &planned.plan, &cycle_id, ctx).await?;
+    // The watermark moves only over work that was done: a blocked cycle wrote nothing, and a
+    // deferred entry (throttled) is planned again only if its change is read again.
+    let watermark_saved = planned.plan.blocked().is_none() && outcome.deferred == 0;
+    if killpoint::reached(Step::BeforeWatermark, ctx.crash) {
+        return Err(EngineError::Crashed(Step::BeforeWatermark.as_str()));
+    }
+    if watermark_saved {
+        store
+            .save_watermark(
+                rt.name(),
+                &Watermark {
+                    delta_link: planned.delta_link.clone(),
+                    saved_at: Utc::now(),
+                },
+            )
+            .await?;
+    }
     let after_source = rt.source.stats();
     let after_target = rt.target.stats();
     let counts = action_log::counts(&planned.plan);
@@ -520,6 +548,11 @@ pub async fn run_cycle(
         manager_updates: outcome.manager_updates,
         guard_triggered: planned.plan.guard().triggered,
         blocked: planned.plan.blocked().map(|b| format!("{b:?}")),
+        deferred: outcome.deferred,
+        retry_after_ms: outcome
+            .retry_after
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        watermark_saved,
         graph_requests: (after_source.requests - before_source.requests)
             + (after_target.requests - before_target.requests),
         throttled_requests: (after_source.throttled - before_source.throttled)
@@ -534,6 +567,8 @@ pub async fn run_cycle(
         counts = %serde_json::to_string(&report.counts).unwrap_or_default(),
         succeeded = report.succeeded,
         failed = report.failed,
+        deferred = report.deferred,
+        watermark_saved = report.watermark_saved,
         manager_updates = report.manager_updates,
         guard_triggered = report.guard_triggered,
         blocked = report.blocked.as_deref().unwrap_or(""),

@@ -10,6 +10,7 @@ use chrono::Utc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::plan::Anchor;
 use crate::store::{LogQuery, ProvisioningAction, StateStore, StoreWrite};
 
 use super::EngineError;
@@ -406,7 +407,8 @@ async fn load_status(store: &dyn StateStore, pair: &str) -> JobStatus {
 #[derive(Debug, Default)]
 struct Pending {
     full: bool,
-    force_deletes: bool,
+    /// The staged removals an approval named (by anchor).
+    approved_deletes: BTreeSet<Anchor>,
     reread: BTreeSet<String>,
 }
 
@@ -463,15 +465,17 @@ impl Job {
         reread.extend(pending.reread);
         let options = CycleOptions {
             full: pending.full,
-            force_deletes: pending.force_deletes,
+            approved_deletes: pending.approved_deletes,
             reread,
             cancel: Some(shutdown.clone()),
+            crash: None,
         };
+        let forced = !options.approved_deletes.is_empty();
         let result = run_cycle(&self.rt, self.store.as_ref(), &options).await;
         let mut finished = None;
         let ok = match result {
             Ok(report) => {
-                self.after_cycle(&report, options.force_deletes).await;
+                self.after_cycle(&report, forced).await;
                 finished = Some(report);
                 true
             }
@@ -755,11 +759,20 @@ impl Job {
             }
         }
         if scope.force_deletes {
-            self.pending.force_deletes = true;
-            if let Some(staged) = &self.status.staged_deletes {
-                self.pending
-                    .reread
-                    .extend(staged.users.iter().map(|u| u.source_object_id.clone()));
+            // The approval covers exactly the removals staged now; one that appears later is
+            // judged by the guard on its own.
+            match &self.status.staged_deletes {
+                Some(staged) => {
+                    self.pending
+                        .approved_deletes
+                        .extend(staged.users.iter().filter_map(|u| Anchor::parse(&u.anchor)));
+                    self.pending
+                        .reread
+                        .extend(staged.users.iter().map(|u| u.source_object_id.clone()));
+                }
+                None => {
+                    tracing::info!(pair = %self.pair, "ForceDeletes: no staged deletes to approve");
+                }
             }
         }
         self.status.paused = false;

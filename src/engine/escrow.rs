@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
-use crate::plan::{Action, Anchor, Reason};
+use crate::plan::{Action, Anchor};
 use crate::store::{Escrow, EscrowError};
 
 const FIRST_RETRY_MINUTES: f64 = 40.0;
@@ -52,20 +52,6 @@ pub fn due(escrows: &[Escrow], now: DateTime<Utc>) -> BTreeSet<String> {
         .filter(|e| e.next_retry_at <= now)
         .map(|e| e.anchor.source_object_id().to_owned())
         .collect()
-}
-
-/// A skip that means the escrowed action is no longer wanted (the target already holds the
-/// value, or the user left scope), so the escrow is settled rather than retried forever.
-pub fn settled_by_skip(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::RedundantExport
-            | Reason::OutOfScope
-            | Reason::NotEffectivelyEntitled
-            | Reason::AlreadyDeprovisioned
-            | Reason::DeprovisionNone
-            | Reason::ExternalUser
-    )
 }
 
 /// One warning line per outstanding escrow, every cycle, so a failure that keeps failing stays

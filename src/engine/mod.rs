@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cycle;
 pub mod daemon;
 pub mod escrow;
+pub mod killpoint;
 mod names;
 pub mod provision;
 pub mod quarantine;
@@ -49,6 +50,9 @@ pub enum EngineError {
     /// is not saved.
     #[error("cycle cancelled by shutdown")]
     Cancelled,
+    /// A crash test stopped the cycle at a step boundary, as if the process had died there.
+    #[error("crash injected at {0}")]
+    Crashed(&'static str),
 }
 
 impl EngineError {
@@ -80,6 +84,7 @@ impl EngineError {
             EngineError::Preflight { code, .. } => code.clone(),
             EngineError::Store(_) => "StateStoreError".into(),
             EngineError::Cancelled => "Cancelled".into(),
+            EngineError::Crashed(_) => "Crashed".into(),
         }
     }
 }

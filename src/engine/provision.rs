@@ -198,12 +198,21 @@ pub async fn provision_on_demand(
             complete: true,
         },
         inbound_sync_allowed,
-        force_deletes: false,
+        approved_deletes: Default::default(),
         source_users: vec![planned_user],
         managed: managed.clone(),
         pending_creates: intents.iter().map(PendingCreate::from).collect(),
         target_users: target_users.clone(),
         target_read_complete: true,
+        escrowed: store
+            .escrows(rt.name())
+            .await?
+            .into_iter()
+            .map(|e| crate::plan::EscrowedAction {
+                anchor: e.anchor,
+                reference: e.reference,
+            })
+            .collect(),
     };
     let plan = plan::plan(&input);
     let entry = plan.entry(&anchor).cloned();
@@ -249,13 +258,13 @@ pub async fn provision_on_demand(
         let planned = PlannedCycle {
             kind: CycleKind::Incremental,
             plan,
-            decisions: BTreeMap::from([(source_id.clone(), decision.clone())]),
             delta_link: String::new(),
             source_pages: 0,
             managed,
         };
         let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
-        let outcome: ApplyOutcome = apply::apply(rt, store, &planned, &cycle_id, None).await?;
+        let outcome: ApplyOutcome =
+            apply::apply(rt, store, &planned.plan, &cycle_id, Default::default()).await?;
         succeeded = Some(outcome.failed == 0);
     }
     Ok(ProvisionReport {

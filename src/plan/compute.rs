@@ -13,7 +13,8 @@ use super::input::{
 };
 use super::matching::{Link, Links, MatchOutcome};
 use super::model::{
-    Action, Anchor, AttributeChange, ManagerUpdate, Plan, PlanBlock, PlanEntry, Reason, Situation,
+    Action, Anchor, AttributeChange, ManagerUpdate, Plan, PlanBlock, PlanEntry, Reason, Record,
+    Situation,
 };
 use super::names::UserNames;
 
@@ -69,11 +70,34 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
     }
 
-    let manager_updates = if input.settings.allowed.update {
+    if input.source_read.kind == SourceReadKind::Full {
+        // Intents of users a full read no longer returns and no target user carries: the
+        // create is no longer wanted.
+        let planned: BTreeSet<Anchor> = entries.iter().map(|e| e.anchor.clone()).collect();
+        for anchor in pending.keys() {
+            if anchor.source_tenant_id() == input.source_tenant_id && !planned.contains(*anchor) {
+                let b = EntryBuilder { anchor, upn: None };
+                entries.push(b.skip(None, Situation::SourceDeleted, Reason::AlreadyDeprovisioned));
+            }
+        }
+    }
+    let escrowed: BTreeSet<(&Anchor, bool)> = input
+        .escrowed
+        .iter()
+        .map(|e| (&e.anchor, e.reference))
+        .collect();
+    for entry in &mut entries {
+        settle(entry, pending.contains_key(&entry.anchor), &escrowed);
+    }
+
+    let mut manager_updates = if input.settings.allowed.update {
         manager_pass(input, &sources, &links, &entries)
     } else {
         Vec::new()
     };
+    for update in &mut manager_updates {
+        update.clears_escrow = escrowed.contains(&(&update.anchor, true));
+    }
 
     let managed_count = input
         .managed
@@ -93,12 +117,68 @@ pub fn plan(input: &PlanInput) -> Plan {
         raw,
         &input.settings.deletion_guard,
         managed_count,
-        input.force_deletes,
+        &input.approved_deletes,
     );
     if input.inbound_sync_allowed {
         guarded
     } else {
         block(guarded, PlanBlock::InboundSyncDisabled)
+    }
+}
+
+/// Adds the records that settle an intent or an escrow. A create resolves its own intent (the
+/// executor records one before inviting); any other entry resolves a pending intent unless it
+/// keeps the user waiting for a retry (mapping failed, disputed). An escrow is settled by a
+/// write that succeeds or by a skip that means the action is no longer wanted.
+fn settle(entry: &mut PlanEntry, intent_pending: bool, escrowed: &BTreeSet<(&Anchor, bool)>) {
+    let keeps_waiting = matches!(entry.reason, Reason::MappingFailed | Reason::Disputed);
+    if entry.action == Action::Create || (intent_pending && !keeps_waiting) {
+        entry.records.push(Record::ResolveIntent);
+    }
+    let settles =
+        entry.action.writes() || (entry.action == Action::Skip && settled_by_skip(entry.reason));
+    if settles && escrowed.contains(&(&entry.anchor, false)) {
+        entry.records.push(Record::ClearEscrow);
+    }
+}
+
+/// A skip that means an escrowed action is no longer wanted (the target already holds the
+/// value, or the user left scope), so the escrow is settled rather than retried forever.
+pub fn settled_by_skip(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::RedundantExport
+            | Reason::OutOfScope
+            | Reason::NotEffectivelyEntitled
+            | Reason::AlreadyDeprovisioned
+            | Reason::DeprovisionNone
+            | Reason::ExternalUser
+            | Reason::DisabledBeforeLeavingScope
+    )
+}
+
+/// The link record of an entry that writes nothing to the target, when the store does not
+/// already hold exactly it (a user found by anchor with no link, new exported values, a flag).
+fn link_if_changed(
+    managed: Option<&ManagedUser>,
+    exported: &BTreeMap<String, Value>,
+    disabled_before_scope_exit: bool,
+) -> Option<Record> {
+    let same = managed.is_some_and(|m| {
+        &m.last_exported == exported
+            && m.disabled_before_scope_exit == disabled_before_scope_exit
+            && m.soft_deleted_by_us_at.is_none()
+    });
+    (!same).then(|| Record::Link {
+        exported: exported.clone(),
+        disabled_before_scope_exit,
+    })
+}
+
+fn link(exported: BTreeMap<String, Value>, disabled_before_scope_exit: bool) -> Record {
+    Record::Link {
+        exported,
+        disabled_before_scope_exit,
     }
 }
 
@@ -178,7 +258,7 @@ impl EntryBuilder<'_> {
             intended: None,
             changes: Vec::new(),
             resumes_intent: None,
-            exported_after: BTreeMap::new(),
+            records: Vec::new(),
             names: UserNames::default(),
         }
     }
@@ -195,7 +275,7 @@ fn hold(mut entry: PlanEntry, reason: Reason) -> PlanEntry {
     entry.reason = reason;
     entry.changes.clear();
     entry.resumes_intent = None;
-    entry.exported_after.clear();
+    entry.records.clear();
     entry
 }
 
@@ -355,7 +435,7 @@ fn create_entry(
             new: new.clone(),
         })
         .collect();
-    entry.exported_after = values;
+    entry.records.push(link(values, false));
     entry
 }
 
@@ -387,7 +467,7 @@ fn adopt_entry(
             })
         })
         .collect();
-    entry.exported_after = desired;
+    entry.records.push(link(desired, false));
     entry
 }
 
@@ -401,6 +481,8 @@ fn plan_wanted_linked(
 ) -> PlanEntry {
     let empty = BTreeMap::new();
     let last = managed.map_or(&empty, |m| &m.last_exported);
+    // A source user disabled while in scope: remembered, so leaving scope later keeps it.
+    let flag = !user.account_enabled;
     match state {
         TargetState::Present(target) => {
             let desired = desired_always(user);
@@ -409,7 +491,7 @@ fn plan_wanted_linked(
             after.extend(desired);
             if diff.changes.is_empty() {
                 let mut entry = b.skip(Some(target_id), Situation::Linked, Reason::RedundantExport);
-                entry.exported_after = after;
+                entry.records.extend(link_if_changed(managed, &after, flag));
                 return entry;
             }
             let reason = if diff.source_changed {
@@ -424,7 +506,7 @@ fn plan_wanted_linked(
                 reason,
             );
             entry.changes = diff.changes;
-            entry.exported_after = after;
+            entry.records.push(link(after, flag));
             gate(entry, input.settings.allowed.update)
         }
         TargetState::SoftDeleted { by_us: false, .. } => b.skip(
@@ -445,7 +527,7 @@ fn plan_wanted_linked(
                 Reason::BackInScope,
             );
             entry.changes = diff.changes;
-            entry.exported_after = after;
+            entry.records.push(link(after, flag));
             gate(entry, input.settings.allowed.create)
         }
         TargetState::SoftDeleted { .. } | TargetState::Missing => {
@@ -558,11 +640,16 @@ fn plan_deprovision(
     if situation == Situation::OutOfScope
         && (already_disabled || managed.is_some_and(|m| m.disabled_before_scope_exit))
     {
-        return b.skip(
+        let mut entry = b.skip(
             Some(target_id),
             situation,
             Reason::DisabledBeforeLeavingScope,
         );
+        let exported = managed.map(|m| m.last_exported.clone()).unwrap_or_default();
+        entry
+            .records
+            .extend(link_if_changed(managed, &exported, true));
+        return entry;
     }
     let mut entry = match input.settings.deprovision {
         DeprovisionAction::None => {
@@ -585,11 +672,19 @@ fn plan_deprovision(
             }];
             let mut after = managed.map(|m| m.last_exported.clone()).unwrap_or_default();
             after.insert(ACCOUNT_ENABLED.to_owned(), Value::Bool(false));
-            entry.exported_after = after;
+            let flag = managed.is_some_and(|m| m.disabled_before_scope_exit);
+            entry.records.push(link(after, flag));
             entry
         }
         DeprovisionAction::SoftDelete => {
-            b.entry(Some(target_id), situation, Action::SoftDelete, reason)
+            let mut entry = b.entry(Some(target_id), situation, Action::SoftDelete, reason);
+            if managed.is_none() {
+                // Found by anchor with no link (a lost store): linked first, so the store
+                // knows the soft delete was ctsync's and a return restores the same user.
+                entry.records.push(link(BTreeMap::new(), false));
+            }
+            entry.records.push(Record::SoftDeleted);
+            entry
         }
     };
     if !input.source_read.complete {
@@ -658,6 +753,7 @@ fn manager_pass(
             old_manager: old,
             new_manager: new,
             new_manager_target_id: wanted.and_then(|(_, id)| id),
+            clears_escrow: false,
             names: UserNames::default(),
             old_manager_names: None,
             new_manager_names: None,
@@ -681,10 +777,12 @@ fn block(plan: Plan, why: PlanBlock) -> Plan {
     let at = plan.computed_at();
     let guard = plan.guard().clone();
     let (entries, _managers) = plan.into_parts();
+    // Nothing at all: not even store records, so the next allowed cycle replans everything.
     let entries = entries
         .into_iter()
-        .map(|e| {
+        .map(|mut e| {
             if e.action == Action::Skip {
+                e.records.clear();
                 e
             } else {
                 hold(e, Reason::InboundSyncDisabled)

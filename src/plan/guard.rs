@@ -1,8 +1,10 @@
 //! Accidental-deletion prevention (reference §6): when one cycle's deletes plus disables reach
 //! the threshold, none of them run; they are staged, creates and updates go on.
 
+use std::collections::BTreeSet;
+
 use super::input::DeletionGuardSettings;
-use super::model::{Action, GuardOutcome, Plan, Reason};
+use super::model::{Action, Anchor, GuardOutcome, Plan, PlanEntry, Reason};
 
 pub(super) fn outcome_not_evaluated(settings: &DeletionGuardSettings) -> GuardOutcome {
     GuardOutcome {
@@ -10,6 +12,7 @@ pub(super) fn outcome_not_evaluated(settings: &DeletionGuardSettings) -> GuardOu
         triggered: false,
         reason: None,
         forced: false,
+        approved: 0,
         deletes: 0,
         disables: 0,
         managed: 0,
@@ -19,16 +22,26 @@ pub(super) fn outcome_not_evaluated(settings: &DeletionGuardSettings) -> GuardOu
 }
 
 /// Applies the guard to a plan. `managed` is the number of live users ctsync manages for the
-/// pair (the base of the percentage); `force` approves this cycle's removals. Entra compares
-/// with "met" (a threshold of 500 allows 499), so the test is `>=`.
+/// pair (the base of the percentage); `approved` names the staged removals an approval let
+/// through. Those pass; every other removal is counted on its own, so an approval never lets
+/// through a removal nobody saw staged. Entra compares with "met" (a threshold of 500 allows
+/// 499), so the test is `>=`.
 pub fn deletion_guard(
     plan: Plan,
     settings: &DeletionGuardSettings,
     managed: usize,
-    force: bool,
+    approved: &BTreeSet<Anchor>,
 ) -> Plan {
-    let deletes = plan.count(Action::SoftDelete);
-    let disables = plan.count(Action::Disable);
+    let is_approved = |e: &PlanEntry| e.action.is_removal() && approved.contains(&e.anchor);
+    let unapproved = |action: Action| {
+        plan.entries()
+            .iter()
+            .filter(|e| e.action == action && !is_approved(e))
+            .count()
+    };
+    let deletes = unapproved(Action::SoftDelete);
+    let disables = unapproved(Action::Disable);
+    let approved_count = plan.entries().iter().filter(|e| is_approved(e)).count();
     let removals = deletes + disables;
     let over_count = u64::try_from(removals).unwrap_or(u64::MAX) >= u64::from(settings.threshold);
     let over_share = settings.percentage.is_some_and(|pct| {
@@ -39,7 +52,8 @@ pub fn deletion_guard(
         enabled: settings.enabled,
         triggered,
         reason: triggered.then_some(Reason::TooManyDeletes),
-        forced: triggered && force,
+        forced: approved_count > 0,
+        approved: approved_count,
         deletes,
         disables,
         managed,
@@ -50,14 +64,15 @@ pub fn deletion_guard(
     let at = plan.computed_at();
     let blocked = plan.blocked();
     let (entries, managers) = plan.into_parts();
-    let stage = triggered && !force;
     let entries = entries
         .into_iter()
         .map(|mut entry| {
-            if stage && entry.action.is_removal() {
+            if triggered && entry.action.is_removal() && !is_approved(&entry) {
                 entry.intended = Some(entry.action);
                 entry.action = Action::StagedDelete;
-                entry.exported_after.clear();
+                // Nothing is written for a staged removal, not even its records; a settled
+                // escrow or intent is settled again once the removal runs.
+                entry.records.clear();
             }
             entry
         })

@@ -2,7 +2,7 @@
 //! store's knowledge and the target users the engine read. Plain data, independent of how the
 //! engine obtained it (the mapping's output is adapted into `DesiredAttributes` by the engine).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,8 +21,10 @@ pub struct PlanInput {
     pub source_read: SourceRead,
     /// The target's `identitySynchronization.userSyncInbound.isSyncAllowed` for this source.
     pub inbound_sync_allowed: bool,
-    /// Deletions staged by the guard in an earlier cycle were approved for this cycle.
-    pub force_deletes: bool,
+    /// Staged removals an approval let through, by anchor: these pass the deletion guard; any
+    /// other removal is counted afresh (the guard approves a set, not a cycle).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub approved_deletes: BTreeSet<Anchor>,
     pub source_users: Vec<SourceUser>,
     /// The store's knowledge: one record per anchor linked to a target user.
     pub managed: Vec<ManagedUser>,
@@ -34,6 +36,18 @@ pub struct PlanInput {
     /// True when `target_users` holds every anchored target user (initial cycles, drift
     /// correction): only then does a linked user missing from it count as `targetMissing`.
     pub target_read_complete: bool,
+    /// The store's open escrows: an entry that settles one says so (`Record::ClearEscrow`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escrowed: Vec<EscrowedAction>,
+}
+
+/// An escrowed action the store holds: the object's own (`reference` false) or its manager
+/// reference's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowedAction {
+    pub anchor: Anchor,
+    pub reference: bool,
 }
 
 /// The pair settings that change what the plan does.

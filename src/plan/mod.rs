@@ -26,6 +26,7 @@
 //! refuse the invitation, which escrows it).
 
 mod compute;
+pub mod groups;
 mod guard;
 mod input;
 mod matching;
@@ -39,12 +40,12 @@ mod tests;
 pub use compute::{MANAGER_ATTRIBUTE, RESTORE_WINDOW_DAYS, plan};
 pub use guard::deletion_guard;
 pub use input::{
-    AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes, ManagedUser,
-    ManagerRef, MatchingValue, OutOfScopeReason, PendingCreate, PlanInput, PlanSettings,
-    ScopeVerdict, SourceRead, SourceReadKind, SourceUser, SourceUserKind, TargetUser,
+    AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes, EscrowedAction,
+    ManagedUser, ManagerRef, MatchingValue, OutOfScopeReason, PendingCreate, PlanInput,
+    PlanSettings, ScopeVerdict, SourceRead, SourceReadKind, SourceUser, SourceUserKind, TargetUser,
 };
 pub use model::{
     Action, Anchor, AttributeChange, GuardOutcome, ManagerUpdate, Plan, PlanBlock, PlanEntry,
-    Reason, Situation,
+    Reason, Record, Situation,
 };
 pub use names::{NameBook, UserNames, invited_address};

@@ -249,12 +249,44 @@ pub struct PlanEntry {
     /// The create intent this create resumes after a crash (invariant 6).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub resumes_intent: Option<String>,
-    /// What the store's last exported values become once the action succeeded.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
-    pub exported_after: BTreeMap<String, Value>,
+    /// The store writes the plan asks for, in order, once the action succeeded (at once for a
+    /// skip). The executor makes exactly these and no others.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub records: Vec<Record>,
     /// Who this is, for people (set by the engine through [`Plan::annotate_names`]).
     #[serde(skip_serializing_if = "UserNames::is_empty", default)]
     pub names: UserNames,
+}
+
+impl PlanEntry {
+    /// The exported values the entry links with, if it links.
+    pub fn exported_after(&self) -> Option<&BTreeMap<String, Value>> {
+        self.records.iter().find_map(|r| match r {
+            Record::Link { exported, .. } => Some(exported),
+            _ => None,
+        })
+    }
+}
+
+/// One store write of a plan entry. Planned, like the Graph writes, so that what the store holds
+/// after a cycle follows from the plan alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "record")]
+pub enum Record {
+    /// Store the link to the entry's target user (for a create: the user the invitation
+    /// returned) with the whole set of last exported values; ctsync's soft-delete mark cleared.
+    #[serde(rename_all = "camelCase")]
+    Link {
+        exported: BTreeMap<String, Value>,
+        /// Entra's documented case: disabled while in scope, the user stays when it then leaves.
+        disabled_before_scope_exit: bool,
+    },
+    /// ctsync soft-deleted the linked target user (stamped with the executor's clock).
+    SoftDeleted,
+    /// The create intent of this anchor is settled (created, linked, or no longer wanted).
+    ResolveIntent,
+    /// The escrowed action of this anchor is settled (it succeeded, or is no longer wanted).
+    ClearEscrow,
 }
 
 /// A manager reference set or cleared in the second pass, after creates have ids.
@@ -269,6 +301,9 @@ pub struct ManagerUpdate {
     pub new_manager: Option<Anchor>,
     /// None when the manager is created in this cycle (or on clear).
     pub new_manager_target_id: Option<String>,
+    /// A reference escrow of this anchor is settled once the update succeeded.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub clears_escrow: bool,
     /// The user whose manager changes, for people.
     #[serde(skip_serializing_if = "UserNames::is_empty", default)]
     pub names: UserNames,
@@ -289,11 +324,18 @@ pub struct GuardOutcome {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<Reason>,
     pub forced: bool,
+    /// Removals that went through because an approval named them (by anchor).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub approved: usize,
     pub deletes: usize,
     pub disables: usize,
     pub managed: usize,
     pub threshold: u32,
     pub percentage: Option<u32>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why the plan writes nothing at all.
@@ -387,8 +429,13 @@ impl Plan {
             .and_then(|i| self.entries.get(i))
     }
 
-    /// True when applying the plan writes nothing.
+    /// True when applying the plan writes nothing, to the target or to the store.
     pub fn is_noop(&self) -> bool {
+        self.writes_nothing_to_target() && self.entries.iter().all(|e| e.records.is_empty())
+    }
+
+    /// True when applying the plan makes no Graph write (store records may remain).
+    pub fn writes_nothing_to_target(&self) -> bool {
         self.entries.iter().all(|e| !e.action.writes()) && self.manager_updates.is_empty()
     }
 

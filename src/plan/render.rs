@@ -47,12 +47,14 @@ impl Plan {
             .percentage
             .map(|p| format!(" or {p}% of {} managed", g.managed))
             .unwrap_or_default();
-        let verdict = match (g.enabled, g.triggered, g.forced) {
-            (false, _, _) => "off".to_owned(),
-            (true, false, _) => "not triggered".to_owned(),
-            (true, true, true) => "TooManyDeletes, approved for this cycle".to_owned(),
-            (true, true, false) => "TooManyDeletes, removals staged".to_owned(),
+        let mut verdict = match (g.enabled, g.triggered) {
+            (false, _) => "off".to_owned(),
+            (true, false) => "not triggered".to_owned(),
+            (true, true) => "TooManyDeletes, removals staged".to_owned(),
         };
+        if g.approved > 0 {
+            let _ = write!(verdict, "; {} approved removals go through", g.approved);
+        }
         writeln!(
             out,
             "deletion guard: {verdict} ({} deletes + {} disables; threshold {}{share})",

@@ -12,6 +12,7 @@
 
 mod codec;
 mod log;
+mod migrate;
 mod pg_schema;
 mod postgres;
 mod schema;
@@ -34,6 +35,7 @@ pub use log::{
     ProvisioningAction, ProvisioningErrorInfo, ProvisioningLogEntry, ProvisioningResult,
     ProvisioningStatusInfo, ProvisioningStep, ProvisioningStepType, ProvisioningSystem,
 };
+pub use migrate::{MigratedPair, copy_store};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use spec::StoreSpec;
 pub use sqlite::SqliteStore;
@@ -147,4 +149,7 @@ pub trait StateStore: Send + Sync {
         pair: &'a str,
         before: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Every pair the store holds any record of, sorted (moving a store, status of all pairs).
+    fn pairs(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }

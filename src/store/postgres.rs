@@ -744,6 +744,16 @@ impl StateStore for PostgresStore {
                 .await?)
         })
     }
+
+    fn pairs(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client.query(super::sqlite::PAIRS_SQL, &[]).await?;
+            rows.iter()
+                .map(|r| Ok(r.try_get::<_, String>(0)?))
+                .collect()
+        })
+    }
 }
 
 #[cfg(test)]

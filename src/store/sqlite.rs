@@ -548,4 +548,21 @@ impl StateStore for SqliteStore {
             Ok(u64::try_from(gone).unwrap_or(u64::MAX))
         })
     }
+
+    fn pairs(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached(PAIRS_SQL)?;
+            let pairs = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(pairs)
+        })
+    }
 }
+
+/// Pairs with any record, in byte order (both backends use the same statement).
+pub(super) const PAIRS_SQL: &str = "
+    SELECT pair FROM watermarks UNION SELECT pair FROM managed_users
+    UNION SELECT pair FROM create_intents UNION SELECT pair FROM escrows
+    UNION SELECT pair FROM job_status UNION SELECT pair FROM provisioning_log
+    ORDER BY 1";

@@ -25,6 +25,7 @@ on_both_backends!(
     a_newer_schema_is_refused_not_damaged,
     several_tasks_share_one_store,
     stored_managed_users_feed_the_planner_unchanged,
+    copying_a_store_moves_every_record_of_every_pair,
 );
 
 const PAIR: &str = "contoso-to-fabrikam";
@@ -674,7 +675,7 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
             complete: true,
         },
         inbound_sync_allowed: true,
-        force_deletes: false,
+        approved_deletes: Default::default(),
         source_users: vec![SourceUser {
             object_id: anchor(1).source_object_id().into(),
             user_principal_name: None,
@@ -694,6 +695,7 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
         pending_creates: vec![],
         target_users: vec![],
         target_read_complete: false,
+        escrowed: vec![],
     };
     let p = plan(&input);
     assert_eq!(
@@ -703,6 +705,102 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
         p.to_text()
     );
     assert_eq!(p.entries()[0].target_id.as_deref(), Some("target-001"));
+}
+
+/// `migrate-store`: a SQLite store with two pairs is copied into the backend under test; every
+/// reader returns the same, `pairs` lists both, and a second copy into it is refused.
+async fn copying_a_store_moves_every_record_of_every_pair(h: Harness) {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = SqliteStore::open(source_dir.path().join("old.db")).unwrap();
+    let mut soft = managed(2);
+    soft.soft_deleted_by_us_at = Some(t0());
+    soft.disabled_before_scope_exit = true;
+    for pair in [PAIR, "northwind-to-fabrikam"] {
+        source
+            .commit(
+                pair,
+                vec![
+                    StoreWrite::PutManaged(managed(1)),
+                    StoreWrite::PutManaged(soft.clone()),
+                    StoreWrite::RecordCreateIntent(CreateIntent {
+                        anchor: anchor(3),
+                        intent_id: "i3".into(),
+                        invited_address: "u3@contoso.test".into(),
+                        recorded_at: t0(),
+                    }),
+                    StoreWrite::PutEscrow(escrow(1, true)),
+                    StoreWrite::AppendLog(Box::new(log_entry(
+                        "e2",
+                        t0() + Duration::seconds(1),
+                        ProvisioningAction::Update,
+                        ProvisioningResult::Failure,
+                    ))),
+                    StoreWrite::AppendLog(Box::new(log_entry(
+                        "e1",
+                        t0(),
+                        ProvisioningAction::Create,
+                        ProvisioningResult::Success,
+                    ))),
+                    StoreWrite::PutStatus(json!({"code": "Active", "pair": pair})),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let watermark = Watermark {
+        delta_link: "delta-7".into(),
+        saved_at: t0(),
+    };
+    source.save_watermark(PAIR, &watermark).await.unwrap();
+
+    let target = h.open().await;
+    assert!(target.pairs().await.unwrap().is_empty());
+    let report = copy_store(&source, target.as_ref()).await.unwrap();
+    assert_eq!(report.len(), 2);
+    assert_eq!(
+        (
+            report[0].managed_users,
+            report[0].log_entries,
+            report[0].watermark
+        ),
+        (2, 2, true),
+        "{report:?}"
+    );
+    let mut pairs = vec![PAIR.to_owned(), "northwind-to-fabrikam".to_owned()];
+    pairs.sort();
+    assert_eq!(target.pairs().await.unwrap(), pairs);
+    for pair in &pairs {
+        let all = LogQuery::default();
+        assert_eq!(
+            target.managed_users(pair).await.unwrap(),
+            source.managed_users(pair).await.unwrap()
+        );
+        assert_eq!(
+            target.create_intents(pair).await.unwrap(),
+            source.create_intents(pair).await.unwrap()
+        );
+        assert_eq!(
+            target.escrows(pair).await.unwrap(),
+            source.escrows(pair).await.unwrap()
+        );
+        assert_eq!(
+            target.provisioning_log(pair, &all).await.unwrap(),
+            source.provisioning_log(pair, &all).await.unwrap()
+        );
+        assert_eq!(
+            target.status(pair).await.unwrap(),
+            source.status(pair).await.unwrap()
+        );
+        assert_eq!(
+            target.watermark(pair).await.unwrap(),
+            source.watermark(pair).await.unwrap()
+        );
+    }
+    let again = copy_store(&source, target.as_ref()).await;
+    assert!(
+        matches!(again, Err(StoreError::Config(ref m)) if m.contains("already holds")),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]

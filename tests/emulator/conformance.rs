@@ -112,7 +112,14 @@ fn shape_diff(
     out: &mut Vec<String>,
 ) {
     match (example, actual) {
-        (Value::Null, _) | (_, Value::Null) => {}
+        // A null in the example says nothing about the type; a null in the response is a
+        // nullable scalar's right, but not where Microsoft shows an object or an array.
+        (Value::Null, _) => {}
+        (Value::Object(_) | Value::Array(_), Value::Null) => out.push(format!(
+            "{path}: {} in the example, null in the response",
+            kind(example)
+        )),
+        (_, Value::Null) => {}
         (Value::Object(e), Value::Object(a)) => {
             let (ek, ak) = (props(e, ignore), props(a, ignore));
             for missing in ek.difference(&ak) {
@@ -181,7 +188,14 @@ async fn responses_have_the_shape_of_microsofts_examples() {
     let cid = [("client-request-id", "e70c5c1b-8b47-68c0-3171-3d22f5e0bd54")];
     let covered: std::cell::RefCell<BTreeSet<&str>> = std::cell::RefCell::default();
     let cmp = |name: &'static str, actual: &Value, mode: Mode, ignore: &[&str]| {
-        check(name, &load(&dir, name), actual, mode, ignore);
+        let example = load(&dir, name);
+        // Graph now always sends `innerError.client-request-id`; older examples lack it.
+        let mut ignore = ignore.to_vec();
+        let inner = &example["error"]["innerError"];
+        if inner.is_object() && inner.get("client-request-id").is_none() {
+            ignore.push("client-request-id");
+        }
+        check(name, &example, actual, mode, &ignore);
         covered.borrow_mut().insert(name);
     };
 
@@ -409,6 +423,24 @@ async fn responses_have_the_shape_of_microsofts_examples() {
             "isInMultiTenantOrganization",
         ],
     );
+    // Configure what the example shows configured (a null in the response where the example
+    // has an object is a difference), through PATCH, which also checks the nested shapes.
+    let example = load(&dir, "crossTenantAccessPolicy-partner-get.json");
+    let configured: Map<String, Value> = example
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| v.is_object() && !k.starts_with('_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let (s, body) = env
+        .patch(
+            &t,
+            "/policies/crossTenantAccessPolicy/partners/9c5d131d-b1c3-4fc4-9e3f-c6557947d551",
+            Value::Object(configured),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
     let (_, pg) = env
         .get(
             &t,
@@ -581,6 +613,22 @@ async fn responses_have_the_shape_of_microsofts_examples() {
     cmp(
         "error-throttled-429.json",
         &throttled.expect("throttled"),
+        Mode::Exact,
+        &[],
+    );
+
+    // Directory extension registration (the doc's request: jobGroup, String, multi-valued).
+    let (s, ext) = env
+        .post(
+            &t,
+            &format!("/applications/{TARGET_APP_OBJECT}/extensionProperties"),
+            json!({"name": "jobGroup", "dataType": "String", "isMultiValued": true, "targetObjects": ["User"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ext}");
+    cmp(
+        "extensionProperty-create-response.json",
+        &ext,
         Mode::Exact,
         &[],
     );

@@ -72,8 +72,8 @@ async fn bad_input_gets_graph_errors_never_a_500() {
             "Request_ResourceNotFound",
         ),
         (Method::PUT, "/users", None, 405, "Request_BadRequest"),
-        (Method::GET, "/nothingHere", None, 404, "BadRequest"),
-        (Method::GET, "/users/x/nothingHere", None, 404, "BadRequest"),
+        (Method::GET, "/nothingHere", None, 400, "BadRequest"),
+        (Method::GET, "/users/x/nothingHere", None, 400, "BadRequest"),
         (
             Method::POST,
             "/users",
@@ -170,7 +170,7 @@ async fn bad_input_gets_graph_errors_never_a_500() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

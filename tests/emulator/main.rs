@@ -13,5 +13,6 @@ mod groups;
 mod invitations;
 mod policy;
 mod scale;
+mod strict;
 mod throttling;
 mod users;

@@ -127,3 +127,79 @@ async fn a_store_password_never_reaches_the_output() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!stderr(&out).contains("Canary-Pw-7731"), "{}", stderr(&out));
 }
+
+/// `migrate-store` round trip: an installation that ran on SQLite moves to PostgreSQL, and its
+/// next cycle there is a quiet one (no write, no new log entry, the same target users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_installation_moves_to_postgres_and_its_next_cycle_is_quiet() {
+    let Some(db) = pg::PgSchema::new("migrate_round_trip") else {
+        return;
+    };
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, sales_people(5))],
+    ))
+    .await;
+    let file = world.pair_file("moved", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("state.db");
+    let mut run = World::run_command(&file, &state);
+    run.arg("--once").env("RUST_LOG", "warn");
+    let out = output(run).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = world.b2b_users(FABRIKAM).await;
+    assert_eq!(before.len(), 5);
+
+    let mut migrate = ctsync();
+    migrate
+        .arg("migrate-store")
+        .arg("--from")
+        .arg(format!("sqlite:{}", state.display()))
+        .args(["--to", &db.url, "--to-schema", &db.schema]);
+    let out = output(migrate).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("moved: 5 managed users") && printed.contains("watermark copied"),
+        "{printed}"
+    );
+
+    use ctsync::store::{LogQuery, StateStore};
+    let store = db.store().await;
+    let logged = store
+        .provisioning_log("moved", &LogQuery::default())
+        .await
+        .unwrap()
+        .len();
+    assert!(logged >= 5, "the creates' log entries moved too ({logged})");
+    assert_eq!(full_plan(&file, &db.args()).await, (5, Vec::<Value>::new()));
+
+    let mut run = World::run_command(&file, &world.dir.path().join("unused.db"));
+    run.arg("--once").args(db.args()).env("RUST_LOG", "warn");
+    let out = output(run).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        store
+            .provisioning_log("moved", &LogQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        logged,
+        "the first cycle on PostgreSQL wrote nothing"
+    );
+    let after = world.b2b_users(FABRIKAM).await;
+    assert_eq!(
+        serde_json::to_value(&before).unwrap(),
+        serde_json::to_value(&after).unwrap()
+    );
+
+    // Moving into a store that already holds pairs is refused (exit 2).
+    let mut again = ctsync();
+    again
+        .arg("migrate-store")
+        .arg("--from")
+        .arg(format!("sqlite:{}", state.display()))
+        .args(["--to", &db.url, "--to-schema", &db.schema]);
+    let out = output(again).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already holds"), "{}", stderr(&out));
+}

@@ -1,6 +1,7 @@
 //! The sync engine end to end: pairs in YAML, the daemon's cycles against the Graph emulator
 //! over loopback HTTP, each scenario asserting the target's state through Graph.
 
+mod heal;
 mod world;
 
 use serde_json::json;

@@ -1,0 +1,509 @@
+//! Every cycle heals: a crash at any step boundary, a lost state file or a blocked cycle leave
+//! nothing behind that the next cycles do not repair. Black box where it can be: the `ctsync`
+//! binary against the emulator, the target checked through Graph and the store opened after
+//! the binary exited.
+
+use std::path::Path;
+
+use ctsync::engine::killpoint::Step;
+use ctsync::plan::Anchor;
+use ctsync::store::{CreateIntent, SqliteStore, StateStore, StoreWrite};
+use serde_json::{Value, json};
+
+use super::world::*;
+
+/// Mappings without a manager: a re-link then needs no write at all.
+const PLAIN_MAPPINGS: &str = "  scope: { mode: all }
+  mappings:
+    - { target: mail, source: mail, matchingPriority: 1 }
+    - { target: displayName, source: displayName }
+    - { target: jobTitle, source: jobTitle }
+    - { target: accountEnabled, source: accountEnabled }
+    - { target: userType, constant: Member, apply: onCreate }
+";
+
+fn people(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            user(
+                &format!("p{i:02}"),
+                "contoso.com",
+                json!({"jobTitle": "Rep"}),
+            )
+        })
+        .collect()
+}
+
+async fn two_tenants(users: Vec<Value>) -> World {
+    World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await
+}
+
+/// `ctsync run --once` over `state`; `kill_at` sets `CTSYNC_KILL_AT`. Returns whether it
+/// exited successfully (an abort at the kill point is not).
+async fn run_once(file: &Path, state: &Path, kill_at: Option<String>) -> (bool, String) {
+    let (file, state) = (file.to_owned(), state.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut command = World::run_command(&file, &state);
+        command.arg("--once").env("RUST_LOG", "warn");
+        if let Some(point) = kill_at {
+            command.env("CTSYNC_KILL_AT", point);
+        }
+        let output = command.output().expect("ctsync runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("joined")
+}
+
+async fn run_ok(file: &Path, state: &Path) {
+    let (ok, stderr) = run_once(file, state, None).await;
+    assert!(ok, "ctsync run --once failed:\n{stderr}");
+}
+
+/// Makes every write to `tenant` fail with a 400 (an escrowed failure): a tripwire for "this
+/// cycle writes nothing to the target".
+async fn forbid_writes(world: &World, tenant: &str) {
+    let client = reqwest::Client::new();
+    for method in ["POST", "PATCH", "PUT", "DELETE"] {
+        let rule = json!({"tenant": tenant, "method": method, "pathContains": "/",
+            "count": 100000, "status": 400, "code": "TripwireWrite"});
+        let response = client
+            .post(format!(
+                "{}/_emulator/faults/fail-next",
+                world.emulator.base_url()
+            ))
+            .json(&rule)
+            .send()
+            .await
+            .expect("emulator control");
+        assert!(response.status().is_success(), "{:?}", response.status());
+    }
+}
+
+async fn clear_faults(world: &World) {
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
+        .send()
+        .await
+        .expect("emulator control");
+}
+
+fn anchor_of(user: &ctsync::graph::User) -> Option<String> {
+    user.extensions
+        .get(&anchor_attribute())
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// What the target and the store must hold when every source user in `live` (alias → job
+/// title) is synced and every alias in `gone` was deleted in the source: exactly one live,
+/// anchored B2B user per live alias with its title; no live user for the others; the store
+/// linking exactly the live anchors (the gone ones marked soft-deleted by us, if linked), no
+/// open intent, a watermark. Returns the violations (empty = converged).
+async fn violations(
+    world: &World,
+    pair: &str,
+    state: &Path,
+    live: &[(String, String)],
+    gone: &[String],
+    source_ids: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let users = world.b2b_users(FABRIKAM).await;
+    for (alias, title) in live {
+        let matching: Vec<_> = users
+            .iter()
+            .filter(|u| {
+                u.user_principal_name
+                    .as_deref()
+                    .is_some_and(|upn| upn.starts_with(&format!("{alias}_")))
+            })
+            .collect();
+        let want_anchor = format!("{CONTOSO}/{}", source_ids[alias]);
+        match matching.as_slice() {
+            [one] => {
+                if anchor_of(one).as_deref() != Some(want_anchor.as_str()) {
+                    problems.push(format!("{alias}: anchor {:?}", anchor_of(one)));
+                }
+                let full = world
+                    .admin(FABRIKAM)
+                    .get_user(&one.id, &["jobTitle"])
+                    .await
+                    .expect("get")
+                    .expect("exists");
+                if full.job_title.as_deref() != Some(title.as_str()) {
+                    problems.push(format!("{alias}: jobTitle {:?} != {title}", full.job_title));
+                }
+            }
+            other => problems.push(format!("{alias}: {} live target users", other.len())),
+        }
+    }
+    for alias in gone {
+        if users.iter().any(|u| {
+            u.user_principal_name
+                .as_deref()
+                .is_some_and(|upn| upn.starts_with(&format!("{alias}_")))
+        }) {
+            problems.push(format!(
+                "{alias}: deleted in the source but live in the target"
+            ));
+        }
+    }
+    let store = SqliteStore::open(state).expect("store opens");
+    let managed = store.managed_users(pair).await.expect("managed");
+    for (alias, _) in live {
+        let anchor = Anchor::new(CONTOSO, &source_ids[alias]);
+        match managed.iter().find(|m| m.anchor == anchor) {
+            Some(m) if m.soft_deleted_by_us_at.is_none() => {}
+            Some(_) => problems.push(format!("{alias}: store says soft-deleted")),
+            None => problems.push(format!("{alias}: no link in the store")),
+        }
+    }
+    for alias in gone {
+        let anchor = Anchor::new(CONTOSO, &source_ids[alias]);
+        if let Some(m) = managed.iter().find(|m| m.anchor == anchor)
+            && m.soft_deleted_by_us_at.is_none()
+        {
+            problems.push(format!("{alias}: gone but linked as live"));
+        }
+    }
+    let intents = store.create_intents(pair).await.expect("intents");
+    if !intents.is_empty() {
+        problems.push(format!("{} open create intents", intents.len()));
+    }
+    if store.watermark(pair).await.expect("watermark").is_none() {
+        problems.push("no watermark".into());
+    }
+    problems
+}
+
+async fn ids(world: &World, aliases: &[String]) -> std::collections::BTreeMap<String, String> {
+    let mut map = std::collections::BTreeMap::new();
+    for alias in aliases {
+        map.insert(
+            alias.clone(),
+            world
+                .source_id(CONTOSO, &format!("{alias}@contoso.com"))
+                .await,
+        );
+    }
+    map
+}
+
+/// Failure 1: a kill -9 after the PATCH of an initial cycle leaves a target user with our
+/// anchor and only its create intent in the store. The next initial cycle must link it, so a
+/// later source delete reaches the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_anchored_before_a_crash_is_linked_on_restart_and_its_delete_arrives() {
+    let world = two_tenants(people(3)).await;
+    let file = world.pair_file("heal", CONTOSO, FABRIKAM, PLAIN_MAPPINGS);
+    let state = world.dir.path().join("run.db");
+    run_ok(&file, &state).await;
+    let victim = world.source_id(CONTOSO, "p01@contoso.com").await;
+    let anchor = Anchor::new(CONTOSO, &victim);
+    {
+        // What the crash left: the user carries the anchor, the store has its intent only and
+        // no watermark (the initial cycle never finished).
+        let store = SqliteStore::open(&state).expect("store");
+        store
+            .commit(
+                "heal",
+                vec![
+                    StoreWrite::RemoveManaged {
+                        anchor: anchor.clone(),
+                    },
+                    StoreWrite::RecordCreateIntent(CreateIntent {
+                        anchor: anchor.clone(),
+                        intent_id: "crashed".into(),
+                        invited_address: "p01@contoso.com".into(),
+                        recorded_at: chrono::Utc::now(),
+                    }),
+                ],
+            )
+            .await
+            .expect("commit");
+        store.clear_watermark("heal").await.expect("clear");
+    }
+    run_ok(&file, &state).await;
+    {
+        let store = SqliteStore::open(&state).expect("store");
+        assert!(
+            store.managed_user("heal", &anchor).await.unwrap().is_some(),
+            "the user found by anchor is linked"
+        );
+        assert!(store.create_intents("heal").await.unwrap().is_empty());
+    }
+    let target = world.b2b_user(FABRIKAM, "p01").await.expect("p01 synced");
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{victim}"),
+            None,
+        )
+        .await;
+    run_ok(&file, &state).await;
+    let (_, deleted) = world
+        .target_user_by_id(FABRIKAM, &target.id)
+        .await
+        .expect("still restorable");
+    assert!(deleted, "the source delete reached the target");
+}
+
+/// Failure 2 and the full reconcile: the state file is lost mid-life. The next (full) cycle
+/// re-links every user by anchor without writing to the target; later source edits and
+/// deletes reach the target again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_file_is_healed_by_re_linking_without_writing_to_the_target() {
+    let world = two_tenants(people(4)).await;
+    let file = world.pair_file("heal", CONTOSO, FABRIKAM, PLAIN_MAPPINGS);
+    let state = world.dir.path().join("run.db");
+    run_ok(&file, &state).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
+    }
+    forbid_writes(&world, FABRIKAM).await;
+    run_ok(&file, &state).await;
+    clear_faults(&world).await;
+    {
+        let store = SqliteStore::open(&state).expect("store");
+        let managed = store.managed_users("heal").await.unwrap();
+        assert_eq!(managed.len(), 4, "everyone re-linked: {managed:?}");
+        assert!(
+            store.escrows("heal").await.unwrap().is_empty(),
+            "no write was tried"
+        );
+    }
+    let edited = world.source_id(CONTOSO, "p02@contoso.com").await;
+    world
+        .patch(CONTOSO, &edited, json!({"jobTitle": "Lead"}))
+        .await;
+    let deleted = world.source_id(CONTOSO, "p03@contoso.com").await;
+    let p03 = world.b2b_user(FABRIKAM, "p03").await.expect("p03");
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{deleted}"),
+            None,
+        )
+        .await;
+    run_ok(&file, &state).await;
+    let p02 = world.b2b_user(FABRIKAM, "p02").await.expect("p02");
+    let p02 = world
+        .admin(FABRIKAM)
+        .get_user(&p02.id, &["jobTitle"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p02.job_title.as_deref(), Some("Lead"));
+    let (_, gone) = world.target_user_by_id(FABRIKAM, &p03.id).await.unwrap();
+    assert!(gone, "the delete reached the target");
+}
+
+/// Failure 2 with the default mappings (manager included): a lost state file must not make
+/// every cycle fail (`FOREIGN KEY constraint failed` on the manager's exported value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_file_with_a_manager_mapping_does_not_fail_every_cycle() {
+    let mut users = people(2);
+    users[1]["manager"] = json!("p00@contoso.com");
+    let world = two_tenants(users).await;
+    let file = world.pair_file("heal", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("run.db");
+    run_ok(&file, &state).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
+    }
+    run_ok(&file, &state).await;
+    run_ok(&file, &state).await;
+    let store = SqliteStore::open(&state).expect("store");
+    assert_eq!(store.managed_users("heal").await.unwrap().len(), 2);
+    let status = store.status("heal").await.unwrap().expect("status");
+    assert_eq!(
+        status["countSuccessiveCompleteFailures"],
+        json!(0),
+        "{status}"
+    );
+}
+
+/// Failure 3: changes made while the target has inbound sync off arrive once it is on again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_inbound_sync_was_off_arrive_when_it_is_on_again() {
+    let world = two_tenants(people(3)).await;
+    let file = world.pair_file("heal", CONTOSO, FABRIKAM, PLAIN_MAPPINGS);
+    let state = world.dir.path().join("run.db");
+    run_ok(&file, &state).await;
+    let policy =
+        format!("policies/crossTenantAccessPolicy/partners/{CONTOSO}/identitySynchronization");
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::PATCH,
+            &policy,
+            Some(json!({"userSyncInbound": {"isSyncAllowed": false}})),
+        )
+        .await;
+    let edited = world.source_id(CONTOSO, "p00@contoso.com").await;
+    world
+        .patch(CONTOSO, &edited, json!({"jobTitle": "Lead"}))
+        .await;
+    let deleted = world.source_id(CONTOSO, "p01@contoso.com").await;
+    let p01 = world.b2b_user(FABRIKAM, "p01").await.expect("p01");
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{deleted}"),
+            None,
+        )
+        .await;
+    run_ok(&file, &state).await; // blocked: writes nothing
+    assert!(!world.target_user_by_id(FABRIKAM, &p01.id).await.unwrap().1);
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::PATCH,
+            &policy,
+            Some(json!({"userSyncInbound": {"isSyncAllowed": true}})),
+        )
+        .await;
+    run_ok(&file, &state).await;
+    let p00 = world.b2b_user(FABRIKAM, "p00").await.expect("p00");
+    let p00 = world
+        .admin(FABRIKAM)
+        .get_user(&p00.id, &["jobTitle"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p00.job_title.as_deref(), Some("Lead"), "the edit arrived");
+    assert!(
+        world.target_user_by_id(FABRIKAM, &p01.id).await.unwrap().1,
+        "the delete arrived"
+    );
+}
+
+/// One kill trial: the binary dies at `step` (the `nth` time it is reached) during the initial
+/// cycle, then during an incremental one (a create, edits, a delete); each time a restart must
+/// leave target and store exactly right. Returns the violations and whether the kill point was
+/// reached in each phase.
+async fn kill_trial(step: Step, nth: usize) -> (Vec<String>, [bool; 2]) {
+    let mut users = people(5);
+    for u in &mut users {
+        u["department"] = json!("Sales");
+    }
+    users.push(user(
+        "late",
+        "contoso.com",
+        json!({"jobTitle": "Rep", "department": "Hold"}),
+    ));
+    let world = two_tenants(users).await;
+    let mappings = PLAIN_MAPPINGS.replace(
+        "  scope: { mode: all }\n",
+        "  scope:
+    mode: all
+    filters:
+      - title: not held
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+",
+    );
+    let file = world.pair_file("kill", CONTOSO, FABRIKAM, &mappings);
+    let state = world.dir.path().join("run.db");
+    let point = format!("{}:{nth}", step.as_str());
+    let mut reached = [false; 2];
+    let mut problems = Vec::new();
+
+    let (ok, _) = run_once(&file, &state, Some(point.clone())).await;
+    reached[0] = !ok;
+    run_ok(&file, &state).await;
+    let aliases: Vec<String> = (0..5)
+        .map(|i| format!("p{i:02}"))
+        .chain(["late".to_owned()])
+        .collect();
+    let source_ids = ids(&world, &aliases).await;
+    let live: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("p{i:02}"), "Rep".to_owned()))
+        .collect();
+    for p in violations(&world, "kill", &state, &live, &[], &source_ids).await {
+        problems.push(format!("initial {point}: {p}"));
+    }
+
+    // Incremental: a create (late enters scope), two edits, a delete.
+    world
+        .patch(CONTOSO, &source_ids["late"], json!({"department": "Sales"}))
+        .await;
+    world
+        .patch(CONTOSO, &source_ids["p00"], json!({"jobTitle": "Lead"}))
+        .await;
+    world
+        .patch(CONTOSO, &source_ids["p01"], json!({"jobTitle": "Lead"}))
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{}", source_ids["p04"]),
+            None,
+        )
+        .await;
+    let (ok, _) = run_once(&file, &state, Some(point.clone())).await;
+    reached[1] = !ok;
+    run_ok(&file, &state).await;
+    let live: Vec<(String, String)> = [
+        ("p00", "Lead"),
+        ("p01", "Lead"),
+        ("p02", "Rep"),
+        ("p03", "Rep"),
+        ("late", "Rep"),
+    ]
+    .iter()
+    .map(|(a, t)| ((*a).to_owned(), (*t).to_owned()))
+    .collect();
+    for p in violations(
+        &world,
+        "kill",
+        &state,
+        &live,
+        &["p04".to_owned()],
+        &source_ids,
+    )
+    .await
+    {
+        problems.push(format!("incremental {point}: {p}"));
+    }
+    (problems, reached)
+}
+
+/// The deterministic kill points, each followed by a restart and an exact check of target and
+/// store. `CTSYNC_KILL_TRIALS` = how many `nth` values per step (default 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_each_step_boundary_a_restart_converges_exactly() {
+    let per_step: usize = std::env::var("CTSYNC_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mut all = Vec::new();
+    let mut trials = 0;
+    let mut kills = 0;
+    for step in Step::ALL {
+        for nth in 1..=per_step {
+            let (problems, reached) = kill_trial(step, nth).await;
+            trials += 2;
+            kills += reached.iter().filter(|r| **r).count();
+            all.extend(problems);
+        }
+    }
+    eprintln!(
+        "kill trials: {trials} phases, {kills} killed, {} violations",
+        all.len()
+    );
+    assert!(kills > 0, "no kill point was ever reached");
+    assert!(all.is_empty(), "violations:\n{}", all.join("\n"));
+}
