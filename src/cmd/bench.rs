@@ -30,6 +30,7 @@ pub struct Args {
     /// Milliseconds the emulator adds to every request (Graph answers in 50-300 ms).
     #[arg(long, default_value_t = 0)]
     pub latency: u64,
+    /// Which throttling the emulator applies (see the values).
     #[arg(long, value_enum, default_value_t = Quota::Graph)]
     pub quota: Quota,
     /// Speeds up the emulator's clock and the client's quota windows alike (10 = a 150 s
@@ -39,6 +40,7 @@ pub struct Args {
     /// Only the `plan` phase (fresh state): for sizes whose initial cycle would take hours.
     #[arg(long)]
     pub plan_only: bool,
+    /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
