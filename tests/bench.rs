@@ -43,6 +43,7 @@ fn a_small_bench_runs_every_phase_and_reports_its_fields() {
             "usersPerSecond",
             "created",
             "writes",
+            "writeRequests",
             "writesPerSecond",
             "writeQuotaRatio",
             "invitations",

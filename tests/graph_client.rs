@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ctsync::graph::{
     BatchRequest, ClientCredential, DeltaItem, GraphClient, GraphClientPool, GraphError,
-    GraphSettings, RemovedReason, User, WriteQuota,
+    GraphSettings, InvitationQuota, RemovedReason, User, WriteQuota,
 };
 use serde_json::{Value, json};
 
@@ -824,6 +824,66 @@ async fn batch_limits_are_enforced_before_sending() {
 }
 
 // ---- write limiter and counters -------------------------------------------------------------
+
+/// The most requests that arrived within any `window`.
+fn busiest_window(seen: &[Seen], window: Duration) -> usize {
+    let mut at: Vec<Instant> = seen.iter().map(|s| s.at).collect();
+    at.sort();
+    (0..at.len())
+        .map(|i| at[i..].iter().take_while(|t| **t < at[i] + window).count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Graph counts writes and invitations in windows: a client that bursts its whole quota and
+/// then keeps a steady rate (a token bucket) sends up to twice the quota in one window and
+/// meets 429s. Paced on a sliding window, no window ever holds more than the quota, even with
+/// many writers at once.
+#[tokio::test]
+async fn concurrent_writes_and_invitations_never_exceed_a_quota_window() {
+    let mock = Mock::start().await;
+    mock.on("/v1.0/users/u1", vec![reply(204, Value::Null)]);
+    mock.on("/v1.0/invitations", vec![reply(201, json!({"id": "i"}))]);
+    let client = mock.client_with(GraphSettings {
+        write_quota: WriteQuota {
+            writes: NonZeroU32::new(6).unwrap(),
+            per: Duration::from_millis(600),
+        },
+        invitation_quota: InvitationQuota {
+            invitations: NonZeroU32::new(3).unwrap(),
+            per: Duration::from_millis(400),
+        },
+        ..mock.settings()
+    });
+    let mut change = serde_json::Map::new();
+    change.insert("jobTitle".into(), json!("Engineer"));
+    let patches = (0..10).map(|_| client.update_user("u1", &change));
+    let invitation = json!({"invitedUserEmailAddress": "a@b.c"});
+    let invites = (0..5).map(|_| {
+        client.send(
+            reqwest::Method::POST,
+            "invitations",
+            &[],
+            Some(&invitation),
+            1,
+        )
+    });
+    let (patched, invited) = tokio::join!(
+        futures::future::join_all(patches),
+        futures::future::join_all(invites)
+    );
+    assert!(patched.iter().all(Result::is_ok) && invited.iter().all(Result::is_ok));
+    let seen = mock.graph_requests();
+    assert_eq!(seen.len(), 15);
+    assert!(busiest_window(&seen, Duration::from_millis(600)) <= 6);
+    let invitations: Vec<Seen> = seen
+        .into_iter()
+        .filter(|s| s.uri.ends_with("/invitations"))
+        .collect();
+    assert!(busiest_window(&invitations, Duration::from_millis(400)) <= 3);
+    assert_eq!(client.writes_sent(), 15);
+    assert_eq!(client.invitations_sent(), 5);
+}
 
 #[tokio::test]
 async fn writes_are_paced_by_the_client_side_quota_and_reads_are_not() {

@@ -44,7 +44,8 @@ pub struct BenchOptions {
     pub users: usize,
     /// Source changes before the incremental cycle.
     pub changes: usize,
-    /// Added to every Graph request by the emulator, in real milliseconds.
+    /// Added to every Graph request by the emulator, in Graph's milliseconds: divided by the
+    /// time scale like the quota windows (100 at time scale 10 waits 10 real ms).
     pub latency_ms: u64,
     pub quota: QuotaMode,
     /// Virtual seconds per real second for the emulator's windows and the client's pacing.
@@ -82,6 +83,9 @@ pub enum BenchError {
 #[serde(rename_all = "camelCase")]
 pub struct ClientCounts {
     pub requests: u64,
+    /// Write operations (each `$batch` write item counts): what Graph's write quota counts.
+    pub writes: u64,
+    pub invitations: u64,
     pub throttled: u64,
     pub token_requests: u64,
     pub by_endpoint: BTreeMap<String, u64>,
@@ -91,6 +95,8 @@ impl ClientCounts {
     fn minus(&self, before: &ClientCounts) -> ClientCounts {
         ClientCounts {
             requests: self.requests - before.requests,
+            writes: self.writes - before.writes,
+            invitations: self.invitations - before.invitations,
             throttled: self.throttled - before.throttled,
             token_requests: self.token_requests - before.token_requests,
             by_endpoint: self
@@ -104,9 +110,8 @@ impl ClientCounts {
         }
     }
 
-    /// Requests that write (everything but GET), counting each `$batch` item... as the batch:
-    /// the emulator counts items, the bench counts round trips.
-    fn writes(&self) -> u64 {
+    /// Round trips that write (everything but GET; a `$batch` is one).
+    fn write_requests(&self) -> u64 {
         self.by_endpoint
             .iter()
             .filter(|(k, _)| !k.starts_with("GET "))
@@ -126,8 +131,10 @@ pub struct PhaseReport {
     pub users_changed: u64,
     pub users_per_second: f64,
     pub created: u64,
-    /// Target write round trips (POST/PATCH/PUT/DELETE, `$batch` as one) and per second.
+    /// Target write operations (what Graph's quota counts: each `$batch` item) and per second.
     pub writes: u64,
+    /// Target round trips that write (a `$batch` is one).
+    pub write_requests: u64,
     pub writes_per_second: f64,
     /// writes/s ÷ Graph's 20 writes/s × time scale (≤ 1 when the quota is kept).
     pub write_quota_ratio: f64,
@@ -221,12 +228,9 @@ impl Probe {
         .iter()
         .map(|a| count(a))
         .sum();
-        let writes = target.writes();
-        let invitations = target
-            .by_endpoint
-            .get("POST invitations")
-            .copied()
-            .unwrap_or(0);
+        let writes = target.writes;
+        let write_requests = target.write_requests();
+        let invitations = target.invitations;
         let scale = options.time_scale;
         PhaseReport {
             name: self.name,
@@ -235,6 +239,7 @@ impl Probe {
             users_per_second: round(users_changed as f64 / secs, 2),
             created,
             writes,
+            write_requests,
             writes_per_second: round(writes as f64 / secs, 2),
             write_quota_ratio: round(writes as f64 / secs / (GRAPH_WRITES_PER_SECOND * scale), 3),
             invitations,

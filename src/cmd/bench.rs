@@ -27,7 +27,8 @@ pub struct Args {
     /// incremental cycle.
     #[arg(long, default_value_t = 100)]
     pub changes: usize,
-    /// Milliseconds the emulator adds to every request (Graph answers in 50-300 ms).
+    /// Milliseconds the emulator adds to every request (Graph answers in 50-300 ms); scaled by
+    /// --time-scale like the quota windows.
     #[arg(long, default_value_t = 0)]
     pub latency: u64,
     /// Which throttling the emulator applies (see the values).

@@ -11,19 +11,19 @@ use crate::expr::EvalContext;
 use crate::graph::GraphError;
 use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
 use crate::plan::{
-    self, Anchor, DesiredAttributes, EscrowedAction, ManagedUser, ManagerRef, MatchingValue,
-    OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict, SourceRead as PlanSourceRead,
-    SourceReadKind, SourceUser, SourceUserKind,
+    self, Action, Anchor, DesiredAttributes, EscrowedAction, ManagedUser, ManagerRef,
+    MatchingValue, OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict,
+    SourceRead as PlanSourceRead, SourceReadKind, SourceUser, SourceUserKind,
 };
 use crate::scope::{self, AssignmentIndex, Disposition, Membership, ScopeDecision};
 use crate::store::{StateStore, Watermark};
 
 use super::apply::{self, ApplyContext, ApplyOutcome};
 use super::killpoint::{self, CrashAt, Step};
+use super::{action_log, names};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
 use super::{EngineError, read::graph_error};
-use super::{action_log, names};
 
 /// Initial cycles read everything; incremental ones only what changed since the watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,9 +97,47 @@ impl CycleReport {
     }
 }
 
+/// How long a preflight verdict serves cycles that write nothing. A cycle that writes always
+/// checks the policies again first, so nothing is written on a stale verdict.
+pub const PREFLIGHT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The preflight verdict: the cached one when it is younger than [`PREFLIGHT_TTL`] (and
+/// `true` as the second value), otherwise a fresh one.
+pub(super) async fn preflight_cached(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
+    let cached = *rt.preflight.lock().unwrap_or_else(|p| p.into_inner());
+    match cached {
+        Some((at, allowed)) if at.elapsed() < PREFLIGHT_TTL => Ok((allowed, true)),
+        _ => preflight(rt).await.map(|allowed| (allowed, false)),
+    }
+}
+
+/// Forgets the cached preflight verdict, so the next cycle checks the policies again (after a
+/// cycle with failures: a refused write may mean a policy changed).
+pub fn forget_preflight(rt: &PairRuntime) {
+    *rt.preflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// Whether applying `plan` writes anything to the target.
+fn plan_writes(plan: &Plan) -> bool {
+    !plan.manager_updates().is_empty()
+        || plan
+            .entries()
+            .iter()
+            .any(|e| !matches!(e.action, Action::Skip | Action::StagedDelete))
+}
+
 /// Checks that both tenants answer and the target still allows inbound sync from the source.
-/// Returns whether inbound sync is allowed; a missing policy means it is not.
+/// Returns whether inbound sync is allowed; a missing policy means it is not. The verdict is
+/// cached for [`preflight_cached`]; a failed check clears the cache.
 pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
+    forget_preflight(rt);
+    let allowed = preflight_uncached(rt).await?;
+    *rt.preflight.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((std::time::Instant::now(), allowed));
+    Ok(allowed)
+}
+
+async fn preflight_uncached(rt: &PairRuntime) -> Result<bool, EngineError> {
     rt.source
         .check_token()
         .await
@@ -396,7 +434,7 @@ pub async fn compute_plan(
     options: &CycleOptions,
 ) -> Result<PlannedCycle, EngineError> {
     let now = Utc::now();
-    let inbound_sync_allowed = preflight(rt).await?;
+    let (inbound_sync_allowed, preflight_was_cached) = preflight_cached(rt).await?;
     let watermark = store.watermark(rt.name()).await?;
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
@@ -421,8 +459,9 @@ pub async fn compute_plan(
         Vec::new()
     };
 
-    // The mapping context is not Send: it is dropped before the name lookups await.
-    let (input, mut plan) = {
+    let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
+    {
+        // Scoped: the RNG is not `Send` and must not live across the awaits below.
         let mut random = rand_source();
         let is_unique = |_: &str| true;
         let mut ctx = EvalContext {
@@ -430,51 +469,61 @@ pub async fn compute_plan(
             random: &mut random,
             is_unique: &is_unique,
         };
-        let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
         for (id, attrs) in &source.users {
             let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
             source_users.push(user);
         }
-        for id in source.removed.keys() {
-            source_users.push(deleted_source_user(id));
-        }
-        let input = PlanInput {
-            pair: rt.name().to_owned(),
-            source_tenant_id: rt.pair.source.tenant_id.clone(),
-            now,
-            settings: rt.settings.clone(),
-            source_read: PlanSourceRead {
-                kind: match kind {
-                    CycleKind::Initial => SourceReadKind::Full,
-                    CycleKind::Incremental => SourceReadKind::Delta,
-                },
-                complete: true,
+    }
+    for id in source.removed.keys() {
+        source_users.push(deleted_source_user(id));
+    }
+    let input = PlanInput {
+        pair: rt.name().to_owned(),
+        source_tenant_id: rt.pair.source.tenant_id.clone(),
+        now,
+        settings: rt.settings.clone(),
+        source_read: PlanSourceRead {
+            kind: match kind {
+                CycleKind::Initial => SourceReadKind::Full,
+                CycleKind::Incremental => SourceReadKind::Delta,
             },
-            inbound_sync_allowed,
-            approved_deletes: options.approved_deletes.clone(),
-            source_users,
-            managed: managed.clone(),
-            pending_creates: intents
-                .iter()
-                .map(|i| PendingCreate {
-                    anchor: i.anchor.clone(),
-                    intent_id: i.intent_id.clone(),
-                })
-                .collect(),
-            target_users,
-            target_read_complete: read_target,
-            escrowed: escrows
-                .iter()
-                .map(|e| EscrowedAction {
-                    anchor: e.anchor.clone(),
-                    reference: e.reference,
-                })
-                .collect(),
-        };
-        let plan = plan::plan(&input);
-        (input, plan)
+            complete: true,
+        },
+        inbound_sync_allowed,
+        approved_deletes: options.approved_deletes.clone(),
+        source_users,
+        managed: managed.clone(),
+        pending_creates: intents
+            .iter()
+            .map(|i| PendingCreate {
+                anchor: i.anchor.clone(),
+                intent_id: i.intent_id.clone(),
+            })
+            .collect(),
+        target_users,
+        target_read_complete: read_target,
+        escrowed: escrows
+            .iter()
+            .map(|e| EscrowedAction {
+                anchor: e.anchor.clone(),
+                reference: e.reference,
+            })
+            .collect(),
     };
+    let mut plan = plan::plan(&input);
     let book = names::read_names(rt, source.users.iter(), &input.target_users, &managed);
+    // A cached verdict only serves cycles that write nothing: before writing, check again,
+    // and plan again if the target's policy changed meanwhile.
+    if preflight_was_cached && plan_writes(&plan) {
+        let allowed = preflight(rt).await?;
+        if allowed != input.inbound_sync_allowed {
+            let input = PlanInput {
+                inbound_sync_allowed: allowed,
+                ..input
+            };
+            plan = plan::plan(&input);
+        }
+    }
     names::annotate(rt, &mut plan, book).await;
     Ok(PlannedCycle {
         kind,
@@ -516,6 +565,10 @@ pub async fn run_cycle(
         crash: options.crash.as_deref(),
     };
     let outcome: ApplyOutcome = apply::apply(rt, store, &planned.plan, &cycle_id, ctx).await?;
+    if outcome.failed > 0 {
+        // A refused write (403) may mean a policy changed: the next cycle checks again.
+        forget_preflight(rt);
+    }
     // The watermark moves only over work that was done: a blocked cycle wrote nothing, and a
     // deferred entry (throttled) is planned again only if its change is read again.
     let watermark_saved = planned.plan.blocked().is_none() && outcome.deferred == 0;

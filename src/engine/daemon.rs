@@ -420,6 +420,19 @@ struct Job {
     pair: String,
     status: JobStatus,
     pending: Pending,
+    /// When the next cycle runs if not at the interval: a transient failure's backoff, or
+    /// Graph's `Retry-After` for deferred work.
+    retry_in: Option<std::time::Duration>,
+}
+
+/// Transient failures in a row before they count as a connection failure (quarantine).
+const TRANSIENT_FAILURES_BEFORE_QUARANTINE: u64 = 3;
+
+/// 10 s, 20 s, 40 s … capped at 5 minutes (times the pair's `quarantine.timeScale`).
+fn transient_backoff(failures: u64, scale: f64) -> std::time::Duration {
+    let doublings = u32::try_from(failures.saturating_sub(1).min(5)).unwrap_or(5);
+    let seconds = (10.0 * f64::from(1u32 << doublings)).min(300.0) * scale;
+    std::time::Duration::from_secs_f64(seconds.clamp(0.1, 300.0))
 }
 
 impl Job {
@@ -456,6 +469,7 @@ impl Job {
     /// Runs one cycle and folds its outcome into the status. False when it failed.
     async fn cycle(&mut self, shutdown: &CancellationToken) -> bool {
         let began = Utc::now();
+        self.retry_in = None;
         let escrows = self.store.escrows(&self.pair).await.unwrap_or_else(|e| {
             tracing::warn!(pair = %self.pair, error = %e, "cannot read escrows");
             Vec::new()
@@ -475,6 +489,12 @@ impl Job {
         let mut finished = None;
         let ok = match result {
             Ok(report) => {
+                // Throttled work is planned again by the next cycle, not before Graph allows.
+                self.retry_in = report
+                    .retry_after_ms
+                    .filter(|_| report.deferred > 0)
+                    .map(std::time::Duration::from_millis)
+                    .map(|d| d.max(self.rt.pair.interval));
                 self.after_cycle(&report, forced).await;
                 finished = Some(report);
                 true
@@ -491,8 +511,23 @@ impl Job {
                     message: e.to_string(),
                     tenant_actionable: true,
                 };
-                if e.is_connection_failure() {
+                let persistent = self.status.count_successive_complete_failures
+                    >= TRANSIENT_FAILURES_BEFORE_QUARANTINE;
+                if e.is_credential_failure() || (e.is_transient() && persistent) {
                     self.quarantine(QuarantineReason::EncounteredQuarantineException, error);
+                } else if e.is_transient() && self.status.quarantine.is_none() {
+                    let wait = transient_backoff(
+                        self.status.count_successive_complete_failures,
+                        self.scale(),
+                    );
+                    tracing::warn!(
+                        event = "transientFailure",
+                        pair = %self.pair,
+                        failures = self.status.count_successive_complete_failures,
+                        retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "transient failure: retrying soon, not quarantined"
+                    );
+                    self.retry_in = Some(wait);
                 } else if let Some(q) = self.status.quarantine.clone() {
                     // Still failing: the quarantine stays in effect, one more in the series.
                     self.quarantine(q.reason, error);
@@ -817,6 +852,7 @@ async fn run_job(
         pair,
         status,
         pending: Pending::default(),
+        retry_in: None,
     };
     loaded.store(true, std::sync::atomic::Ordering::Release);
     // Shutdown or removal of the pair stops the job the same way.
@@ -849,7 +885,7 @@ async fn run_job(
             if options.once || stopping.is_cancelled() {
                 break ok || !options.once;
             }
-            scheduled = tokio::time::Instant::now() + interval(&job);
+            scheduled = tokio::time::Instant::now() + job.retry_in.unwrap_or(interval(&job));
         } else if options.once {
             break true;
         }

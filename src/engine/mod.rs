@@ -56,21 +56,37 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// Credential or connection failures quarantine a job at once (Entra's
-    /// `EncounteredQuarantineException`).
-    pub fn is_connection_failure(&self) -> bool {
+    /// Credential failures quarantine a job at once (Entra's `EncounteredQuarantineException`):
+    /// a rejected secret, an unreadable federated token file, 401/403, a failed preflight.
+    pub fn is_credential_failure(&self) -> bool {
         match self {
             EngineError::Graph { source, .. } => match source.as_ref() {
-                GraphError::TokenRejected { .. }
-                | GraphError::TokenRequest { .. }
-                | GraphError::FederatedTokenFile { .. }
-                | GraphError::Transport { .. }
-                | GraphError::Timeout { .. } => true,
+                GraphError::TokenRejected { .. } | GraphError::FederatedTokenFile { .. } => true,
                 other => matches!(other.status(), Some(401) | Some(403)),
             },
             EngineError::Preflight { .. } => true,
             _ => false,
         }
+    }
+
+    /// Failures that say nothing about the job's configuration: Graph (or its token endpoint)
+    /// unreachable, timing out, throttling or unavailable. Retried after a short backoff; they
+    /// quarantine only when they persist across several cycles.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Graph { source, .. } => match source.as_ref() {
+                GraphError::TokenRequest { .. }
+                | GraphError::Transport { .. }
+                | GraphError::Timeout { .. } => true,
+                other => matches!(other.status(), Some(429 | 500 | 502 | 503 | 504)),
+            },
+            _ => false,
+        }
+    }
+
+    /// Kept for callers that ask "is this a connection-level failure" in one question.
+    pub fn is_connection_failure(&self) -> bool {
+        self.is_credential_failure() || self.is_transient()
     }
 
     /// A short machine-readable code for status and logs.

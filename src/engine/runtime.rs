@@ -19,6 +19,8 @@ pub struct PairRuntime {
     pub settings: PlanSettings,
     /// Set once the anchor extension is known to be registered in the target.
     pub(super) anchor_ready: tokio::sync::OnceCell<()>,
+    /// The last preflight's verdict (inbound sync allowed) and when it was read.
+    pub(super) preflight: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 impl std::fmt::Debug for PairRuntime {
@@ -104,6 +106,7 @@ impl PairRuntime {
         let target = client(&pair.target)?;
         Ok(PairRuntime {
             anchor_ready: tokio::sync::OnceCell::new(),
+            preflight: std::sync::Mutex::new(None),
             source,
             target,
             mappings,

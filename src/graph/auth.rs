@@ -140,8 +140,11 @@ impl TokenProvider {
             let http = http.clone();
             async move { send_oauth_request(&http, req).await }
         };
+        // Every secret the request carries: scrubbed from whatever the endpoint answers.
+        let mut secrets: Vec<SecretString> = Vec::new();
         let result = match &self.credential {
             ClientCredential::Secret(secret) => {
+                secrets.push(secret.clone());
                 let client =
                     client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
                 client
@@ -152,6 +155,7 @@ impl TokenProvider {
             }
             ClientCredential::FederatedTokenFile(path) => {
                 let assertion = read_assertion(path).await?;
+                secrets.push(assertion.clone());
                 client
                     .exchange_client_credentials()
                     .add_scope(scope)
@@ -171,12 +175,12 @@ impl TokenProvider {
             }
             Err(RequestTokenError::ServerResponse(err)) => Err(GraphError::TokenRejected {
                 tenant_id: self.tenant_id.clone(),
-                error: err.error().to_string(),
-                description: err.error_description().cloned().unwrap_or_default(),
+                error: scrub(err.error().as_ref(), &secrets),
+                description: scrub(err.error_description().map_or("", String::as_str), &secrets),
             }),
             Err(RequestTokenError::Request(err)) => Err(GraphError::TokenRequest {
                 tenant_id: self.tenant_id.clone(),
-                message: err.to_string(),
+                message: scrub(&format!("POST {}: {err}", self.token_url), &secrets),
             }),
             Err(RequestTokenError::Parse(err, _body)) => Err(GraphError::TokenRequest {
                 tenant_id: self.tenant_id.clone(),
@@ -185,10 +189,43 @@ impl TokenProvider {
             }),
             Err(RequestTokenError::Other(msg)) => Err(GraphError::TokenRequest {
                 tenant_id: self.tenant_id.clone(),
-                message: msg,
+                message: scrub(&msg, &secrets),
             }),
         }
     }
+}
+
+/// Upstream text with every known secret removed: the secret as it is, form-encoded and
+/// percent-encoded, and the value of any `client_secret=` / `client_assertion=` parameter (a
+/// token endpoint may echo the posted form in `error_description`).
+pub(crate) fn scrub(text: &str, secrets: &[SecretString]) -> String {
+    const REDACTED: &str = "[REDACTED]";
+    let mut out = text.to_owned();
+    for secret in secrets {
+        let raw = secret.expose_secret();
+        if raw.is_empty() {
+            continue;
+        }
+        let form: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+        let percent = form.replace('+', "%20");
+        for variant in [raw.to_owned(), form, percent] {
+            if !variant.is_empty() {
+                out = out.replace(&variant, REDACTED);
+            }
+        }
+    }
+    for name in ["client_secret", "client_assertion"] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(&format!("{name}=")) {
+            let start = from + found + name.len() + 1;
+            let end = out[start..]
+                .find(|c: char| c == '&' || c.is_whitespace() || c == '"' || c == '\'')
+                .map_or(out.len(), |i| start + i);
+            out.replace_range(start..end, REDACTED);
+            from = start + REDACTED.len();
+        }
+    }
+    out
 }
 
 async fn read_assertion(path: &std::path::Path) -> Result<SecretString, GraphError> {
@@ -222,7 +259,7 @@ async fn send_oauth_request(
         .body(body)
         .send()
         .await
-        .map_err(|e| OAuthTransportError(e.without_url().to_string()))?;
+        .map_err(|e| OAuthTransportError(crate::graph::error::with_causes(&e.without_url())))?;
     let mut out = oauth2::http::Response::builder().status(resp.status());
     for (k, v) in resp.headers() {
         out = out.header(k, v);
@@ -233,4 +270,27 @@ async fn send_oauth_request(
         .map_err(|e| OAuthTransportError(e.without_url().to_string()))?;
     out.body(bytes.to_vec())
         .map_err(|e| OAuthTransportError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_the_secret_in_every_spelling_and_any_posted_secret_parameter() {
+        let secrets = [SecretString::from("s3cr3t+/=value".to_owned())];
+        let echoed = "bad request: grant_type=client_credentials&client_secret=s3cr3t%2B%2F%3Dvalue&scope=x \
+                      raw s3cr3t+/=value, client_assertion=eyJhbGciOi.abc.def end";
+        let clean = scrub(echoed, &secrets);
+        assert!(!clean.contains("s3cr3t"), "{clean}");
+        assert!(!clean.contains("eyJhbGciOi"), "{clean}");
+        assert!(
+            clean.contains("client_secret=[REDACTED]&scope=x"),
+            "{clean}"
+        );
+        assert_eq!(
+            scrub("nothing secret here", &secrets),
+            "nothing secret here"
+        );
+    }
 }

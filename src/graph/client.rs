@@ -1,4 +1,5 @@
-//! The HTTP core of the Graph client: tokens, the write limiter, retries with `Retry-After`,
+//! The HTTP core of the Graph client: tokens, pacing to the write and invitation quotas,
+//! retries with `Retry-After`,
 //! a per-request timeout, a fresh `client-request-id` per request, and request counters.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::auth::{ClientCredential, TokenProvider};
 use super::error::{self, GraphError, RequestContext};
+use super::pacing::WindowLimiter;
 
 /// Public-cloud token authority.
 pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -141,9 +142,15 @@ pub(crate) struct Inner {
     pub(crate) settings: GraphSettings,
     http: reqwest::Client,
     tokens: Arc<TokenProvider>,
-    pub(crate) limiter: DefaultDirectRateLimiter,
+    /// Writes per (app, tenant).
+    writes: WindowLimiter,
+    /// Invitations per tenant: shared by every client of the tenant in a pool.
+    invitations: Arc<WindowLimiter>,
     requests: AtomicU64,
     pub(crate) throttled: AtomicU64,
+    /// Write operations sent (a `$batch` counts its write items), and invitations among them.
+    writes_sent: AtomicU64,
+    invitations_sent: AtomicU64,
     /// Requests by endpoint (`PATCH users/{id}`), for `ctsync bench` and metrics.
     endpoints: Mutex<BTreeMap<String, u64>>,
 }
@@ -168,6 +175,25 @@ impl GraphClient {
         credential: ClientCredential,
         settings: GraphSettings,
     ) -> Result<GraphClient, GraphError> {
+        let invitations = Arc::new(invitation_limiter(&settings));
+        GraphClient::with_invitation_limiter(
+            tenant_id,
+            client_id,
+            credential,
+            settings,
+            invitations,
+        )
+    }
+
+    /// A client whose invitations are paced by `invitations`, shared with the tenant's other
+    /// clients (Graph's invitation quota is per tenant, whatever the app).
+    pub(crate) fn with_invitation_limiter(
+        tenant_id: &str,
+        client_id: &str,
+        credential: ClientCredential,
+        settings: GraphSettings,
+        invitations: Arc<WindowLimiter>,
+    ) -> Result<GraphClient, GraphError> {
         let base = settings.base_url.trim_end_matches('/').to_owned();
         let authority = settings.authority.trim_end_matches('/').to_owned();
         let parsed = url::Url::parse(&base)
@@ -185,13 +211,10 @@ impl GraphClient {
             settings.token_refresh_margin,
             http.clone(),
         );
-        let quota = settings.write_quota;
-        let period = quota.per / quota.writes.get();
-        let limiter = RateLimiter::direct(
-            Quota::with_period(period.max(Duration::from_nanos(1)))
-                .ok_or_else(|| GraphError::InvalidRequest("write quota period is zero".into()))?
-                .allow_burst(quota.writes),
-        );
+        if settings.write_quota.per.is_zero() || settings.invitation_quota.per.is_zero() {
+            return Err(GraphError::InvalidRequest("a quota window is zero".into()));
+        }
+        let writes = WindowLimiter::new(settings.write_quota.writes, settings.write_quota.per);
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 tenant_id: tenant_id.to_owned(),
@@ -201,9 +224,12 @@ impl GraphClient {
                 settings,
                 http,
                 tokens,
-                limiter,
+                writes,
+                invitations,
                 requests: AtomicU64::new(0),
                 throttled: AtomicU64::new(0),
+                writes_sent: AtomicU64::new(0),
+                invitations_sent: AtomicU64::new(0),
                 endpoints: Mutex::default(),
             }),
         })
@@ -236,6 +262,17 @@ impl GraphClient {
         lock(&self.inner.endpoints).clone()
     }
 
+    /// Write operations sent so far (each `$batch` write item counts, retries included): what
+    /// Graph's write quota counts.
+    pub fn writes_sent(&self) -> u64 {
+        self.inner.writes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Invitations sent so far (alone or inside `$batch`), retries included.
+    pub fn invitations_sent(&self) -> u64 {
+        self.inner.invitations_sent.load(Ordering::Relaxed)
+    }
+
     /// Tokens issued by the token endpoint to this client so far.
     pub fn tokens_issued(&self) -> u64 {
         self.inner.tokens.tokens_issued()
@@ -250,7 +287,7 @@ impl GraphClient {
     /// Takes one write permit if one is free right now, without waiting. Lets callers (and
     /// tests) see whether the client-side write quota is exhausted.
     pub fn try_reserve_write(&self) -> bool {
-        self.inner.limiter.check().is_ok()
+        self.inner.writes.try_acquire()
     }
 
     /// Resolves a path relative to the API root (`users?$select=id`) or accepts an absolute URL
@@ -363,16 +400,21 @@ impl GraphClient {
         body: Option<&serde_json::Value>,
         writes: u32,
     ) -> Result<GraphResponse, GraphError> {
-        if let Some(n) = NonZeroU32::new(writes) {
-            // A batch larger than the burst can never be admitted at once; pace it as one
-            // full burst instead of failing.
-            let n = n.min(self.inner.settings.write_quota.writes);
-            if self.inner.limiter.until_n_ready(n).await.is_err() {
-                return Err(GraphError::InvalidRequest(format!(
-                    "{writes} writes exceed the write quota burst"
-                )));
-            }
+        // Paced before sending so that a healthy run never meets a 429: invitations to the
+        // tenant's invitation quota, every write to the (app, tenant) write quota.
+        let invitations = invitation_count(method, url, body);
+        if invitations > 0 {
+            self.inner.invitations.acquire(invitations).await;
         }
+        if writes > 0 {
+            self.inner.writes.acquire(writes).await;
+        }
+        self.inner
+            .writes_sent
+            .fetch_add(u64::from(writes), Ordering::Relaxed);
+        self.inner
+            .invitations_sent
+            .fetch_add(u64::from(invitations), Ordering::Relaxed);
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!(
             "graph_request",
@@ -439,7 +481,7 @@ impl GraphClient {
             } else {
                 GraphError::Transport {
                     request,
-                    message: e.without_url().to_string(),
+                    message: crate::graph::error::with_causes(&e.without_url()),
                 }
             }
         };
@@ -482,6 +524,46 @@ impl GraphClient {
         tracing::debug!(status, error = %err, "graph request failed");
         Err(err)
     }
+}
+
+/// The invitation limiter for a client with these settings.
+pub(crate) fn invitation_limiter(settings: &GraphSettings) -> WindowLimiter {
+    WindowLimiter::new(
+        settings.invitation_quota.invitations,
+        settings.invitation_quota.per,
+    )
+}
+
+/// Invitations a request carries: 1 for `POST /invitations`, the invitation items of a
+/// `$batch`.
+fn invitation_count(method: &Method, url: &str, body: Option<&serde_json::Value>) -> u32 {
+    if *method != Method::POST {
+        return 0;
+    }
+    let path = strip_query(url);
+    if path.ends_with("/invitations") {
+        return 1;
+    }
+    if !path.ends_with("/$batch") {
+        return 0;
+    }
+    body.and_then(|b| b.get("requests"))
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, |items| {
+            items
+                .iter()
+                .filter(|i| {
+                    i.get("method")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|m| m.eq_ignore_ascii_case("POST"))
+                        && i.get("url")
+                            .and_then(serde_json::Value::as_str)
+                            .is_some_and(|u| {
+                                strip_query(u).trim_start_matches('/') == "invitations"
+                            })
+                })
+                .count() as u32
+        })
 }
 
 /// A poisoned counter map only means a thread panicked mid-increment; the map is still valid.
@@ -573,6 +655,25 @@ mod tests {
             "users?$filter=userType%20eq%20'Member'&$select=id,mail"
         );
         assert_eq!(encode_query_value("a#b&c"), "a%23b%26c");
+    }
+
+    #[test]
+    fn invitations_are_counted_alone_and_inside_batches() {
+        let root = "http://127.0.0.1:9/v1.0";
+        let invite = format!("{root}/invitations");
+        assert_eq!(invitation_count(&Method::POST, &invite, None), 1);
+        assert_eq!(invitation_count(&Method::GET, &invite, None), 0);
+        let batch = serde_json::json!({"requests": [
+            {"id": "1", "method": "POST", "url": "/invitations"},
+            {"id": "2", "method": "POST", "url": "invitations"},
+            {"id": "3", "method": "PATCH", "url": "/users/x"},
+        ]});
+        let url = format!("{root}/$batch");
+        assert_eq!(invitation_count(&Method::POST, &url, Some(&batch)), 2);
+        assert_eq!(
+            invitation_count(&Method::PATCH, &format!("{root}/users/x"), None),
+            0
+        );
     }
 
     #[test]

@@ -104,6 +104,22 @@ pub enum GraphError {
     InvalidRequest(String),
 }
 
+/// An error and its chain of causes on one line ("error sending request: connection refused"):
+/// the top-level text of a transport error rarely says why.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl GraphError {
     /// HTTP status Graph answered with, if the error came from a response.
     pub fn status(&self) -> Option<u16> {

@@ -1,8 +1,9 @@
 //! Microsoft Graph client: auth, HTTP (retry, Retry-After, $batch, rate limit), typed resources.
 //! Knows nothing of sync semantics.
 //!
-//! One [`GraphClient`] per (app, tenant): it owns the token cache, the client-side write
-//! limiter (Graph's 3,000 writes per 150 s per app and tenant) and the request counters.
+//! One [`GraphClient`] per (app, tenant): it owns the token cache, the client-side write pacing
+//! (Graph's 3,000 writes per 150 s per app and tenant; the invitation pacing, 150 per 5 s, is
+//! per tenant and shared through the pool) and the request counters.
 //! [`GraphClientPool`] hands out the same client to every pair that uses that (app, tenant).
 
 mod auth;
@@ -10,11 +11,12 @@ mod batch;
 mod client;
 mod error;
 mod ops;
+mod pacing;
 mod paging;
 mod resources;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use auth::ClientCredential;
 pub use batch::{BatchItemResponse, BatchRequest, BatchResult, MAX_BATCH};
@@ -31,6 +33,8 @@ pub use resources::*;
 #[derive(Debug, Default)]
 pub struct GraphClientPool {
     clients: Mutex<HashMap<(String, String, String, String), GraphClient>>,
+    /// Invitation pacing by (authority, Graph host, tenant): Graph's quota is per tenant.
+    invitations: Mutex<HashMap<(String, String, String), Arc<pacing::WindowLimiter>>>,
 }
 
 impl GraphClientPool {
@@ -58,7 +62,20 @@ impl GraphClientPool {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let client = GraphClient::new(tenant_id, client_id, credential, settings)?;
+        let invitations = {
+            let mut limiters = self.invitations.lock().unwrap_or_else(|p| p.into_inner());
+            limiters
+                .entry((key.0.clone(), key.1.clone(), key.2.clone()))
+                .or_insert_with(|| Arc::new(client::invitation_limiter(&settings)))
+                .clone()
+        };
+        let client = GraphClient::with_invitation_limiter(
+            tenant_id,
+            client_id,
+            credential,
+            settings,
+            invitations,
+        )?;
         clients.insert(key, client.clone());
         Ok(client)
     }

@@ -11,8 +11,10 @@
 //! the trait dyn-compatible (`Arc<dyn StateStore>`), so the engine picks the backend at startup.
 
 mod codec;
+mod lease;
 mod log;
 mod migrate;
+mod pg_lease;
 mod pg_schema;
 mod postgres;
 mod schema;
@@ -23,6 +25,8 @@ mod types;
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
+mod lease_tests;
+#[cfg(test)]
 mod tests;
 
 use futures::future::BoxFuture;
@@ -30,12 +34,17 @@ use serde_json::Value;
 
 use crate::plan::{Anchor, ManagedUser};
 
+pub use lease::{
+    Acquired, Fence, FencedStore, Lease, LeaseGuard, LeaseInfo, LeaseStore, LeaseTiming,
+    QueuedCommand, SingleReplica,
+};
 pub use log::{
     ErrorCategory, Initiator, InitiatorType, LogQuery, ModifiedProperty, ProvisionedIdentity,
     ProvisioningAction, ProvisioningErrorInfo, ProvisioningLogEntry, ProvisioningResult,
     ProvisioningStatusInfo, ProvisioningStep, ProvisioningStepType, ProvisioningSystem,
 };
 pub use migrate::{MigratedPair, copy_store};
+pub use pg_lease::LeaseEpoch;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use spec::StoreSpec;
 pub use sqlite::SqliteStore;
@@ -58,6 +67,10 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("store schema version {found} is newer than this build understands ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// A write of a job whose lease is no longer current (another replica took the pair over,
+    /// or this one could not renew in time). Nothing was written.
+    #[error("write for pair {pair} refused: lease epoch {epoch} is no longer current")]
+    Fenced { pair: String, epoch: i64 },
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
     #[error("store task failed: {0}")]
@@ -102,6 +115,40 @@ pub trait StateStore: Send + Sync {
         pair: &'a str,
         writes: Vec<StoreWrite>,
     ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// [`StateStore::commit`] for the job holding `fence`: refused with
+    /// [`StoreError::Fenced`], writing nothing, unless `fence` is the pair's current lease. The
+    /// check and the writes are one transaction. A single-replica store has no other writer.
+    fn commit_fenced<'a>(
+        &'a self,
+        pair: &'a str,
+        fence: &'a Fence,
+        writes: Vec<StoreWrite>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = fence;
+        self.commit(pair, writes)
+    }
+
+    /// [`StateStore::save_watermark`] under the same fence as [`StateStore::commit_fenced`].
+    fn save_watermark_fenced<'a>(
+        &'a self,
+        pair: &'a str,
+        fence: &'a Fence,
+        watermark: &'a Watermark,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = fence;
+        self.save_watermark(pair, watermark)
+    }
+
+    /// [`StateStore::clear_watermark`] under the same fence as [`StateStore::commit_fenced`].
+    fn clear_watermark_fenced<'a>(
+        &'a self,
+        pair: &'a str,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = fence;
+        self.clear_watermark(pair)
+    }
 
     /// The saved source delta link, if any.
     fn watermark<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Option<Watermark>>>;

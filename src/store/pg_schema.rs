@@ -78,6 +78,50 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX provisioning_log_time ON provisioning_log (pair, activity_date_time, seq);
     "#,
+    // 2: leases per pair (times on the database's clock), their history (one row per epoch:
+    // who held it from when until when), the replicas seen, fencing refusals, and commands
+    // queued for whichever replica holds a pair.
+    r#"
+    CREATE TABLE pair_leases (
+        pair         TEXT COLLATE "C" PRIMARY KEY,
+        holder       TEXT,
+        epoch        BIGINT NOT NULL DEFAULT 0,
+        acquired_at  TIMESTAMPTZ,
+        renewed_at   TIMESTAMPTZ,
+        expires_at   TIMESTAMPTZ
+    );
+    CREATE TABLE lease_history (
+        pair             TEXT COLLATE "C" NOT NULL,
+        epoch            BIGINT NOT NULL,
+        holder           TEXT NOT NULL,
+        acquired_at      TIMESTAMPTZ NOT NULL,
+        valid_until      TIMESTAMPTZ NOT NULL,
+        ended            TEXT,
+        previous_holder  TEXT,
+        PRIMARY KEY (pair, epoch)
+    );
+    CREATE TABLE replicas (
+        id          TEXT PRIMARY KEY,
+        started_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        last_seen   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        info        JSON NOT NULL
+    );
+    CREATE TABLE fencing_refusals (
+        seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at             TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        pair           TEXT COLLATE "C" NOT NULL,
+        holder         TEXT NOT NULL,
+        epoch          BIGINT NOT NULL,
+        current_holder TEXT,
+        current_epoch  BIGINT
+    );
+    CREATE TABLE job_commands (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        pair        TEXT COLLATE "C" NOT NULL,
+        command     JSON NOT NULL,
+        queued_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -265,7 +265,7 @@ fn u32_of(value: i64, what: &str) -> StoreResult<u32> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
 }
 
-async fn apply_write(
+pub(super) async fn apply_write(
     tx: &deadpool_postgres::Transaction<'_>,
     pair: &str,
     write: StoreWrite,
@@ -565,6 +565,32 @@ impl PostgresStore {
 }
 
 impl StateStore for PostgresStore {
+    fn commit_fenced<'a>(
+        &'a self,
+        pair: &'a str,
+        fence: &'a super::Fence,
+        writes: Vec<StoreWrite>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.fenced_commit(pair, fence, writes))
+    }
+
+    fn save_watermark_fenced<'a>(
+        &'a self,
+        pair: &'a str,
+        fence: &'a super::Fence,
+        watermark: &'a Watermark,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.fenced_watermark(pair, fence, Some(watermark)))
+    }
+
+    fn clear_watermark_fenced<'a>(
+        &'a self,
+        pair: &'a str,
+        fence: &'a super::Fence,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.fenced_watermark(pair, fence, None))
+    }
+
     fn commit<'a>(
         &'a self,
         pair: &'a str,

@@ -125,3 +125,57 @@ async fn approve_deletes_command_is_the_same_approval() {
     assert_eq!(live_target_users(&world).await, 0);
     daemon.stop().await;
 }
+
+/// Failure 4: the approval names the staged set. A staged user who came back into scope is not
+/// deleted, and users who left scope after the staging are judged by the guard on their own
+/// (here: staged again), never deleted by an approval nobody gave for them.
+#[tokio::test]
+async fn approval_lets_through_exactly_the_staged_set_and_nothing_that_left_later() {
+    let aliases: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
+    let refs: Vec<&str> = aliases.iter().map(String::as_str).collect();
+    let world = two_tenants(sales(&refs)).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, &format!("{SALES_SCOPE}{GUARDED}"));
+    let mut daemon = start(&world, &file);
+    daemon
+        .status_where(PAIR, |s| s.last_execution.is_some())
+        .await;
+    assert_eq!(live_target_users(&world).await, 12);
+
+    leave_sales(&world, &refs[0..5]).await;
+    let staged = daemon.run_now(PAIR).await;
+    assert_eq!(staged.staged_deletes.expect("staged").deletes, 5);
+    // Before the approval: s00 comes back, s05..s08 leave too.
+    let s00 = world.source_id(CONTOSO, "s00@contoso.com").await;
+    world
+        .patch(CONTOSO, &s00, json!({"department": "Sales"}))
+        .await;
+    leave_sales(&world, &refs[5..9]).await;
+
+    daemon.restart(PAIR, "ForceDeletes").await.expect("approve");
+    let report = daemon.cycle(PAIR).await;
+    assert_eq!(report.counts["softDelete"], 4, "s01..s04 only: {report:?}");
+    assert_eq!(
+        report.counts["stagedDelete"], 4,
+        "s05..s08 staged: {report:?}"
+    );
+    let live: Vec<String> = world
+        .b2b_users(FABRIKAM)
+        .await
+        .into_iter()
+        .filter_map(|u| u.user_principal_name)
+        .map(|upn| upn[..3].to_owned())
+        .collect();
+    for alias in ["s00", "s05", "s06", "s07", "s08", "s09", "s10", "s11"] {
+        assert!(
+            live.iter().any(|l| l == alias),
+            "{alias} must stay: {live:?}"
+        );
+    }
+    for alias in ["s01", "s02", "s03", "s04"] {
+        assert!(
+            !live.iter().any(|l| l == alias),
+            "{alias} approved: {live:?}"
+        );
+    }
+    daemon.stop().await;
+}

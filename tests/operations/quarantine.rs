@@ -231,3 +231,101 @@ async fn a_quarantine_that_never_recovers_disables_the_job_after_four_weeks() {
     assert!(world.b2b_user(FABRIKAM, "adele").await.is_some());
     daemon.stop().await;
 }
+
+/// A TCP proxy to the emulator's token endpoint that can be "unplugged": while down it accepts connections and
+/// drops them at once, as a network blip does.
+struct Blip {
+    url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn blip_proxy(world: &World) -> Blip {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = world.emulator.addr();
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = up.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                drop(inbound);
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Blip { url, up }
+}
+
+/// Failure 6: one network blip while the job starts is not a quarantine. The error names the
+/// URL and the cause; the job retries soon; only a failure that persists across several cycles
+/// quarantines.
+#[tokio::test]
+async fn a_network_blip_is_retried_soon_and_only_a_persistent_one_quarantines() {
+    let world = two_tenants(sales(&["adele"])).await;
+    let proxy = blip_proxy(&world).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SALES_SCOPE);
+    let text = std::fs::read_to_string(&file).expect("pair file").replace(
+        &format!("authority: {}", world.emulator.base_url()),
+        &format!("authority: {}", proxy.url),
+    );
+    std::fs::write(&file, text).expect("pair file");
+    let mut daemon = start(&world, &file);
+    let first = daemon
+        .status_where(PAIR, |s| s.last_execution.is_some())
+        .await;
+    assert!(
+        first.quarantine.is_none(),
+        "one blip quarantined: {first:?}"
+    );
+    assert_ne!(first.code, JobState::Quarantine);
+    let error = first
+        .last_execution
+        .expect("execution")
+        .error
+        .expect("error");
+    assert!(
+        error.message.contains(&proxy.url) && error.message.contains("token"),
+        "the error names the URL: {}",
+        error.message
+    );
+
+    // The network is back: the retry succeeds.
+    proxy.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let healed = daemon.run_now(PAIR).await;
+    assert!(healed.quarantine.is_none());
+    assert_eq!(healed.count_successive_complete_failures, 0, "{healed:?}");
+
+    // A failure that persists across cycles does quarantine.
+    // (Each restart of the daemon starts without a cached token, as after a deploy.)
+    proxy.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut last = healed;
+    for round in 0..3 {
+        daemon.stop().await;
+        daemon = start(&world, &file);
+        let before = last.last_execution.clone();
+        last = daemon
+            .status_where(PAIR, |s| s.last_execution != before)
+            .await;
+        assert_eq!(
+            last.count_successive_complete_failures,
+            round + 1,
+            "{last:?}"
+        );
+        if round < 2 {
+            assert!(last.quarantine.is_none(), "{last:?}");
+        }
+    }
+    let q = last
+        .quarantine
+        .clone()
+        .unwrap_or_else(|| panic!("persistent failure quarantines: {last:?}"));
+    assert_eq!(q.reason, QuarantineReason::EncounteredQuarantineException);
+    daemon.stop().await;
+}

@@ -507,3 +507,113 @@ async fn killed_at_each_step_boundary_a_restart_converges_exactly() {
     assert!(kills > 0, "no kill point was ever reached");
     assert!(all.is_empty(), "violations:\n{}", all.join("\n"));
 }
+
+/// Failure 7: a token endpoint that echoes the posted form in `error_description` must not get
+/// the client secret into the log, the job status or the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_echoing_the_form_never_gets_the_secret_persisted_or_logged() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let echo = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                let mut read = 0;
+                // Headers and a small form body arrive in a few reads.
+                for _ in 0..4 {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_millis(200),
+                        socket.read(&mut buffer[read..]),
+                    )
+                    .await
+                    {
+                        Ok(Ok(n)) if n > 0 => read += n,
+                        _ => break,
+                    }
+                }
+                let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                let body = request.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+                let answer = json!({"error": "invalid_request",
+                    "error_description": format!("AADSTS900144: malformed request: {body}")})
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    let world = two_tenants(people(1)).await;
+    let file = world.pair_file("leak", CONTOSO, FABRIKAM, PLAIN_MAPPINGS);
+    let text = std::fs::read_to_string(&file).expect("pair file").replace(
+        &format!("authority: {}", world.emulator.base_url()),
+        &format!("authority: {echo}"),
+    );
+    std::fs::write(&file, text).expect("pair file");
+    let state = world.dir.path().join("run.db");
+    let (ok, stderr) = run_once(&file, &state, None).await;
+    assert!(!ok, "the token request fails");
+    assert!(stderr.contains("client_secret=[REDACTED]"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "secret in the log:\n{stderr}");
+    let store = SqliteStore::open(&state).expect("store");
+    let status = store.status("leak").await.unwrap().expect("status saved");
+    assert!(!status.to_string().contains(SECRET), "{status}");
+    drop(store);
+    for suffix in ["", "-wal"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", state.display())) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(SECRET), "secret in the store file{suffix}");
+        }
+    }
+}
+
+/// Failure 5: a throttling burst that outlasts the client's retries is not the users' fault:
+/// nothing is escrowed, the cycle keeps its watermark, and the very next cycle finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_burst_is_retried_by_the_next_cycle_not_escrowed_for_40_minutes() {
+    let world = two_tenants(people(4)).await;
+    let file = world.pair_file("burst", CONTOSO, FABRIKAM, PLAIN_MAPPINGS);
+    let rt = world.runtime(&file, "burst");
+    let rule = json!({"tenant": FABRIKAM, "method": "PATCH", "pathContains": "/users/",
+        "count": 1000, "status": 429, "code": "TooManyRequests", "retryAfter": 0.01});
+    reqwest::Client::new()
+        .post(format!(
+            "{}/_emulator/faults/fail-next",
+            world.emulator.base_url()
+        ))
+        .json(&rule)
+        .send()
+        .await
+        .expect("emulator control");
+    let throttled = world.cycle(&rt).await;
+    assert_eq!(throttled.deferred, 4, "{throttled:?}");
+    assert_eq!(throttled.failed, 0, "throttling is not an escrow failure");
+    assert!(!throttled.watermark_saved);
+    assert!(world.store.escrows("burst").await.unwrap().is_empty());
+    clear_faults(&world).await;
+
+    let next = world.cycle(&rt).await;
+    assert_eq!((next.failed, next.deferred), (0, 0), "{next:?}");
+    let users = world.b2b_users(FABRIKAM).await;
+    assert_eq!(users.len(), 4);
+    assert!(
+        users.iter().all(|u| anchor_of(u).is_some()),
+        "every user anchored"
+    );
+    assert!(
+        world
+            .store
+            .create_intents("burst")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(world.store.managed_users("burst").await.unwrap().len(), 4);
+}

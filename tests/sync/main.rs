@@ -113,6 +113,25 @@ async fn sales_world(extra_users: Vec<serde_json::Value>) -> (World, ctsync::eng
     (world, rt)
 }
 
+/// A cycle with nothing to do costs one Graph request (the source delta): the policies and
+/// the anchor extension checked by the first cycle are not read again until a cycle has
+/// something to write (or ten minutes passed).
+#[tokio::test]
+async fn a_quiet_cycle_reads_only_the_source_delta() {
+    let (world, rt) = sales_world(vec![]).await;
+    let quiet = world.cycle(&rt).await;
+    assert_eq!(quiet.succeeded, 0, "{quiet:?}");
+    assert_eq!(quiet.graph_requests, 1, "{quiet:?}");
+    // A change to write: the policies are checked again before writing.
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"jobTitle": "Principal"}))
+        .await;
+    let busy = world.cycle(&rt).await;
+    assert_eq!(busy.succeeded, 1, "{busy:?}");
+    assert!(busy.graph_requests >= 6, "{busy:?}");
+}
+
 #[tokio::test]
 async fn attribute_change_updates_the_target_on_the_next_incremental_cycle() {
     let (world, rt) = sales_world(vec![]).await;
