@@ -70,6 +70,8 @@ pub struct EmulatorOptions {
     pub delta_page_size: usize,
     /// Delta tokens older than this (emulator clock) need a resync (Graph: 7 days).
     pub delta_token_retention: chrono::Duration,
+    /// How an expired delta token is answered: 400 (default) or 410 Gone with `Location`.
+    pub expired_delta_status: u16,
     /// Soft-deleted users are purged after this (Graph: 30 days).
     pub soft_delete_retention: chrono::Duration,
     /// How often a changed directory is written to `state_file` (at least; see `persist`).
@@ -90,6 +92,7 @@ impl Default for EmulatorOptions {
             page_size: 100,
             delta_page_size: 100,
             delta_token_retention: chrono::Duration::days(7),
+            expired_delta_status: 400,
             soft_delete_retention: chrono::Duration::days(30),
             save_interval: Duration::from_millis(500),
             latency: Duration::ZERO,
@@ -143,6 +146,15 @@ impl EmulatorHandle {
 
     pub fn set_throttling(&self, enabled: bool) {
         self.emulator.throttling.store(enabled, Ordering::Release);
+    }
+
+    /// How expired delta tokens are answered from now on: 410 (Gone + `Location`) or 400.
+    pub fn set_expired_delta_status(&self, status: u16) {
+        server::lock(&self.emulator.settings).expired_delta_status = if status == 410 {
+            axum::http::StatusCode::GONE
+        } else {
+            axum::http::StatusCode::BAD_REQUEST
+        };
     }
 
     /// Sets the latency added to every Graph request (`PUT /_emulator/latency` does the same).
@@ -208,6 +220,11 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
             page_size: options.page_size.clamp(1, 999),
             delta_page_size: options.delta_page_size.max(1),
             delta_token_retention: options.delta_token_retention,
+            expired_delta_status: if options.expired_delta_status == 410 {
+                axum::http::StatusCode::GONE
+            } else {
+                axum::http::StatusCode::BAD_REQUEST
+            },
             soft_delete_retention: options.soft_delete_retention,
         }),
         token_lifetime: options.token_lifetime,

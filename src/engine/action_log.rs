@@ -30,6 +30,7 @@ pub(super) fn loggable_skip(reason: Reason) -> bool {
             | Reason::InboundSyncDisabled
             | Reason::IncompleteSourceRead
             | Reason::ActionNotAllowed
+            | Reason::DriftDetected
     )
 }
 

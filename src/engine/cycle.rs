@@ -88,6 +88,9 @@ pub struct CycleReport {
     pub watermark_saved: bool,
     pub graph_requests: u64,
     pub throttled_requests: u64,
+    /// The group pass (pairs with `spec.groups`).
+    #[serde(default)]
+    pub groups: Option<super::groups::GroupPassReport>,
 }
 
 impl CycleReport {
@@ -586,6 +589,15 @@ pub async fn run_cycle(
             )
             .await?;
     }
+    // Groups after users: memberships need the users' target counterparts. Only when the
+    // user pass was not blocked (the target refusing user sync refuses everything).
+    let group_pass = if planned.plan.blocked().is_none() {
+        let users_changed = outcome.succeeded > 0 || outcome.failed > 0;
+        super::groups::run_group_pass(rt, store, users_changed, planned.kind == CycleKind::Initial)
+            .await?
+    } else {
+        None
+    };
     let after_source = rt.source.stats();
     let after_target = rt.target.stats();
     let counts = action_log::counts(&planned.plan);
@@ -610,6 +622,7 @@ pub async fn run_cycle(
             + (after_target.requests - before_target.requests),
         throttled_requests: (after_source.throttled - before_source.throttled)
             + (after_target.throttled - before_target.throttled),
+        groups: group_pass.as_ref().map(|(r, _)| r.clone()),
     };
     tracing::info!(
         event = "cycleSummary",

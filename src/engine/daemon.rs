@@ -19,7 +19,7 @@ use super::escrow;
 use super::quarantine::{self, FailureCounts, QuarantineReason};
 use super::reload::ReloadOutcome;
 use super::runtime::PairRuntime;
-use super::status::{JobState, JobStatus, StagedDeletes, StagedUser, StatusError};
+use super::status::{FullSync, JobState, JobStatus, StagedDeletes, StagedUser, StatusError};
 
 pub use super::reset::{ResetScope, ResetScopeError};
 
@@ -477,8 +477,15 @@ impl Job {
         let pending = std::mem::take(&mut self.pending);
         let mut reread = escrow::due(&escrows, began);
         reread.extend(pending.reread);
+        // Level-triggered: a full read of source and target heals what incremental cycles
+        // missed (unlinked anchors, missing creates, stale values, orphaned intents).
+        let full_due = self
+            .status
+            .full_sync
+            .as_ref()
+            .is_none_or(|f| f.next <= began);
         let options = CycleOptions {
-            full: pending.full,
+            full: pending.full || full_due,
             approved_deletes: pending.approved_deletes,
             reread,
             cancel: Some(shutdown.clone()),
@@ -495,6 +502,16 @@ impl Job {
                     .filter(|_| report.deferred > 0)
                     .map(std::time::Duration::from_millis)
                     .map(|d| d.max(self.rt.pair.interval));
+                if report.kind == CycleKind::Initial {
+                    let every = self.rt.pair.full_sync_interval;
+                    self.status.full_sync = Some(FullSync {
+                        interval_seconds: every.as_secs(),
+                        last: report.started,
+                        next: report.started
+                            + chrono::Duration::from_std(every)
+                                .unwrap_or(chrono::Duration::days(1)),
+                    });
+                }
                 self.after_cycle(&report, forced).await;
                 finished = Some(report);
                 true

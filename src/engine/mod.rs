@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cycle;
 pub mod daemon;
 pub mod escrow;
+pub mod groups;
 pub mod killpoint;
 mod names;
 pub mod provision;

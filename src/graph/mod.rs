@@ -25,6 +25,7 @@ pub use client::{
     RequestStats, WriteQuota, encode_query_value, endpoint_label, with_query,
 };
 pub use error::{GraphError, GraphErrorDetail, RequestContext};
+pub use ops::MEMBER_BINDS_PER_REQUEST;
 pub use paging::{DeltaItem, DeltaPage, DeltaRound, RemovedReason};
 pub use resources::*;
 

@@ -166,6 +166,9 @@ pub enum Reason {
     TooManyDeletes,
     // skips
     RedundantExport,
+    /// A full read found target values edited by hand; reported, not corrected
+    /// (`driftCorrection` off, as in Entra).
+    DriftDetected,
     NotEffectivelyEntitled,
     OutOfScope,
     ExternalUser,
@@ -196,6 +199,7 @@ impl Reason {
             Reason::DeletedInSource => "DeletedInSource",
             Reason::TooManyDeletes => "TooManyDeletes",
             Reason::RedundantExport => "RedundantExport",
+            Reason::DriftDetected => "DriftDetected",
             Reason::NotEffectivelyEntitled => "NotEffectivelyEntitled",
             Reason::OutOfScope => "OutOfScope",
             Reason::ExternalUser => "ExternalUser",
