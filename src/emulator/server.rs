@@ -424,7 +424,7 @@ pub async fn token(
     match result {
         Ok(grant) => {
             let token = auth::new_token();
-            tracing::info!(tenant = %grant.tenant_id, app = %grant.app_id, "token issued");
+            tracing::debug!(tenant = %grant.tenant_id, app = %grant.app_id, "token issued");
             lock(&emu.tokens).insert(token.clone(), grant);
             let expires_in = emu.clock.real_seconds(emu.token_lifetime).floor().max(1.0) as u64;
             let body = json!({

@@ -219,16 +219,18 @@ impl Executor<'_> {
     async fn record_skip(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
         let mut writes = record_writes(&entry.anchor, entry.target_id.as_deref(), &entry.records);
         if entry.action == Action::StagedDelete || loggable_skip(entry.reason) {
+            let names = action_log::names_after(self.rt, entry, None).await;
             let log = log_entry(
                 self.rt,
                 self.cycle_id,
                 entry,
+                &names,
                 entry.target_id.as_deref(),
                 0,
                 ProvisioningResult::Skipped,
                 None,
             );
-            emit(&log, entry);
+            emit(&log, entry, &names);
             writes.push(StoreWrite::AppendLog(Box::new(log)));
         }
         if !writes.is_empty() {
@@ -282,16 +284,19 @@ impl Executor<'_> {
                 )
             }
         };
+        let succeeded = failure.is_none().then_some(target_id.as_deref()).flatten();
+        let names = action_log::names_after(self.rt, entry, succeeded).await;
         let log = log_entry(
             self.rt,
             self.cycle_id,
             entry,
+            &names,
             target_id.as_deref(),
             duration,
             status,
             failure.as_ref(),
         );
-        emit(&log, entry);
+        emit(&log, entry, &names);
         writes.push(StoreWrite::AppendLog(Box::new(log)));
         if failure.is_none() {
             self.crash_here(Step::BeforeCommit)?;
@@ -449,12 +454,12 @@ impl Executor<'_> {
                         reference: true,
                     });
                 }
-                action_log::emit_manager_success(pair, cycle_id, update, &target_id);
+                action_log::emit_manager(pair, cycle_id, update, &target_id, None);
                 self.crash_here(Step::BeforeCommit)?;
             }
             Err(e) => {
                 let failure = EntryFailure::from(e);
-                action_log::emit_manager_failure(pair, cycle_id, update, &target_id, &failure);
+                action_log::emit_manager(pair, cycle_id, update, &target_id, Some(&failure));
                 self.fail(&mut writes, &update.anchor, true, Action::Update, &failure);
             }
         }

@@ -20,6 +20,7 @@ use crate::store::{StateStore, Watermark};
 
 use super::apply::{self, ApplyContext, ApplyOutcome};
 use super::killpoint::{self, CrashAt, Step};
+use super::{action_log, names};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
 use super::{EngineError, read::graph_error};
@@ -515,6 +516,7 @@ pub async fn compute_plan(
             .collect(),
     };
     let mut plan = plan::plan(&input);
+    let book = names::read_names(rt, source.users.iter(), &input.target_users, &managed);
     // A cached verdict only serves cycles that write nothing: before writing, check again,
     // and plan again if the target's policy changed meanwhile.
     if preflight_was_cached && plan_writes(&plan) {
@@ -527,6 +529,7 @@ pub async fn compute_plan(
             plan = plan::plan(&input);
         }
     }
+    names::annotate(rt, &mut plan, book).await;
     Ok(PlannedCycle {
         kind,
         plan,
@@ -600,10 +603,7 @@ pub async fn run_cycle(
     };
     let after_source = rt.source.stats();
     let after_target = rt.target.stats();
-    let counts = Action::ALL
-        .iter()
-        .map(|a| (a.as_str().to_owned(), planned.plan.count(*a)))
-        .collect();
+    let counts = action_log::counts(&planned.plan);
     let report = CycleReport {
         pair: rt.name().to_owned(),
         cycle_id,

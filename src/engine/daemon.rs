@@ -868,7 +868,13 @@ impl Job {
                 anchor: detail(e, "anchor"),
                 source_object_id: e.source_identity.id.clone(),
                 target_id: e.target_identity.id.clone(),
-                user_principal_name: e.source_identity.display_name.clone(),
+                user_principal_name: e
+                    .source_identity
+                    .details
+                    .get("userPrincipalName")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(&e.source_identity.display_name)
+                    .to_owned(),
                 intended_action: detail(e, "intendedAction"),
             })
             .collect();

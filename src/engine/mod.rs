@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod escrow;
 pub mod groups;
 pub mod killpoint;
+mod names;
 pub mod provision;
 pub mod quarantine;
 pub mod read;
