@@ -839,6 +839,22 @@ fn demo_runs_its_script_and_shows_each_kind_of_action() {
         "the disable is an update of accountEnabled in Northwind"
     );
     assert!(
+        log.lines().any(|l| l.contains("\"event\":\"groupCreated\"")
+            && l.contains("Sales Team")
+            && l.contains("Megan Bowen")),
+        "the Sales Team group is created in Fabrikam with Megan in it\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("\"event\":\"groupWritten\"")
+            && l.contains("\"members_removed\":\"Megan Bowen\"")),
+        "Megan leaves the group when she leaves scope\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("\"event\":\"groupWritten\"")
+            && l.contains("\"members_added\":\"Megan Bowen\"")),
+        "and comes back with her\n{log}"
+    );
+    assert!(
         !log.contains("demo-only-not-a-secret"),
         "the demo secret never reaches logs"
     );
