@@ -1175,7 +1175,22 @@ tenants:
         }));
 
         // Seven days later the watermark is gone: a typed resync error with the restart URL.
+        // Both answers Graph documents (400, and 410 Gone with a Location) are the same typed error.
         emu.advance_clock(chrono::Duration::days(8));
+        let err = source.users_delta(&next.delta_link).await.unwrap_err();
+        match err {
+            GraphError::DeltaResyncRequired {
+                status,
+                code,
+                location,
+                ..
+            } => {
+                assert_eq!((status, code.as_str()), (400, "syncStateNotFound"));
+                assert_eq!(location, None);
+            }
+            other => panic!("expected DeltaResyncRequired, got {other:?}"),
+        }
+        emu.set_expired_delta_status(410);
         let err = source.users_delta(&next.delta_link).await.unwrap_err();
         match err {
             GraphError::DeltaResyncRequired {

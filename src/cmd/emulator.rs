@@ -36,12 +36,20 @@ pub struct Args {
     /// `users=100000,groups=500,disabled=5,managers=true,tenant=ID,domain=D,seed=1`.
     #[arg(long, value_name = "SPEC")]
     generate: Vec<Generate>,
+    /// Status for an expired delta token: 400 (a Microsoft blog, directory objects) or 410
+    /// Gone with a Location header (the delta query overview).
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u16).range(400..=410))]
+    expired_delta_status: u16,
     /// Milliseconds added to every Graph request (real Graph answers in 50-300 ms).
     #[arg(long, default_value_t = 0)]
     latency: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !matches!(args.expired_delta_status, 400 | 410) {
+        eprintln!("ctsync emulator: --expired-delta-status is 400 or 410");
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
     if !(args.time_scale.is_finite() && args.time_scale > 0.0)
         || args.token_lifetime <= 0
         || args.delta_page_size == 0
@@ -72,6 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         token_lifetime: chrono::Duration::seconds(args.token_lifetime),
         delta_page_size: args.delta_page_size,
         latency: std::time::Duration::from_millis(args.latency),
+        expired_delta_status: args.expired_delta_status,
         ..EmulatorOptions::default()
     };
     let handle = spawn(seed, options)

@@ -272,6 +272,10 @@ fn tenant_from_seed(
                     .cloned()
                     .unwrap_or(json!({"isSyncAllowed": false})),
             );
+            // Beta `groupSyncInbound`: kept only when the seed sets it (see policy.rs).
+            if let Some(g) = s.get("groupSyncInbound") {
+                o.insert("groupSyncInbound".into(), g.clone());
+            }
             o
         });
         t.partners.insert(

@@ -16,6 +16,8 @@ pub struct Settings {
     pub page_size: usize,
     pub delta_page_size: usize,
     pub delta_token_retention: chrono::Duration,
+    /// Status of an expired delta token: 400 (default) or 410 (with `Location`).
+    pub expired_delta_status: StatusCode,
     pub soft_delete_retention: chrono::Duration,
 }
 

@@ -54,6 +54,7 @@ pub fn router() -> axum::Router<Arc<Emulator>> {
         )
         .route("/_emulator/tokens", axum::routing::delete(revoke_tokens))
         .route("/_emulator/latency", put(latency))
+        .route("/_emulator/delta", put(delta_settings))
 }
 
 async fn clock(State(emu): Shared) -> Json<Value> {
@@ -259,6 +260,27 @@ async fn latency(State(emu): Shared, body: axum::body::Bytes) -> Response {
         return problem(StatusCode::BAD_REQUEST, "ms: 0 to 600000");
     }
     emu.set_latency(std::time::Duration::from_micros((l.ms * 1000.0) as u64));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeltaSettings {
+    expired_token_status: u16,
+}
+
+/// How expired delta tokens are answered: `{"expiredTokenStatus": 400 | 410}`.
+async fn delta_settings(State(emu): Shared, body: axum::body::Bytes) -> Response {
+    let d: DeltaSettings = match parse(&body) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let status = match d.expired_token_status {
+        400 => StatusCode::BAD_REQUEST,
+        410 => StatusCode::GONE,
+        _ => return problem(StatusCode::BAD_REQUEST, "expiredTokenStatus: 400 or 410"),
+    };
+    lock(&emu.settings).expired_delta_status = status;
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -54,12 +54,23 @@ fn id_clauses(e: &filter::Expr) -> Option<usize> {
 }
 
 pub fn resync(call: &Call) -> GraphError {
-    GraphError::new(
-        StatusCode::GONE,
-        "syncStateNotFound",
-        "The delta token is expired or not valid. Restart the synchronization with a request without a delta token.",
-    )
-    .with_header("Location", format!("{}/users/delta?$deltatoken=", call.graph_base))
+    resync_for(call, "users")
+}
+
+/// An expired, pruned, foreign or malformed delta token. Graph's docs disagree: the delta
+/// overview shows `410 Gone` with a `Location` to restart from, a Microsoft blog on directory
+/// objects shows `400 Bad Request`; both carry `syncStateNotFound`. The emulator answers
+/// `--expired-delta-status` (default 400, without `Location`, the case a client cannot skip).
+pub fn resync_for(call: &Call, collection: &str) -> GraphError {
+    let message = "The delta token is expired or not valid. Restart the synchronization with a request without a delta token.";
+    if call.settings.expired_delta_status == StatusCode::GONE {
+        GraphError::new(StatusCode::GONE, "syncStateNotFound", message).with_header(
+            "Location",
+            format!("{}/{collection}/delta?$deltatoken=", call.graph_base),
+        )
+    } else {
+        GraphError::new(StatusCode::BAD_REQUEST, "syncStateNotFound", message)
+    }
 }
 
 pub fn delta(t: &mut Tenant, call: &Call) -> Outcome {

@@ -4,7 +4,6 @@
 //! `@removed`. A group's members are spread over several items of 20 at most (Graph splits big
 //! groups over pages and repeats the group), so clients must merge items by group id.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -34,15 +33,7 @@ struct Position {
 }
 
 fn resync(call: &Call) -> GraphError {
-    GraphError::new(
-        StatusCode::GONE,
-        "syncStateNotFound",
-        "The delta token is expired or not valid. Restart the synchronization with a request without a delta token.",
-    )
-    .with_header(
-        "Location",
-        format!("{}/groups/delta?$deltatoken=", call.graph_base),
-    )
+    super::delta::resync_for(call, "groups")
 }
 
 fn validate_select(select: Option<&[String]>) -> Result<(), GraphError> {

@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 pub use errors::EmulatorError;
 pub use model::Directory;
 pub use seed::Seed;
+pub use server::WriteRecord;
 
 /// How to run the emulator. `Default` = 127.0.0.1:0, no state file, real time, throttling on.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct EmulatorOptions {
     pub delta_page_size: usize,
     /// Delta tokens older than this (emulator clock) need a resync (Graph: 7 days).
     pub delta_token_retention: chrono::Duration,
+    /// How an expired delta token is answered: 400 (default) or 410 Gone with `Location`.
+    pub expired_delta_status: u16,
     /// Soft-deleted users are purged after this (Graph: 30 days).
     pub soft_delete_retention: chrono::Duration,
     /// How often a changed directory is written to `state_file` (at least; see `persist`).
@@ -90,6 +93,7 @@ impl Default for EmulatorOptions {
             page_size: 100,
             delta_page_size: 100,
             delta_token_retention: chrono::Duration::days(7),
+            expired_delta_status: 400,
             soft_delete_retention: chrono::Duration::days(30),
             save_interval: Duration::from_millis(500),
             latency: Duration::ZERO,
@@ -119,6 +123,11 @@ impl EmulatorHandle {
         self.emulator.base_url.clone()
     }
 
+    /// Every successful Graph write so far, in order.
+    pub fn writes(&self) -> Vec<server::WriteRecord> {
+        server::lock(&self.emulator.writes).clone()
+    }
+
     /// A copy of the whole directory (what `/_emulator/export` returns).
     pub fn directory(&self) -> Directory {
         server::lock(&self.emulator.dir).clone()
@@ -143,6 +152,15 @@ impl EmulatorHandle {
 
     pub fn set_throttling(&self, enabled: bool) {
         self.emulator.throttling.store(enabled, Ordering::Release);
+    }
+
+    /// How expired delta tokens are answered from now on: 410 (Gone + `Location`) or 400.
+    pub fn set_expired_delta_status(&self, status: u16) {
+        server::lock(&self.emulator.settings).expired_delta_status = if status == 410 {
+            axum::http::StatusCode::GONE
+        } else {
+            axum::http::StatusCode::BAD_REQUEST
+        };
     }
 
     /// Sets the latency added to every Graph request (`PUT /_emulator/latency` does the same).
@@ -208,10 +226,16 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
             page_size: options.page_size.clamp(1, 999),
             delta_page_size: options.delta_page_size.max(1),
             delta_token_retention: options.delta_token_retention,
+            expired_delta_status: if options.expired_delta_status == 410 {
+                axum::http::StatusCode::GONE
+            } else {
+                axum::http::StatusCode::BAD_REQUEST
+            },
             soft_delete_retention: options.soft_delete_retention,
         }),
         token_lifetime: options.token_lifetime,
         base_url: format!("http://{addr}"),
+        writes: Mutex::default(),
     });
     let app = axum::Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(server::token))

@@ -18,6 +18,7 @@ use futures::stream::FuturesOrdered;
 use crate::graph::{BatchRequest, BatchResult, GraphError, Invitation, MAX_BATCH, NewInvitation};
 use crate::plan::{
     Action, Anchor, MANAGER_ATTRIBUTE, ManagedUser, ManagerUpdate, Plan, PlanEntry, Record,
+    UserNames,
 };
 use crate::store::{CreateIntent, Escrow, EscrowError, ProvisioningResult, StateStore, StoreWrite};
 
@@ -56,6 +57,21 @@ pub struct ApplyContext<'a> {
     pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
     /// An in-process crash at a step boundary (crash tests).
     pub crash: Option<&'a CrashAt>,
+    /// The pair's lease (several replicas): no entry starts once it may have lapsed.
+    pub lease: Option<&'a crate::store::LeaseGuard>,
+}
+
+impl ApplyContext<'_> {
+    /// Checked between entries: shutdown, or a lease that may have passed to another replica.
+    fn stop(&self) -> Option<EngineError> {
+        if self.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Some(EngineError::Cancelled);
+        }
+        if self.lease.is_some_and(|l| !l.may_write()) {
+            return Some(EngineError::LeaseLapsed);
+        }
+        None
+    }
 }
 
 /// Why one entry failed: the Graph error, kept for the escrow and the log.
@@ -155,9 +171,9 @@ pub async fn apply(
     };
     let mut writing = Vec::new();
     for entry in plan.entries() {
-        // Between entries only: the ones in flight finish and are recorded first.
-        if executor.cancelled() {
-            return Err(EngineError::Cancelled);
+        // Between entries only: the ones in flight finish and is recorded first.
+        if let Some(stop) = ctx.stop() {
+            return Err(stop);
         }
         if entry.action.writes() {
             writing.push(entry);
@@ -219,16 +235,18 @@ impl Executor<'_> {
     async fn record_skip(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
         let mut writes = record_writes(&entry.anchor, entry.target_id.as_deref(), &entry.records);
         if entry.action == Action::StagedDelete || loggable_skip(entry.reason) {
+            let names = action_log::names_after(self.rt, entry, None).await;
             let log = log_entry(
                 self.rt,
                 self.cycle_id,
                 entry,
+                &names,
                 entry.target_id.as_deref(),
                 0,
                 ProvisioningResult::Skipped,
                 None,
             );
-            emit(&log, entry);
+            emit(&log, entry, &names);
             writes.push(StoreWrite::AppendLog(Box::new(log)));
         }
         if !writes.is_empty() {
@@ -237,8 +255,9 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn cancelled(&self) -> bool {
-        self.ctx.cancel.is_some_and(|c| c.is_cancelled())
+    /// Checked between chunks: shutdown, or a lease that may have passed to another replica.
+    fn stop(&self) -> Option<EngineError> {
+        self.ctx.stop()
     }
 
     /// Every writing entry, chunk by chunk, a few chunks in flight; each result is recorded
@@ -252,11 +271,11 @@ impl Executor<'_> {
         };
         let mut chunks = entries.chunks(CHUNK);
         let mut inflight = FuturesOrdered::new();
-        let mut stopped = false;
+        let mut stopped = None;
         loop {
-            while inflight.len() < CHUNKS_IN_FLIGHT && !stopped {
-                if self.cancelled() {
-                    stopped = true;
+            while inflight.len() < CHUNKS_IN_FLIGHT && stopped.is_none() {
+                stopped = self.stop();
+                if stopped.is_some() {
                     break;
                 }
                 match chunks.next() {
@@ -267,14 +286,14 @@ impl Executor<'_> {
             let Some(done) = inflight.next().await else {
                 break;
             };
-            for (entry, elapsed, result) in done? {
-                self.finish_entry(entry, elapsed, result).await?;
+            for (entry, elapsed, result, names) in done? {
+                self.finish_entry(entry, elapsed, result, &names).await?;
             }
         }
-        if stopped && chunks.next().is_some() {
-            return Err(EngineError::Cancelled);
+        match stopped {
+            Some(stop) if chunks.next().is_some() => Err(stop),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Records an entry's result: the planned records (or the escrow of the failure) with the
@@ -284,6 +303,7 @@ impl Executor<'_> {
         entry: &PlanEntry,
         elapsed: Duration,
         result: Result<String, EntryFailure>,
+        names: &UserNames,
     ) -> Result<(), EngineError> {
         let duration = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let mut writes = Vec::new();
@@ -312,12 +332,13 @@ impl Executor<'_> {
             self.rt,
             self.cycle_id,
             entry,
+            names,
             target_id.as_deref(),
             duration,
             status,
             failure.as_ref(),
         );
-        emit(&log, entry);
+        emit(&log, entry, names);
         writes.push(StoreWrite::AppendLog(Box::new(log)));
         if failure.is_none() {
             self.crash_here(Step::BeforeCommit)?;
@@ -388,11 +409,11 @@ impl Executor<'_> {
         let target = &self.rt.target;
         let mut chunks = ready.chunks(CHUNK);
         let mut inflight = FuturesOrdered::new();
-        let mut stopped = false;
+        let mut stopped = None;
         loop {
-            while inflight.len() < CHUNKS_IN_FLIGHT && !stopped {
-                if self.cancelled() {
-                    stopped = true;
+            while inflight.len() < CHUNKS_IN_FLIGHT && stopped.is_none() {
+                stopped = self.stop();
+                if stopped.is_some() {
                     break;
                 }
                 match chunks.next() {
@@ -415,10 +436,10 @@ impl Executor<'_> {
                 self.record_manager(write, result).await?;
             }
         }
-        if stopped && chunks.next().is_some() {
-            return Err(EngineError::Cancelled);
+        match stopped {
+            Some(stop) if chunks.next().is_some() => Err(stop),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn record_manager(
@@ -448,11 +469,11 @@ impl Executor<'_> {
                         reference: true,
                     });
                 }
-                action_log::emit_manager_success(pair, cycle_id, update, target_id);
+                action_log::emit_manager(pair, cycle_id, update, target_id, None);
                 self.crash_here(Step::BeforeCommit)?;
             }
             Err(failure) => {
-                action_log::emit_manager_failure(pair, cycle_id, update, target_id, &failure);
+                action_log::emit_manager(pair, cycle_id, update, target_id, Some(&failure));
                 self.fail(&mut writes, &update.anchor, true, Action::Update, &failure);
             }
         }
@@ -522,8 +543,13 @@ struct ChunkIo<'a> {
     ctx: ApplyContext<'a>,
 }
 
-/// An entry's result with the time it took (its chunk's time).
-type EntryResult<'e> = (&'e PlanEntry, Duration, Result<String, EntryFailure>);
+/// An entry's result with the time it took (its chunk's time) and the names for its log line.
+type EntryResult<'e> = (
+    &'e PlanEntry,
+    Duration,
+    Result<String, EntryFailure>,
+    UserNames,
+);
 
 impl ChunkIo<'_> {
     fn crash_here(&self, step: Step) -> Result<(), EngineError> {
@@ -693,20 +719,89 @@ impl ChunkIo<'_> {
         if creates {
             self.crash_here(Step::AfterPatch)?;
         }
-        let elapsed = started.elapsed();
-        Ok(chunk
+        let results: Vec<Result<String, EntryFailure>> = chunk
             .iter()
             .zip(results)
             .map(|(entry, result)| {
-                let result = result.unwrap_or_else(|| {
+                result.unwrap_or_else(|| {
                     Err(EntryFailure::missing(
                         "NotExecuted",
                         format!("{} was not executed", entry.anchor),
                     ))
-                });
-                (*entry, elapsed, result)
+                })
             })
+            .collect();
+        let names = self.names_after(chunk, &results).await;
+        let elapsed = started.elapsed();
+        Ok(chunk
+            .iter()
+            .zip(results)
+            .zip(names)
+            .map(|((entry, result), names)| (*entry, elapsed, result, names))
             .collect())
+    }
+
+    /// The names for each entry's log line. A created or restored user's target names did not
+    /// exist at planning: they are read back in one `$batch` for the whole chunk.
+    async fn names_after(
+        &self,
+        chunk: &[&PlanEntry],
+        results: &[Result<String, EntryFailure>],
+    ) -> Vec<UserNames> {
+        let mut names: Vec<UserNames> = chunk
+            .iter()
+            .map(|entry| {
+                let mut names = entry.names.clone();
+                if names.user_principal_name.is_none() {
+                    names.user_principal_name = entry.user_principal_name.clone();
+                }
+                names
+            })
+            .collect();
+        let lookups: Vec<(usize, BatchRequest)> = chunk
+            .iter()
+            .zip(results)
+            .enumerate()
+            .filter_map(|(i, (entry, result))| {
+                let id = result.as_ref().ok()?;
+                let appeared = matches!(entry.action, Action::Create | Action::Restore);
+                (appeared && names[i].target_user_principal_name.is_none()).then(|| {
+                    let url = format!(
+                        "/users/{}?$select=id,userPrincipalName,displayName",
+                        path_segment(id)
+                    );
+                    (
+                        i,
+                        BatchRequest::new(i.to_string(), reqwest::Method::GET, url),
+                    )
+                })
+            })
+            .collect();
+        if lookups.is_empty() {
+            return names;
+        }
+        let requests: Vec<BatchRequest> = lookups.iter().map(|(_, r)| r.clone()).collect();
+        match self.rt.target.batch(&requests).await {
+            Ok(answers) => {
+                for ((i, _), item) in lookups.iter().zip(&answers.responses) {
+                    let text = |k: &str| {
+                        item.body
+                            .as_ref()
+                            .filter(|_| item.is_success())
+                            .and_then(|b| b.get(k))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    };
+                    names[*i].fill_from(&UserNames {
+                        user_principal_name: None,
+                        display_name: text("displayName"),
+                        target_user_principal_name: text("userPrincipalName"),
+                    });
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "created users' name lookup failed"),
+        }
+        names
     }
 }
 

@@ -462,6 +462,10 @@ impl StateStore for FencedStore {
         self.inner.status(pair)
     }
 
+    fn group_state<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<super::GroupState>> {
+        self.inner.group_state(pair)
+    }
+
     fn provisioning_log<'a>(
         &'a self,
         pair: &'a str,

@@ -48,7 +48,7 @@ pub use pg_lease::LeaseEpoch;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use spec::StoreSpec;
 pub use sqlite::SqliteStore;
-pub use types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
+pub use types::{CreateIntent, Escrow, EscrowError, GroupState, StoreWrite, Watermark};
 
 /// Everything that can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -199,4 +199,7 @@ pub trait StateStore: Send + Sync {
 
     /// Every pair the store holds any record of, sorted (moving a store, status of all pairs).
     fn pairs(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+
+    /// Group sync: the links of the groups ctsync manages and the groups delta watermark.
+    fn group_state<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<GroupState>>;
 }

@@ -122,6 +122,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         queued_at   TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     "#,
+    // 3: group sync (same tables as SQLite's migration 2).
+    r#"
+    CREATE TABLE group_links (
+        pair       TEXT COLLATE "C" NOT NULL,
+        source_id  TEXT COLLATE "C" NOT NULL,
+        target_id  TEXT NOT NULL,
+        state      JSON NOT NULL,
+        PRIMARY KEY (pair, source_id)
+    );
+    CREATE TABLE group_watermarks (
+        pair        TEXT COLLATE "C" PRIMARY KEY,
+        delta_link  TEXT NOT NULL,
+        saved_at    TEXT COLLATE "C" NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

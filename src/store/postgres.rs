@@ -20,8 +20,9 @@ use tokio_postgres::types::Json;
 use super::codec::{parse_anchor, parse_ts, ts};
 use super::log::{LogQuery, ProvisioningLogEntry};
 use super::pg_schema;
-use super::types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
+use super::types::{CreateIntent, Escrow, EscrowError, GroupState, StoreWrite, Watermark};
 use super::{StateStore, StoreError, StoreResult};
+use crate::plan::groups::GroupLinkState;
 use crate::plan::{Action, Anchor, ManagedUser};
 
 /// Connections per replica: a job holds one only for the length of one call.
@@ -459,6 +460,31 @@ pub(super) async fn apply_write(
                 .await?;
             tx.execute(&stmt, &[&pair, &Json(&status)]).await?;
         }
+        StoreWrite::PutGroupLink(link) => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO group_links (pair, source_id, target_id, state) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (pair, source_id) DO UPDATE
+                     SET target_id = excluded.target_id, state = excluded.state",
+                )
+                .await?;
+            tx.execute(
+                &stmt,
+                &[&pair, &link.source_id, &link.target_id, &Json(&link)],
+            )
+            .await?;
+        }
+        StoreWrite::SaveGroupWatermark(w) => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO group_watermarks (pair, delta_link, saved_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (pair) DO UPDATE
+                     SET delta_link = excluded.delta_link, saved_at = excluded.saved_at",
+                )
+                .await?;
+            tx.execute(&stmt, &[&pair, &w.delta_link, &ts(w.saved_at)])
+                .await?;
+        }
     }
     Ok(())
 }
@@ -730,6 +756,39 @@ impl StateStore for PostgresStore {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn group_state<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<GroupState>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT state FROM group_links WHERE pair = $1 ORDER BY source_id",
+                    &[&pair],
+                )
+                .await?;
+            let links = rows
+                .iter()
+                .map(|r| {
+                    let Json(link): Json<GroupLinkState> = r.try_get(0)?;
+                    Ok(link)
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let watermark = client
+                .query_opt(
+                    "SELECT delta_link, saved_at FROM group_watermarks WHERE pair = $1",
+                    &[&pair],
+                )
+                .await?
+                .map(|r| {
+                    Ok::<_, StoreError>(Watermark {
+                        delta_link: r.try_get(0)?,
+                        saved_at: parse_ts(r.try_get(1)?)?,
+                    })
+                })
+                .transpose()?;
+            Ok(GroupState { links, watermark })
         })
     }
 

@@ -69,6 +69,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX provisioning_log_time ON provisioning_log (pair, activity_date_time, seq);
     ",
+    // 2: group sync. A link's state (target id, exported values, maintained members, flags) is
+    // one JSON document: it is always read and written whole.
+    "
+    CREATE TABLE group_links (
+        pair       TEXT NOT NULL,
+        source_id  TEXT NOT NULL,
+        target_id  TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        PRIMARY KEY (pair, source_id)
+    );
+    CREATE TABLE group_watermarks (
+        pair        TEXT PRIMARY KEY,
+        delta_link  TEXT NOT NULL,
+        saved_at    TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

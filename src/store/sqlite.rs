@@ -18,8 +18,9 @@ use serde_json::Value;
 use super::codec::{parse_anchor, parse_ts, ts};
 use super::log::{LogQuery, ProvisioningLogEntry};
 use super::schema;
-use super::types::{CreateIntent, Escrow, EscrowError, StoreWrite, Watermark};
+use super::types::{CreateIntent, Escrow, EscrowError, GroupState, StoreWrite, Watermark};
 use super::{StateStore, StoreError, StoreResult};
+use crate::plan::groups::GroupLinkState;
 use crate::plan::{Action, Anchor, ManagedUser};
 
 /// How long a writer waits for another process's lock before failing.
@@ -249,6 +250,27 @@ fn apply_write(tx: &Transaction<'_>, pair: &str, write: StoreWrite) -> StoreResu
                 "INSERT INTO job_status (pair, status) VALUES (?1, ?2)
                  ON CONFLICT (pair) DO UPDATE SET status = excluded.status",
                 params![pair, serde_json::to_string(&status)?],
+            )?;
+        }
+        StoreWrite::PutGroupLink(link) => {
+            tx.execute(
+                "INSERT INTO group_links (pair, source_id, target_id, state) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pair, source_id) DO UPDATE
+                 SET target_id = excluded.target_id, state = excluded.state",
+                params![
+                    pair,
+                    link.source_id,
+                    link.target_id,
+                    serde_json::to_string(&link)?
+                ],
+            )?;
+        }
+        StoreWrite::SaveGroupWatermark(w) => {
+            tx.execute(
+                "INSERT INTO group_watermarks (pair, delta_link, saved_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pair) DO UPDATE
+                 SET delta_link = excluded.delta_link, saved_at = excluded.saved_at",
+                params![pair, w.delta_link, ts(w.saved_at)],
             )?;
         }
     }
@@ -546,6 +568,34 @@ impl StateStore for SqliteStore {
                 params![pair, ts(before)],
             )?;
             Ok(u64::try_from(gone).unwrap_or(u64::MAX))
+        })
+    }
+
+    fn group_state<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<GroupState>> {
+        let pair = pair.to_owned();
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT state FROM group_links WHERE pair = ?1 ORDER BY source_id")?;
+            let links = stmt
+                .query_map(params![pair], |r| r.get::<_, String>(0))?
+                .map(|text| Ok(serde_json::from_str(&text?)?))
+                .collect::<StoreResult<Vec<GroupLinkState>>>()?;
+            let row: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT delta_link, saved_at FROM group_watermarks WHERE pair = ?1",
+                    params![pair],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let watermark = row
+                .map(|(delta_link, saved_at)| {
+                    Ok::<_, StoreError>(Watermark {
+                        delta_link,
+                        saved_at: parse_ts(&saved_at)?,
+                    })
+                })
+                .transpose()?;
+            Ok(GroupState { links, watermark })
         })
     }
 

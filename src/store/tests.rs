@@ -26,6 +26,7 @@ on_both_backends!(
     several_tasks_share_one_store,
     stored_managed_users_feed_the_planner_unchanged,
     copying_a_store_moves_every_record_of_every_pair,
+    group_links_and_group_watermark_round_trip,
 );
 
 const PAIR: &str = "contoso-to-fabrikam";
@@ -815,4 +816,54 @@ fn polling_outside_a_tokio_runtime_is_an_error_not_a_panic() {
     let store = SqliteStore::open_in_memory().unwrap();
     let result = futures::executor::block_on(store.watermark(PAIR));
     assert!(matches!(result, Err(StoreError::Task(_))), "{result:?}");
+}
+
+async fn group_links_and_group_watermark_round_trip(h: Harness) {
+    use crate::plan::groups::GroupLinkState;
+    let store = h.open().await;
+    assert_eq!(
+        store.group_state(PAIR).await.unwrap(),
+        GroupState::default()
+    );
+    let link = |n: u32, members: &[&str]| GroupLinkState {
+        source_id: format!("source-group-{n}"),
+        target_id: format!("target-group-{n}"),
+        display_name: format!("Group {n}"),
+        exported: BTreeMap::from([("displayName".into(), json!(format!("Group {n}")))]),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        deleted_by_us: false,
+    };
+    let w = Watermark {
+        delta_link: "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=g1".into(),
+        saved_at: t0(),
+    };
+    store
+        .commit(
+            PAIR,
+            vec![
+                StoreWrite::PutGroupLink(link(2, &["t1"])),
+                StoreWrite::PutGroupLink(link(1, &["t1", "t2"])),
+                StoreWrite::SaveGroupWatermark(w.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+    let state = store.group_state(PAIR).await.unwrap();
+    assert_eq!(state.links, vec![link(1, &["t1", "t2"]), link(2, &["t1"])]);
+    assert_eq!(state.watermark, Some(w));
+    // Replacing a link keeps one row; other pairs see nothing; the user watermark is separate.
+    let mut deleted = link(1, &[]);
+    deleted.deleted_by_us = true;
+    store
+        .commit(PAIR, vec![StoreWrite::PutGroupLink(deleted.clone())])
+        .await
+        .unwrap();
+    let state = store.group_state(PAIR).await.unwrap();
+    assert_eq!(state.links[0], deleted);
+    assert_eq!(state.links.len(), 2);
+    assert_eq!(
+        store.group_state("other-pair").await.unwrap(),
+        GroupState::default()
+    );
+    assert_eq!(store.watermark(PAIR).await.unwrap(), None);
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::log::ProvisioningLogEntry;
+use crate::plan::groups::GroupLinkState;
 use crate::plan::{Action, Anchor, ManagedUser};
 
 /// The source `@odata.deltaLink` after a durably recorded cycle.
@@ -90,6 +91,18 @@ pub enum StoreWrite {
     AppendLog(Box<ProvisioningLogEntry>),
     /// Replaces the job status blob.
     PutStatus(Value),
+    /// Inserts or replaces the link of a group ctsync manages (group sync).
+    PutGroupLink(GroupLinkState),
+    /// Saves the source `groups/delta` link; the group pass saves it last, like the users'.
+    SaveGroupWatermark(Watermark),
+}
+
+/// What the store keeps for a pair's group sync.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupState {
+    /// Sorted by source group id.
+    pub links: Vec<GroupLinkState>,
+    pub watermark: Option<Watermark>,
 }
 
 impl From<&CreateIntent> for crate::plan::PendingCreate {

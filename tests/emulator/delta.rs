@@ -156,6 +156,21 @@ async fn latest_token_bad_tokens_and_expired_tokens() {
         "/users/delta?$deltatoken=garbage",
         "/users/delta?$skiptoken=%%%",
     ] {
+        // Default: 400 syncStateNotFound without a Location (the directory behaviour).
+        let (s, headers, err) = env.send(&t, Method::GET, bad, None, &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert_graph_error(&err, "syncStateNotFound");
+        assert!(headers.get("location").is_none());
+        // Switched: 410 Gone with the restart URL.
+        assert_eq!(
+            env.control(
+                Method::PUT,
+                "/_emulator/delta",
+                json!({"expiredTokenStatus": 410})
+            )
+            .await,
+            StatusCode::NO_CONTENT
+        );
         let (s, headers, err) = env.send(&t, Method::GET, bad, None, &[]).await;
         assert_eq!(s, StatusCode::GONE, "{bad}");
         assert_graph_error(&err, "syncStateNotFound");
@@ -165,16 +180,26 @@ async fn latest_token_bad_tokens_and_expired_tokens() {
                 .and_then(|l| l.to_str().ok())
                 .is_some_and(|l| l.contains("/users/delta"))
         );
+        env.handle.set_expired_delta_status(400);
     }
+    assert_eq!(
+        env.control(
+            Method::PUT,
+            "/_emulator/delta",
+            json!({"expiredTokenStatus": 404})
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
     // A token from another tenant is not valid here.
     let other = env.token(TARGET).await;
-    assert_eq!(env.get(&other, &link).await.0, StatusCode::GONE);
+    assert_eq!(env.get(&other, &link).await.0, StatusCode::BAD_REQUEST);
     // Tokens expire after 7 days on the emulator clock.
     assert_eq!(env.get(&t, &link).await.0, StatusCode::OK);
     env.handle.advance_clock(chrono::Duration::days(8));
     let t = env.token(SOURCE).await;
     let (s, err) = env.get(&t, &link).await;
-    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_graph_error(&err, "syncStateNotFound");
     let (s, _) = env.get(&t, "/users/delta?$top=5").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);

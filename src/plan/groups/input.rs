@@ -95,7 +95,7 @@ pub struct SourceGroup {
 }
 
 /// What the store remembers of a group ctsync manages.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupLinkState {
     pub source_id: String,

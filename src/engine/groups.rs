@@ -1,0 +1,630 @@
+//! The group pass: after the user pass, the groups assigned to the pair are planned
+//! (`plan::groups`) and the plan is carried out, entry by entry, each success recorded in the
+//! store before the next. The source `groups/delta` link is the group watermark: a cycle in
+//! which neither groups nor users changed costs one request (the empty delta round), and the
+//! watermark moves only when every entry was done.
+//!
+//! Crash safety: a created group carries its anchor from the `POST` on, so a crash before its
+//! link is stored finds it by anchor next cycle and carries on (no duplicate); membership adds
+//! are idempotent (an "already exists" 400 counts as done) and removals tolerate 404.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::{GroupDeprovision, default_group_mappings};
+use crate::expr::EvalContext;
+use crate::graph::{GraphError, Group};
+use crate::mapping::{MapMode, MappingSet, SourceUser as MappingSourceUser};
+use crate::plan::groups::{
+    GroupAction, GroupEntry, GroupLinkState, GroupPlan, GroupPlanInput, GroupPlanSettings,
+    SourceGroup, SourceGroupKind, TargetGroup, plan_groups,
+};
+use crate::store::{StateStore, StoreWrite, Watermark};
+
+use super::EngineError;
+use super::read::graph_error;
+use super::runtime::PairRuntime;
+
+/// What the group pass did, for the cycle report, status and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupPassReport {
+    /// Groups were planned this cycle (false: nothing changed, one delta request).
+    pub evaluated: bool,
+    /// Entry counts by action.
+    pub counts: BTreeMap<String, usize>,
+    pub member_adds: usize,
+    pub member_removals: usize,
+    pub drift: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Why nothing was written (the target refuses group sync).
+    pub blocked: Option<String>,
+    pub guard_triggered: bool,
+    pub watermark_saved: bool,
+}
+
+/// Runs the group pass for a pair with `spec.groups`; `None` when group sync is off.
+pub async fn run_group_pass(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    users_changed: bool,
+    full: bool,
+) -> Result<Option<(GroupPassReport, Option<GroupPlan>)>, EngineError> {
+    let Some(settings) = rt.pair.groups.as_ref() else {
+        return Ok(None);
+    };
+    let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
+    let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
+    let anchor_attr = rt.pair.group_anchor_attribute();
+    let sync = rt
+        .target
+        .identity_synchronization_with_groups(&rt.pair.source.tenant_id)
+        .await
+        .map_err(target_error)?;
+    let blocked = (!sync.as_ref().is_some_and(|s| s.group_sync_allowed())).then(|| {
+        "the target does not allow group sync from this source \
+         (identitySynchronization groupSyncInbound.isSyncAllowed is not true)"
+            .to_owned()
+    });
+    let state = store.group_state(rt.name()).await?;
+    let start = rt.source.groups_delta_start(&[]);
+    let (round, restarted) = match &state.watermark {
+        Some(w) => match rt.source.groups_delta(&w.delta_link).await {
+            Ok(r) => (r, false),
+            Err(GraphError::DeltaResyncRequired { .. }) => (
+                rt.source.groups_delta(&start).await.map_err(source_error)?,
+                true,
+            ),
+            Err(e) => return Err(source_error(e)),
+        },
+        None => (
+            rt.source.groups_delta(&start).await.map_err(source_error)?,
+            true,
+        ),
+    };
+    let mut report = GroupPassReport::default();
+    let evaluated_before = rt
+        .groups_evaluated
+        .load(std::sync::atomic::Ordering::Acquire);
+    let quiet = evaluated_before && !restarted && round.items.is_empty() && !users_changed && !full;
+    if quiet && blocked.is_none() {
+        store
+            .commit(
+                rt.name(),
+                vec![StoreWrite::SaveGroupWatermark(Watermark {
+                    delta_link: round.delta_link,
+                    saved_at: Utc::now(),
+                })],
+            )
+            .await?;
+        report.watermark_saved = true;
+        return Ok(Some((report, None)));
+    }
+    if blocked.is_none() {
+        ensure_group_anchor(rt, &anchor_attr).await?;
+    }
+    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked).await?;
+    let plan = plan_groups(&input);
+    report.evaluated = true;
+    for a in [
+        GroupAction::Create,
+        GroupAction::Adopt,
+        GroupAction::Update,
+        GroupAction::Restore,
+        GroupAction::Delete,
+        GroupAction::StagedDelete,
+        GroupAction::NoChange,
+        GroupAction::Skip,
+        GroupAction::Disputed,
+    ] {
+        report.counts.insert(a.as_str().to_owned(), plan.count(a));
+    }
+    report.member_adds = plan.member_adds();
+    report.member_removals = plan.member_removals();
+    report.drift = plan.entries.iter().filter(|e| e.drift.is_some()).count();
+    report.blocked = plan.blocked.clone();
+    report.guard_triggered = plan.guard.triggered;
+    let _ = settings;
+    for e in &plan.entries {
+        log_entry(rt, e);
+    }
+    if plan.blocked.is_none() {
+        for e in plan.writes() {
+            match apply_entry(rt, store, e, &anchor_attr).await {
+                Ok(()) => report.succeeded += 1,
+                Err(err) => {
+                    report.failed += 1;
+                    tracing::warn!(
+                        pair = rt.name(),
+                        group = %e.display_name,
+                        source_group_id = %e.source_id,
+                        action = e.action.as_str(),
+                        error = %err,
+                        "group write failed; retried next cycle"
+                    );
+                }
+            }
+        }
+        rt.groups_evaluated
+            .store(true, std::sync::atomic::Ordering::Release);
+        if report.failed == 0 {
+            store
+                .commit(
+                    rt.name(),
+                    vec![StoreWrite::SaveGroupWatermark(Watermark {
+                        delta_link: round.delta_link,
+                        saved_at: Utc::now(),
+                    })],
+                )
+                .await?;
+            report.watermark_saved = true;
+        }
+    }
+    Ok(Some((report, Some(plan))))
+}
+
+fn log_entry(rt: &PairRuntime, e: &GroupEntry) {
+    if e.action == GroupAction::NoChange && e.drift.is_none() && e.reason.is_none() {
+        return;
+    }
+    let members_added: Vec<&str> = e.add_members.iter().map(|m| m.name.as_str()).collect();
+    let members_removed: Vec<&str> = e.remove_members.iter().map(|m| m.name.as_str()).collect();
+    tracing::info!(
+        event = "groupPlanned",
+        pair = rt.name(),
+        group = %e.display_name,
+        source_group_id = %e.source_id,
+        target_group_id = e.target_id.as_deref().unwrap_or(""),
+        action = e.action.as_str(),
+        reason = e.reason.map(|r| r.describe()).unwrap_or(""),
+        members_added = %members_added.join(", "),
+        members_removed = %members_removed.join(", "),
+        drift = e.drift.is_some(),
+        "group planned"
+    );
+}
+
+/// Registers the group anchor extension (targetObjects Group) on the target app when missing.
+async fn ensure_group_anchor(rt: &PairRuntime, attribute: &str) -> Result<(), EngineError> {
+    let Some(rest) = attribute.strip_prefix("extension_") else {
+        return Err(anchor_invalid(attribute));
+    };
+    let Some((app, name)) = rest.split_once('_') else {
+        return Err(anchor_invalid(attribute));
+    };
+    if app.len() != 32 || name.is_empty() {
+        return Err(anchor_invalid(attribute));
+    }
+    let app_id = format!(
+        "{}-{}-{}-{}-{}",
+        &app[..8],
+        &app[8..12],
+        &app[12..16],
+        &app[16..20],
+        &app[20..]
+    );
+    let path = format!("applications(appId='{app_id}')/extensionProperties");
+    let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        value: Vec<crate::graph::ExtensionProperty>,
+    }
+    let listing: Listing = rt
+        .target
+        .send_json(
+            reqwest::Method::GET,
+            &format!("{path}?$select=name,targetObjects"),
+            None,
+        )
+        .await
+        .map_err(target_error)?;
+    if listing
+        .value
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case(attribute))
+    {
+        return Ok(());
+    }
+    let body = json!({"name": name, "dataType": "String", "targetObjects": ["Group"]});
+    rt.target
+        .send(reqwest::Method::POST, &path, &[], Some(&body), 1)
+        .await
+        .map_err(target_error)?;
+    tracing::info!(pair = rt.name(), attribute = %attribute, "registered the group anchor extension in the target");
+    Ok(())
+}
+
+fn anchor_invalid(attribute: &str) -> EngineError {
+    EngineError::Preflight {
+        code: "GroupAnchorAttributeInvalid".into(),
+        message: format!(
+            "group anchor attribute {attribute} is not a directory extension \
+             (extension_{{appIdWithoutHyphens}}_{{name}})"
+        ),
+    }
+}
+
+/// The groups assigned to the pair: `scope.groups` plus groups assigned to its service principal.
+async fn assigned_groups(rt: &PairRuntime) -> Result<BTreeSet<String>, EngineError> {
+    let mut groups: BTreeSet<String> = rt.pair.scope.groups.iter().cloned().collect();
+    if let Some(sp) = &rt.pair.scope.service_principal_id {
+        for a in rt
+            .source
+            .app_role_assigned_to(sp)
+            .await
+            .map_err(|e| graph_error("source", &rt.pair.source.tenant_id, e))?
+        {
+            if a.principal_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("Group"))
+            {
+                groups.insert(a.principal_id);
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn odata_escape(v: &str) -> String {
+    v.replace('\'', "''")
+}
+
+fn target_group(g: &Group, anchor_attr: &str, deleted: bool) -> TargetGroup {
+    let attributes: BTreeMap<String, Value> = g
+        .to_attributes()
+        .into_iter()
+        .filter(|(k, _)| k != "id" && !k.starts_with("extension_"))
+        .collect();
+    let group_types_empty = g.group_types.as_ref().is_none_or(Vec::is_empty);
+    // Soft-deleted security groups report securityEnabled false (a Graph bug): trust groupTypes.
+    let security = group_types_empty
+        && !g.mail_enabled.unwrap_or(false)
+        && (deleted || g.security_enabled.unwrap_or(false));
+    TargetGroup {
+        id: g.id.clone(),
+        display_name: g.display_name.clone().unwrap_or_default(),
+        attributes,
+        anchor: g.extension(anchor_attr).map(str::to_owned),
+        security,
+        deleted,
+        members: None,
+    }
+}
+
+/// Reads the source groups, the target groups and the user links into the planner's input.
+async fn read_input(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    links: &[GroupLinkState],
+    anchor_attr: &str,
+    full: bool,
+    blocked: Option<String>,
+) -> Result<GroupPlanInput, EngineError> {
+    let settings = rt
+        .pair
+        .groups
+        .clone()
+        .ok_or_else(|| EngineError::Preflight {
+            code: "GroupSyncOff".into(),
+            message: "group sync is not configured".into(),
+        })?;
+    let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
+    let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
+    let specs = settings
+        .mappings
+        .clone()
+        .unwrap_or_else(default_group_mappings);
+    // Config validation compiled these already; a failure here is reported per group.
+    let mappings = MappingSet::compile(&specs).map_err(|errors| EngineError::Preflight {
+        code: "GroupMappingInvalid".into(),
+        message: format!("{} group mapping error(s)", errors.len()),
+    })?;
+    let mut raw = Vec::new();
+    let mut gone = BTreeSet::new();
+    for id in assigned_groups(rt).await? {
+        let Some(g) = rt.source.get_group(&id, &[]).await.map_err(source_error)? else {
+            gone.insert(id);
+            continue;
+        };
+        let users = |list: Vec<crate::graph::DirectoryObjectRef>| -> BTreeSet<String> {
+            list.into_iter()
+                .filter(|m| m.odata_type.is_none() || m.is_user())
+                .map(|m| m.id)
+                .collect()
+        };
+        let direct = users(
+            rt.source
+                .group_members(&id, false)
+                .await
+                .map_err(source_error)?,
+        );
+        let transitive = if settings.flatten {
+            users(
+                rt.source
+                    .group_members(&id, true)
+                    .await
+                    .map_err(source_error)?,
+            )
+        } else {
+            direct.clone()
+        };
+        raw.push((g, direct, transitive));
+    }
+    let source_groups = map_groups(&mappings, raw);
+    // Target side: linked groups, anchored ones, name clashes and adoption candidates.
+    let mut targets: BTreeMap<String, TargetGroup> = BTreeMap::new();
+    let deleted = rt
+        .target
+        .deleted_groups(None, &[anchor_attr])
+        .await
+        .map_err(target_error)?;
+    for g in &deleted {
+        targets.insert(g.id.clone(), target_group(g, anchor_attr, true));
+    }
+    for l in links {
+        if targets.contains_key(&l.target_id) {
+            continue;
+        }
+        if let Some(g) = rt
+            .target
+            .get_group(&l.target_id, &[anchor_attr])
+            .await
+            .map_err(target_error)?
+        {
+            targets.insert(g.id.clone(), target_group(&g, anchor_attr, false));
+        }
+    }
+    let linked: BTreeSet<&str> = links.iter().map(|l| l.source_id.as_str()).collect();
+    for sg in &source_groups {
+        if linked.contains(sg.id.as_str()) {
+            continue;
+        }
+        let mut filters = vec![format!("{anchor_attr} eq '{}'", odata_escape(&sg.id))];
+        let mut attrs: Vec<&str> = vec!["displayName"];
+        attrs.extend(settings.matching_attributes.iter().map(String::as_str));
+        for a in attrs {
+            if let Some(v) = sg.attributes.get(a).and_then(Value::as_str) {
+                filters.push(format!("{a} eq '{}'", odata_escape(v)));
+            }
+        }
+        filters.sort();
+        filters.dedup();
+        for f in filters {
+            for g in rt
+                .target
+                .list_groups(Some(&f), &[anchor_attr])
+                .await
+                .map_err(target_error)?
+            {
+                targets
+                    .entry(g.id.clone())
+                    .or_insert_with(|| target_group(&g, anchor_attr, false));
+            }
+        }
+    }
+    if full {
+        for t in targets.values_mut().filter(|t| !t.deleted) {
+            let members = rt
+                .target
+                .group_members(&t.id, false)
+                .await
+                .map_err(target_error)?;
+            t.members = Some(members.into_iter().map(|m| m.id).collect());
+        }
+    }
+    let managed = store.managed_users(rt.name()).await?;
+    let mut user_targets = BTreeMap::new();
+    let mut user_names = BTreeMap::new();
+    for m in managed.iter().filter(|m| m.soft_deleted_by_us_at.is_none()) {
+        user_targets.insert(m.anchor.source_object_id().to_owned(), m.target_id.clone());
+        let name = m
+            .last_exported
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or(&m.target_id);
+        user_names.insert(m.target_id.clone(), name.to_owned());
+    }
+    Ok(GroupPlanInput {
+        pair: rt.name().to_owned(),
+        settings: GroupPlanSettings {
+            flatten: settings.flatten,
+            soft_delete: settings.deprovision == GroupDeprovision::SoftDelete,
+            matching_attributes: settings.matching_attributes.clone(),
+            guard_enabled: settings.deletion_guard.enabled,
+            guard_threshold: settings.deletion_guard.threshold,
+            full_cycle: full,
+            drift_correction: rt.pair.drift_correction,
+            blocked,
+            force: false,
+        },
+        source_groups,
+        gone,
+        links: links.to_vec(),
+        target_groups: targets.into_values().collect(),
+        user_targets,
+        user_names,
+        complete: true,
+    })
+}
+
+/// Maps the source groups (no await inside: the expression context is not `Send`).
+fn map_groups(
+    mappings: &MappingSet,
+    raw: Vec<(Group, BTreeSet<String>, BTreeSet<String>)>,
+) -> Vec<SourceGroup> {
+    let mut random = super::cycle::rand_source();
+    let is_unique = |_: &str| true;
+    let mut ctx = EvalContext {
+        now: Utc::now(),
+        random: &mut random,
+        is_unique: &is_unique,
+    };
+    raw.into_iter()
+        .map(|(g, direct, transitive)| {
+            let attrs = g.to_attributes();
+            let mapped =
+                mappings.map_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+            let kind = SourceGroupKind::classify(
+                g.group_types.as_deref().unwrap_or_default(),
+                g.mail_enabled.unwrap_or(false),
+                g.security_enabled.unwrap_or(false),
+                g.is_assignable_to_role.unwrap_or(false),
+            );
+            SourceGroup {
+                id: g.id.clone(),
+                display_name: g.display_name.clone().unwrap_or_else(|| g.id.clone()),
+                kind,
+                attributes: mapped.patch_body().into_iter().collect(),
+                errors: mapped.errors.iter().map(|e| format!("{e:?}")).collect(),
+                direct_members: direct,
+                transitive_members: transitive,
+            }
+        })
+        .collect()
+}
+
+/// Carries out one entry; on success records the link (what the entry says the store keeps).
+async fn apply_entry(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    e: &GroupEntry,
+    anchor_attr: &str,
+) -> Result<(), EngineError> {
+    let target_error = |err| graph_error("target", &rt.pair.target.tenant_id, err);
+    let adds: Vec<String> = e
+        .add_members
+        .iter()
+        .map(|m| m.target_user_id.clone())
+        .collect();
+    let mut link = GroupLinkState {
+        source_id: e.source_id.clone(),
+        target_id: e.target_id.clone().unwrap_or_default(),
+        display_name: e.display_name.clone(),
+        exported: e.exported_after.clone(),
+        members: e.members_after.clone(),
+        deleted_by_us: false,
+    };
+    match e.action {
+        GroupAction::Create => {
+            let mut body: serde_json::Map<String, Value> = e.changes.clone().into_iter().collect();
+            body.insert(anchor_attr.to_owned(), json!(e.source_id));
+            let first: Vec<String> = adds
+                .iter()
+                .take(crate::graph::MEMBER_BINDS_PER_REQUEST)
+                .cloned()
+                .collect();
+            let created = rt
+                .target
+                .create_security_group(&body, &first)
+                .await
+                .map_err(target_error)?;
+            tracing::info!(pair = rt.name(), group = %e.display_name, target_group_id = %created.id, members = first.len(), "group created");
+            link.target_id = created.id.clone();
+            if adds.len() > first.len() {
+                // Record the group before the rest of its members: a failure below leaves a
+                // linked group whose remaining members are planned again next cycle.
+                let mut partial = link.clone();
+                partial.members = first.iter().cloned().collect();
+                store
+                    .commit(rt.name(), vec![StoreWrite::PutGroupLink(partial)])
+                    .await?;
+                add_members_retrying(rt, &created.id, &adds[first.len()..])
+                    .await
+                    .map_err(target_error)?;
+            }
+        }
+        GroupAction::Restore => {
+            rt.target
+                .restore_deleted(&link.target_id)
+                .await
+                .map_err(target_error)?;
+            tracing::info!(pair = rt.name(), group = %e.display_name, target_group_id = %link.target_id, "group restored");
+            write_attributes_and_members(rt, e, &link.target_id, anchor_attr, &adds)
+                .await
+                .map_err(target_error)?;
+        }
+        GroupAction::Adopt | GroupAction::Update | GroupAction::NoChange => {
+            write_attributes_and_members(rt, e, &link.target_id, anchor_attr, &adds)
+                .await
+                .map_err(target_error)?;
+        }
+        GroupAction::Delete => {
+            match rt.target.delete_group(&link.target_id).await {
+                Ok(()) => {}
+                Err(err) if err.is_not_found() => {}
+                Err(err) => return Err(target_error(err)),
+            }
+            tracing::info!(pair = rt.name(), group = %e.display_name, target_group_id = %link.target_id, "group soft-deleted");
+            link.deleted_by_us = true;
+        }
+        GroupAction::StagedDelete | GroupAction::Skip | GroupAction::Disputed => return Ok(()),
+    }
+    store
+        .commit(rt.name(), vec![StoreWrite::PutGroupLink(link)])
+        .await?;
+    Ok(())
+}
+
+async fn write_attributes_and_members(
+    rt: &PairRuntime,
+    e: &GroupEntry,
+    target_id: &str,
+    anchor_attr: &str,
+    adds: &[String],
+) -> Result<(), GraphError> {
+    let mut changes: serde_json::Map<String, Value> = e.changes.clone().into_iter().collect();
+    if e.action == GroupAction::Adopt {
+        changes.insert(anchor_attr.to_owned(), json!(e.source_id));
+    }
+    if !changes.is_empty() {
+        rt.target.update_group(target_id, &changes).await?;
+    }
+    if !adds.is_empty() {
+        add_members_retrying(rt, target_id, adds).await?;
+    }
+    for m in &e.remove_members {
+        rt.target
+            .remove_group_member(target_id, &m.target_user_id)
+            .await?;
+    }
+    if !adds.is_empty() || !e.remove_members.is_empty() || !changes.is_empty() {
+        tracing::info!(
+            pair = rt.name(),
+            group = %e.display_name,
+            target_group_id = %target_id,
+            action = e.action.as_str(),
+            members_added = adds.len(),
+            members_removed = e.remove_members.len(),
+            attributes = changes.len(),
+            "group written"
+        );
+    }
+    Ok(())
+}
+
+/// Adds members; a just-created group may not have replicated yet ("one of the objects being
+/// referenced don't exist", 400): retried a few times after a short pause.
+async fn add_members_retrying(
+    rt: &PairRuntime,
+    group_id: &str,
+    members: &[String],
+) -> Result<usize, GraphError> {
+    let mut attempt = 0;
+    loop {
+        match rt.target.add_group_members(group_id, members).await {
+            Err(e)
+                if attempt < 3
+                    && e.status() == Some(400)
+                    && e.to_string().contains("don't exist") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Group sync end to end: the engine against the emulator, the target checked through Graph.
+
+use std::collections::BTreeSet;
+
+use ctsync::store::StateStore;
+use serde_json::{Value, json};
+
+use crate::world::*;
+
+const SALES: &str = "9b000000-0000-4000-8000-000000000001";
+const INNER: &str = "9b000000-0000-4000-8000-000000000002";
+
+/// Contoso: Sales (adele, bob, outsider, Inner), Inner (nested); carol outside any group.
+/// The pair syncs Sales-department users of the assigned group Sales (plus nested, assigned
+/// directly), and the group itself. `allow_groups` sets the target's groupSyncInbound.
+fn world_seed(allow_groups: bool) -> Value {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user("adele", "contoso.com", json!({"department": "Sales"})),
+                user("bob", "contoso.com", json!({"department": "Sales"})),
+                user("carol", "contoso.com", json!({"department": "Sales"})),
+                user("nested", "contoso.com", json!({"department": "Sales"})),
+                user("outsider", "contoso.com", json!({"department": "Ops"})),
+            ],
+        )],
+    );
+    seed["tenants"][0]["groups"] = json!([
+        {"id": SALES, "displayName": "Sales", "description": "Sales team",
+         "members": ["adele@contoso.com", "bob@contoso.com", "outsider@contoso.com", "Inner"]},
+        {"id": INNER, "displayName": "Inner", "members": ["nested@contoso.com"]},
+    ]);
+    if allow_groups {
+        for p in seed["tenants"][1]["partners"]
+            .as_array_mut()
+            .expect("partners")
+        {
+            p["identitySynchronization"]["groupSyncInbound"] = json!({"isSyncAllowed": true});
+        }
+    }
+    seed
+}
+
+fn spec(groups_extra: &str, nested_id: &str) -> String {
+    format!(
+        "  scope:
+    mode: assigned
+    groups: [{SALES}]
+    users: [{nested_id}]
+    filters:
+      - title: Sales only
+        clauses:
+          - {{attribute: department, operator: EQUALS, value: Sales}}
+  groups:
+    enabled: true
+    mappings:
+      - {{target: displayName, expression: 'Append([displayName], \" (Contoso)\")'}}
+      - {{target: description, source: description}}
+      - {{target: mailNickname, expression: 'Append([mailNickname], \"-contoso\")'}}
+{groups_extra}"
+    )
+}
+
+async fn target_group(world: &World, name: &str) -> Option<ctsync::graph::Group> {
+    let filter = format!("displayName eq '{name}'");
+    let mut found = world
+        .admin(FABRIKAM)
+        .list_groups(Some(&filter), &[])
+        .await
+        .expect("list target groups");
+    assert!(found.len() <= 1, "one group named {name}: {found:?}");
+    found.pop()
+}
+
+/// Aliases of the target group's members (B2B UPNs start with `alias_`).
+async fn member_aliases(world: &World, group_id: &str) -> BTreeSet<String> {
+    let admin = world.admin(FABRIKAM);
+    let mut out = BTreeSet::new();
+    for m in admin.group_members(group_id, false).await.expect("members") {
+        let u = admin
+            .get_user(&m.id, &[])
+            .await
+            .expect("get")
+            .expect("user");
+        let upn = u.user_principal_name.unwrap_or_default();
+        out.insert(upn.split('_').next().unwrap_or_default().to_owned());
+    }
+    out
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+async fn start(allow_groups: bool, groups_extra: &str) -> (World, std::path::PathBuf) {
+    let world = World::start(to_seed(world_seed(allow_groups))).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &spec(groups_extra, &nested));
+    (world, file)
+}
+
+#[tokio::test]
+async fn assigned_group_is_created_and_its_membership_follows_the_source() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    let g = report.groups.expect("group pass ran");
+    assert_eq!(g.counts["create"], 1, "{g:?}");
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    assert_eq!(group.description.as_deref(), Some("Sales team"));
+    assert_eq!(group.mail_nickname.as_deref(), Some("Sales-contoso"));
+    assert_eq!(group.security_enabled, Some(true));
+    assert_eq!(group.mail_enabled, Some(false));
+    // In-scope direct members only: not outsider (filtered out), not nested (no flatten).
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "bob"])
+    );
+
+    // Member added in the source.
+    let carol = world.source_id(CONTOSO, "carol@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::POST,
+            &format!("groups/{SALES}/members/$ref"),
+            Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{carol}")})),
+        )
+        .await;
+    world.cycle(&rt).await;
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "bob", "carol"])
+    );
+    // Removed from the group (leaves scope: soft-deleted, and out of the target group);
+    // disabled (stays, blocked); deleted in the source (leaves the group).
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("groups/{SALES}/members/{bob}/$ref"),
+            None,
+        )
+        .await;
+    world
+        .patch(CONTOSO, &adele, json!({"accountEnabled": false}))
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{carol}"),
+            None,
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["softDelete"], 2, "{report:?}");
+    assert_eq!(member_aliases(&world, &group.id).await, set(&["adele"]));
+    let adele_target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(adele_target.account_enabled, Some(false));
+    // Renamed in the source: the same target group is renamed.
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PATCH,
+            &format!("groups/{SALES}"),
+            Some(json!({"displayName": "Sales EMEA"})),
+        )
+        .await;
+    world.cycle(&rt).await;
+    let renamed = target_group(&world, "Sales EMEA (Contoso)")
+        .await
+        .expect("renamed");
+    assert_eq!(renamed.id, group.id);
+    // A quiet cycle: the group pass costs one request (its empty delta round).
+    let before = world.cycle(&rt).await;
+    let quiet = world.cycle(&rt).await;
+    assert!(
+        !quiet.groups.as_ref().is_some_and(|g| g.evaluated),
+        "{quiet:?}"
+    );
+    assert!(quiet.graph_requests <= before.graph_requests, "{quiet:?}");
+}
+
+#[tokio::test]
+async fn flatten_adds_in_scope_members_of_nested_groups() {
+    let (world, file) = start(true, "    flatten: true\n").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "bob", "nested"])
+    );
+}
+
+#[tokio::test]
+async fn unassigned_group_is_soft_deleted_and_restored_with_the_same_id() {
+    let world = World::start(to_seed(world_seed(true))).await;
+    // adele and bob are also assigned directly: unassigning the group keeps them in scope.
+    let mut ids = Vec::new();
+    for upn in ["nested@contoso.com", "adele@contoso.com", "bob@contoso.com"] {
+        ids.push(world.source_id(CONTOSO, upn).await);
+    }
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &spec("", &ids.join(", ")));
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // Unassign: the pair no longer lists the group (and nobody else assigns it).
+    let text = std::fs::read_to_string(&file).expect("pair");
+    std::fs::write(
+        &file,
+        text.replace(&format!("groups: [{SALES}]"), &format!("groups: [{INNER}]")),
+    )
+    .expect("rewrite");
+    let rt2 = world.runtime(&file, "groups");
+    let report = world.cycle(&rt2).await;
+    assert_eq!(report.groups.expect("groups").counts["delete"], 1);
+    assert!(target_group(&world, "Sales (Contoso)").await.is_none());
+    let deleted = world
+        .admin(FABRIKAM)
+        .deleted_groups(None, &[])
+        .await
+        .expect("deleted groups");
+    assert!(
+        deleted.iter().any(|g| g.id == group.id),
+        "soft-deleted, restorable"
+    );
+    // Reassigned within 30 days: restored, same object id.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .expect("pair")
+            .replace(&format!("groups: [{INNER}]"), &format!("groups: [{SALES}]")),
+    )
+    .expect("rewrite");
+    let rt3 = world.runtime(&file, "groups");
+    let report = world.cycle(&rt3).await;
+    assert_eq!(report.groups.expect("groups").counts["restore"], 1);
+    let back = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("restored");
+    assert_eq!(back.id, group.id);
+    assert_eq!(
+        member_aliases(&world, &back.id).await,
+        set(&["adele", "bob"])
+    );
+}
+
+#[tokio::test]
+async fn target_side_membership_edits_are_left_reported_then_corrected() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // By hand in the target: the admin joins, bob is removed.
+    let admin = world.admin(FABRIKAM);
+    let internal = admin
+        .list_users(Some("userPrincipalName eq 'fabadmin@fabrikam.com'"), &[])
+        .await
+        .expect("list");
+    let internal_id = match internal.first() {
+        Some(u) => u.id.clone(),
+        None => {
+            let (s, u) = (
+                (),
+                admin
+                    .send_json::<Value>(
+                        reqwest::Method::POST,
+                        "users",
+                        Some(&json!({"accountEnabled": true, "displayName": "Fab Admin", "mailNickname": "fabadmin",
+                            "userPrincipalName": "fabadmin@fabrikam.com",
+                            "passwordProfile": {"password": "P@ssw0rd!x", "forceChangePasswordNextSignIn": false}})),
+                    )
+                    .await
+                    .expect("create internal user"),
+            );
+            let () = s;
+            u["id"].as_str().expect("id").to_owned()
+        }
+    };
+    admin
+        .add_group_member(&group.id, &internal_id)
+        .await
+        .expect("hand add");
+    let bob_target = world.b2b_user(FABRIKAM, "bob").await.expect("bob").id;
+    admin
+        .remove_group_member(&group.id, &bob_target)
+        .await
+        .expect("hand remove");
+    // Incremental cycle: left alone.
+    world.cycle(&rt).await;
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "fabadmin@fabrikam.com"])
+    );
+    // Full cycle: reported, still left alone.
+    world.store.clear_watermark("groups").await.expect("clear");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.groups.expect("groups").drift, 1);
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "fabadmin@fabrikam.com"])
+    );
+    // With drift correction: corrected on the next full cycle.
+    let text = std::fs::read_to_string(&file).expect("pair");
+    std::fs::write(&file, format!("{text}  driftCorrection: true\n")).expect("rewrite");
+    let rt2 = world.runtime(&file, "groups");
+    world.store.clear_watermark("groups").await.expect("clear");
+    world.cycle(&rt2).await;
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "bob"])
+    );
+}
+
+#[tokio::test]
+async fn existing_target_group_is_disputed_without_a_rule_and_adopted_with_one() {
+    let mut seed = world_seed(true);
+    seed["tenants"][1]["groups"] = json!([
+        {"id": "9c000000-0000-4000-8000-000000000001", "displayName": "Sales (Contoso)"},
+    ]);
+    let world = World::start(to_seed(seed)).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &spec("", &nested));
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.groups.expect("groups").counts["disputed"], 1);
+    let existing = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("still one");
+    assert!(
+        member_aliases(&world, &existing.id).await.is_empty(),
+        "never written"
+    );
+    let file = world.pair_file(
+        "groups",
+        CONTOSO,
+        FABRIKAM,
+        &spec("    matchingAttributes: [displayName]\n", &nested),
+    );
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.groups.expect("groups").counts["adopt"], 1);
+    let adopted = target_group(&world, "Sales (Contoso)").await.expect("one");
+    assert_eq!(adopted.id, existing.id);
+    assert_eq!(
+        member_aliases(&world, &adopted.id).await,
+        set(&["adele", "bob"])
+    );
+}
+
+#[tokio::test]
+async fn target_refusing_group_sync_gets_no_group_and_a_precise_reason() {
+    let (world, file) = start(false, "").await;
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    assert!(
+        report.counts["create"] >= 2,
+        "user sync goes on: {report:?}"
+    );
+    let g = report.groups.expect("groups");
+    assert!(
+        g.blocked
+            .as_deref()
+            .is_some_and(|b| b.contains("groupSyncInbound")),
+        "{g:?}"
+    );
+    assert!(!g.watermark_saved);
+    assert!(target_group(&world, "Sales (Contoso)").await.is_none());
+}
