@@ -44,6 +44,21 @@ pub struct ApplyContext<'a> {
     pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
     /// An in-process crash at a step boundary (crash tests).
     pub crash: Option<&'a CrashAt>,
+    /// The pair's lease (several replicas): no entry starts once it may have lapsed.
+    pub lease: Option<&'a crate::store::LeaseGuard>,
+}
+
+impl ApplyContext<'_> {
+    /// Checked between entries: shutdown, or a lease that may have passed to another replica.
+    fn stop(&self) -> Option<EngineError> {
+        if self.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Some(EngineError::Cancelled);
+        }
+        if self.lease.is_some_and(|l| !l.may_write()) {
+            return Some(EngineError::LeaseLapsed);
+        }
+        None
+    }
 }
 
 /// Why one entry failed: the Graph error, kept for the escrow and the log.
@@ -137,8 +152,8 @@ pub async fn apply(
     };
     for entry in plan.entries() {
         // Between entries only: the one in flight finishes and is recorded first.
-        if ctx.cancel.is_some_and(|c| c.is_cancelled()) {
-            return Err(EngineError::Cancelled);
+        if let Some(stop) = ctx.stop() {
+            return Err(stop);
         }
         if entry.action.writes() {
             executor.write_entry(entry).await?;
@@ -147,8 +162,8 @@ pub async fn apply(
         }
     }
     for update in plan.manager_updates() {
-        if ctx.cancel.is_some_and(|c| c.is_cancelled()) {
-            return Err(EngineError::Cancelled);
+        if let Some(stop) = ctx.stop() {
+            return Err(stop);
         }
         executor.manager_update(update).await?;
     }
@@ -204,16 +219,18 @@ impl Executor<'_> {
     async fn record_skip(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
         let mut writes = record_writes(&entry.anchor, entry.target_id.as_deref(), &entry.records);
         if entry.action == Action::StagedDelete || loggable_skip(entry.reason) {
+            let names = action_log::names_after(self.rt, entry, None).await;
             let log = log_entry(
                 self.rt,
                 self.cycle_id,
                 entry,
+                &names,
                 entry.target_id.as_deref(),
                 0,
                 ProvisioningResult::Skipped,
                 None,
             );
-            emit(&log, entry);
+            emit(&log, entry, &names);
             writes.push(StoreWrite::AppendLog(Box::new(log)));
         }
         if !writes.is_empty() {
@@ -267,16 +284,19 @@ impl Executor<'_> {
                 )
             }
         };
+        let succeeded = failure.is_none().then_some(target_id.as_deref()).flatten();
+        let names = action_log::names_after(self.rt, entry, succeeded).await;
         let log = log_entry(
             self.rt,
             self.cycle_id,
             entry,
+            &names,
             target_id.as_deref(),
             duration,
             status,
             failure.as_ref(),
         );
-        emit(&log, entry);
+        emit(&log, entry, &names);
         writes.push(StoreWrite::AppendLog(Box::new(log)));
         if failure.is_none() {
             self.crash_here(Step::BeforeCommit)?;
@@ -434,12 +454,12 @@ impl Executor<'_> {
                         reference: true,
                     });
                 }
-                action_log::emit_manager_success(pair, cycle_id, update, &target_id);
+                action_log::emit_manager(pair, cycle_id, update, &target_id, None);
                 self.crash_here(Step::BeforeCommit)?;
             }
             Err(e) => {
                 let failure = EntryFailure::from(e);
-                action_log::emit_manager_failure(pair, cycle_id, update, &target_id, &failure);
+                action_log::emit_manager(pair, cycle_id, update, &target_id, Some(&failure));
                 self.fail(&mut writes, &update.anchor, true, Action::Update, &failure);
             }
         }

@@ -16,6 +16,7 @@ use super::model::{
     Action, Anchor, AttributeChange, ManagerUpdate, Plan, PlanBlock, PlanEntry, Reason, Record,
     Situation,
 };
+use super::names::UserNames;
 
 /// Soft-deleted users stay restorable this long (Entra: 30 days), then are purged.
 pub const RESTORE_WINDOW_DAYS: i64 = 30;
@@ -259,6 +260,7 @@ impl EntryBuilder<'_> {
             changes: Vec::new(),
             resumes_intent: None,
             records: Vec::new(),
+            names: UserNames::default(),
         }
     }
 
@@ -770,6 +772,9 @@ fn manager_pass(
             new_manager: new,
             new_manager_target_id: wanted.and_then(|(_, id)| id),
             clears_escrow: false,
+            names: UserNames::default(),
+            old_manager_names: None,
+            new_manager_names: None,
         });
     }
     updates

@@ -163,7 +163,9 @@ async fn disabled_source_user_is_disabled_in_the_target_not_deleted() {
         .patch(CONTOSO, &adele, json!({"accountEnabled": false}))
         .await;
     let report = world.cycle(&rt).await;
-    assert_eq!(report.counts["update"], 1, "{report:?}");
+    // Counted as what it is for the administrator: a disable (the plan writes it as an update).
+    assert_eq!(report.counts["disable"], 1, "{report:?}");
+    assert_eq!(report.counts["update"], 0, "{report:?}");
     let target = world
         .b2b_user(FABRIKAM, "adele")
         .await
@@ -873,6 +875,22 @@ fn demo_runs_its_script_and_shows_each_kind_of_action() {
             && l.contains("\"plan_action\":\"update\"")
             && l.contains("accountEnabled")),
         "the disable is an update of accountEnabled in Northwind"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("\"event\":\"groupCreated\"")
+            && l.contains("Sales Team")
+            && l.contains("Megan Bowen")),
+        "the Sales Team group is created in Fabrikam with Megan in it\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("\"event\":\"groupWritten\"")
+            && l.contains("\"members_removed\":\"Megan Bowen\"")),
+        "Megan leaves the group when she leaves scope\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("\"event\":\"groupWritten\"")
+            && l.contains("\"members_added\":\"Megan Bowen\"")),
+        "and comes back with her\n{log}"
     );
     assert!(
         !log.contains("demo-only-not-a-secret"),
