@@ -31,6 +31,7 @@ pub struct Args {
     /// --time-scale like the quota windows.
     #[arg(long, default_value_t = 0)]
     pub latency: u64,
+    /// Which throttling the emulator applies (see the values).
     #[arg(long, value_enum, default_value_t = Quota::Graph)]
     pub quota: Quota,
     /// Speeds up the emulator's clock and the client's quota windows alike (10 = a 150 s
@@ -40,6 +41,7 @@ pub struct Args {
     /// Only the `plan` phase (fresh state): for sizes whose initial cycle would take hours.
     #[arg(long)]
     pub plan_only: bool,
+    /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

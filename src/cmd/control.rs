@@ -227,6 +227,15 @@ fn job_text(job: &Value) -> String {
             ));
         }
     }
+    let full = &status["fullSync"];
+    if full.is_object() {
+        out.push_str(&format!(
+            "  full reconcile: last {}, next {} (every {} s)\n",
+            s(&full["last"]),
+            s(&full["next"]),
+            full["intervalSeconds"]
+        ));
+    }
     let q = &status["quarantine"];
     if q.is_object() {
         out.push_str(&format!(

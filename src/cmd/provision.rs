@@ -10,6 +10,7 @@ pub struct Args {
     /// A pair file or a directory of pair files.
     #[arg(long)]
     pub config: PathBuf,
+    /// The pair to provision through, by its metadata.name.
     #[arg(long)]
     pub pair: String,
     /// The source user: object id or userPrincipalName.
@@ -18,6 +19,7 @@ pub struct Args {
     /// Show what would happen without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// The SQLite state file the daemon uses.

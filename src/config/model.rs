@@ -20,6 +20,8 @@ pub const API_VERSION: &str = "ctsync.io/v1";
 pub const KIND: &str = "SyncPair";
 /// Default time between cycles (Entra CTS runs every 40 minutes).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(40 * 60);
+/// Default `spec.fullSyncInterval`: a full reconcile once a day.
+pub const DEFAULT_FULL_SYNC_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default deletion guard threshold (Entra CTS: 500).
 pub const DEFAULT_DELETE_THRESHOLD: u32 = 500;
 
@@ -60,6 +62,10 @@ pub struct SyncPairSpec {
     pub quarantine: QuarantineSettings,
     #[serde(default)]
     pub interval: Option<String>,
+    /// How often a cycle reads source and target in full and heals what incremental cycles
+    /// missed (default 24h).
+    #[serde(default)]
+    pub full_sync_interval: Option<String>,
     #[serde(default)]
     pub drift_correction: bool,
     #[serde(default)]
@@ -474,6 +480,8 @@ pub struct SyncPair {
     pub deletion_guard: DeletionGuard,
     pub quarantine: QuarantineSettings,
     pub interval: Duration,
+    /// Time between full reconciles (a full read of source and target).
+    pub full_sync_interval: Duration,
     pub drift_correction: bool,
     pub actions: Actions,
     pub graph: GraphEndpoints,

@@ -114,11 +114,13 @@ pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
     scope(&mut cx);
     mappings(&mut cx);
     groups(&mut cx);
-    if let Some(text) = cx.str(&["spec", "interval"])
-        && let Err((message, hint)) = parse_interval(text)
-    {
-        let pos = cx.at(&["spec", "interval"]);
-        cx.report(pos, message, hint);
+    for field in ["interval", "fullSyncInterval"] {
+        if let Some(text) = cx.str(&["spec", field])
+            && let Err((message, hint)) = parse_interval(text)
+        {
+            let pos = cx.at(&["spec", field]);
+            cx.report(pos, message, hint);
+        }
     }
     for field in ["writeWindow", "invitationWindow"] {
         if let Some(text) = cx.str(&["spec", "graph", "quotas", field])
@@ -604,6 +606,10 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
         Some(text) => parse_interval(text).map_err(|(m, _)| m)?,
         None => DEFAULT_INTERVAL,
     };
+    let full_sync_interval = match &spec.full_sync_interval {
+        Some(text) => parse_interval(text).map_err(|(m, _)| m)?,
+        None => DEFAULT_FULL_SYNC_INTERVAL,
+    };
     let defaults = GraphEndpoints::default();
     let trim = |v: &Option<String>, d: String| {
         v.as_deref()
@@ -650,6 +656,7 @@ pub fn build(file: &Path, doc_node: &Node, doc: &SyncPairDocument) -> Result<Syn
         deletion_guard: spec.deletion_guard,
         quarantine: spec.quarantine,
         interval,
+        full_sync_interval,
         drift_correction: spec.drift_correction,
         actions: spec.actions,
         graph: GraphEndpoints {

@@ -1,11 +1,17 @@
 //! The provisioning-log line of each action apply carries out: the stored
-//! [`ProvisioningLogEntry`] and the structured `tracing` line an administrator reads.
-//! Apply decides what happened; this module only says it.
+//! [`ProvisioningLogEntry`] (Graph's `provisioningObjectSummary`) and the structured `tracing`
+//! line an administrator reads. Apply decides what happened; this module only says it.
+//!
+//! Every line names the user (source UPN, display name, target UPN) and calls the action what an
+//! administrator calls it: a write that turns `accountEnabled` off is a `disable`, a restore is a
+//! `restore`, a manager change names the managers.
+
+use std::collections::BTreeMap;
 
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use crate::plan::{Action, ManagerUpdate, PlanEntry, Reason};
+use crate::plan::{Action, ManagerUpdate, Plan, PlanEntry, Reason, UserNames};
 use crate::store::{
     ErrorCategory, Initiator, InitiatorType, ModifiedProperty, ProvisionedIdentity,
     ProvisioningAction, ProvisioningErrorInfo, ProvisioningLogEntry, ProvisioningResult,
@@ -24,11 +30,54 @@ pub(super) fn loggable_skip(reason: Reason) -> bool {
             | Reason::InboundSyncDisabled
             | Reason::IncompleteSourceRead
             | Reason::ActionNotAllowed
+            | Reason::DriftDetected
     )
 }
 
-fn provisioning_action(action: Action) -> ProvisioningAction {
-    match action {
+/// An update that turns the account off: a disable, as the administrator sees it.
+fn disables(entry: &PlanEntry) -> bool {
+    entry.action == Action::Update
+        && entry
+            .changes
+            .iter()
+            .any(|c| c.attribute == "accountEnabled" && c.new == Value::Bool(false))
+}
+
+/// The action's name in log lines and cycle counts.
+pub fn admin_action(entry: &PlanEntry) -> &'static str {
+    if disables(entry) {
+        return "disable";
+    }
+    match entry.action {
+        Action::SoftDelete => "delete",
+        other => other.as_str(),
+    }
+}
+
+/// A cycle's counts by the plan's action names, except that a disabling update is a `disable`.
+pub fn counts(plan: &Plan) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> = Action::ALL
+        .iter()
+        .map(|a| (a.as_str().to_owned(), 0))
+        .collect();
+    for entry in plan.entries() {
+        let key = if disables(entry) {
+            "disable"
+        } else {
+            entry.action.as_str()
+        };
+        *counts.entry(key.to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Graph's `provisioningAction` (it has no `restore`: a restore is an `update`, with
+/// `planAction: restore` in the details).
+fn provisioning_action(entry: &PlanEntry) -> ProvisioningAction {
+    if disables(entry) {
+        return ProvisioningAction::Disable;
+    }
+    match entry.action {
         Action::Create => ProvisioningAction::Create,
         Action::Adopt | Action::Update | Action::Restore => ProvisioningAction::Update,
         Action::Disable => ProvisioningAction::Disable,
@@ -45,22 +94,51 @@ fn render(value: &Value) -> String {
     }
 }
 
+/// The names of an entry once applied: the plan's, completed from the target for a user that
+/// has just appeared there.
+pub(super) async fn names_after(
+    rt: &PairRuntime,
+    entry: &PlanEntry,
+    target_id: Option<&str>,
+) -> UserNames {
+    let mut names = entry.names.clone();
+    if names.user_principal_name.is_none() {
+        names.user_principal_name = entry.user_principal_name.clone();
+    }
+    // A create's target did not exist at planning, a restore's was in deletedItems (not
+    // readable as a user): ask the target for the names once the action succeeded.
+    let appeared = matches!(entry.action, Action::Create | Action::Restore);
+    if let Some(id) = target_id.filter(|_| appeared && names.target_user_principal_name.is_none()) {
+        names.fill_from(&super::names::created_target_names(rt, id).await);
+    }
+    names
+}
+
+fn identity(id: &str, display_name: Option<&str>, upn: Option<&str>) -> ProvisionedIdentity {
+    let mut details = Map::new();
+    if let Some(upn) = upn {
+        details.insert("userPrincipalName".into(), Value::String(upn.to_owned()));
+    }
+    ProvisionedIdentity {
+        id: id.to_owned(),
+        // Entra shows the display name here; the UPN goes in the details.
+        display_name: display_name.or(upn).unwrap_or_default().to_owned(),
+        identity_type: "User".into(),
+        details,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one line's worth of facts, each from a different place
 pub(super) fn log_entry(
     rt: &PairRuntime,
     cycle_id: &str,
     entry: &PlanEntry,
+    names: &UserNames,
     target_id: Option<&str>,
     duration_ms: i64,
     status: ProvisioningResult,
     failure: Option<&EntryFailure>,
 ) -> ProvisioningLogEntry {
-    let identity = |id: &str, name: &str| ProvisionedIdentity {
-        id: id.to_owned(),
-        display_name: name.to_owned(),
-        identity_type: "User".into(),
-        details: Map::new(),
-    };
-    let display = entry.user_principal_name.clone().unwrap_or_default();
     let mut details = Map::new();
     details.insert("reason".into(), Value::String(entry.reason.as_str().into()));
     details.insert(
@@ -73,6 +151,8 @@ pub(super) fn log_entry(
             Value::String(intended.as_str().into()),
         );
     }
+    details.insert("anchor".into(), Value::String(entry.anchor.to_string()));
+    let display = names.display_name.as_deref();
     ProvisioningLogEntry {
         id: uuid::Uuid::new_v4().to_string(),
         activity_date_time: Utc::now(),
@@ -81,7 +161,7 @@ pub(super) fn log_entry(
         cycle_id: cycle_id.to_owned(),
         change_id: uuid::Uuid::new_v4().to_string(),
         duration_in_milliseconds: duration_ms,
-        provisioning_action: provisioning_action(entry.action),
+        provisioning_action: provisioning_action(entry),
         provisioning_status_info: ProvisioningStatusInfo {
             status,
             error_information: failure.map(|f| ProvisioningErrorInfo {
@@ -107,8 +187,16 @@ pub(super) fn log_entry(
             display_name: "ctsync".into(),
             initiator_type: InitiatorType::System,
         },
-        source_identity: identity(entry.anchor.source_object_id(), &display),
-        target_identity: identity(target_id.unwrap_or_default(), &display),
+        source_identity: identity(
+            entry.anchor.source_object_id(),
+            display,
+            names.user_principal_name.as_deref(),
+        ),
+        target_identity: identity(
+            target_id.unwrap_or_default(),
+            display,
+            names.target_user_principal_name.as_deref(),
+        ),
         source_system: ProvisioningSystem {
             id: rt.pair.source.tenant_id.clone(),
             display_name: "Microsoft Entra ID (source tenant)".into(),
@@ -117,30 +205,24 @@ pub(super) fn log_entry(
         target_system: ProvisioningSystem {
             id: rt.pair.target.tenant_id.clone(),
             display_name: "Microsoft Entra ID (target tenant)".into(),
-            details: {
-                let mut d = details;
-                d.insert("anchor".into(), Value::String(entry.anchor.to_string()));
-                d
-            },
+            details,
         },
     }
 }
 
 /// One structured log line per provisioning action, with the provisioning log's fields.
-pub(super) fn emit(log: &ProvisioningLogEntry, entry: &PlanEntry) {
+/// `modified_properties` is JSON text that the JSON log format nests as a value
+/// (see `telemetry`).
+pub(super) fn emit(log: &ProvisioningLogEntry, entry: &PlanEntry, names: &UserNames) {
     let modified = serde_json::to_string(&log.modified_properties).unwrap_or_default();
-    let error_code = log
-        .provisioning_status_info
-        .error_information
-        .as_ref()
-        .and_then(|e| e.error_code.clone())
-        .unwrap_or_default();
+    let error = log.provisioning_status_info.error_information.as_ref();
+    let error_code = error.and_then(|e| e.error_code.clone()).unwrap_or_default();
+    let error_message = error.and_then(|e| e.reason.clone()).unwrap_or_default();
     let status = log.provisioning_status_info.status.as_str();
-    let action = if entry.action == Action::StagedDelete {
-        "stagedDelete"
-    } else {
-        log.provisioning_action.as_str()
-    };
+    let action = admin_action(entry);
+    let intended = entry.intended.map(Action::as_str).unwrap_or_default();
+    let attribute_count = log.modified_properties.len();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     // One field list for both levels: tracing needs the level at compile time.
     macro_rules! action_line {
         ($level:ident, $message:literal) => {
@@ -151,14 +233,19 @@ pub(super) fn emit(log: &ProvisioningLogEntry, entry: &PlanEntry) {
                 change_id = %log.change_id,
                 action,
                 plan_action = entry.action.as_str(),
+                intended_action = intended,
                 status,
                 reason = entry.reason.as_str(),
+                user_principal_name = %text(&names.user_principal_name),
+                display_name = %text(&names.display_name),
+                target_user_principal_name = %text(&names.target_user_principal_name),
                 anchor = %entry.anchor,
                 source_id = %log.source_identity.id,
                 target_id = %log.target_identity.id,
-                user_principal_name = %log.source_identity.display_name,
+                attribute_count,
                 modified_properties = %modified,
                 error_code = %error_code,
+                error = %error_message,
                 $message
             )
         };
@@ -170,48 +257,69 @@ pub(super) fn emit(log: &ProvisioningLogEntry, entry: &PlanEntry) {
     }
 }
 
-/// The log line of a manager reference that was set or removed.
-pub(super) fn emit_manager_success(
-    pair: &str,
-    cycle_id: &str,
-    update: &ManagerUpdate,
-    target_id: &str,
-) {
-    tracing::info!(
-        event = "provisioningAction",
-        pair,
-        cycle_id,
-        action = "update",
-        status = "success",
-        anchor = %update.anchor,
-        target_id = %target_id,
-        modified_properties = %serde_json::json!([{
-            "displayName": "manager",
-            "oldValue": update.old_manager.as_ref().map(ToString::to_string),
-            "newValue": update.new_manager.as_ref().map(ToString::to_string),
-        }]),
-        "manager reference updated"
-    );
+fn manager_label(names: Option<&UserNames>) -> Option<String> {
+    names.map(UserNames::label)
 }
 
-/// The log line of a manager reference that could not be written.
-pub(super) fn emit_manager_failure(
+/// The modified property of a manager change, naming the managers.
+fn manager_change(update: &ManagerUpdate) -> String {
+    serde_json::json!([{
+        "displayName": "manager",
+        "oldValue": manager_label(update.old_manager_names.as_ref())
+            .or_else(|| update.old_manager.as_ref().map(ToString::to_string)),
+        "newValue": manager_label(update.new_manager_names.as_ref())
+            .or_else(|| update.new_manager.as_ref().map(ToString::to_string)),
+    }])
+    .to_string()
+}
+
+/// The log line of a manager reference that was set or removed (`failure` when it was not).
+pub(super) fn emit_manager(
     pair: &str,
     cycle_id: &str,
     update: &ManagerUpdate,
     target_id: &str,
-    failure: &EntryFailure,
+    failure: Option<&EntryFailure>,
 ) {
-    tracing::warn!(
-        event = "provisioningAction",
-        pair,
-        cycle_id,
-        action = "update",
-        status = "failure",
-        anchor = %update.anchor,
-        target_id = %target_id,
-        error_code = %failure.code,
-        error = %failure.message,
-        "manager reference failed"
-    );
+    let names = &update.names;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let modified = manager_change(update);
+    let manager = update
+        .new_manager_names
+        .as_ref()
+        .map(UserNames::label)
+        .unwrap_or_else(|| "(none)".to_owned());
+    macro_rules! manager_line {
+        ($level:ident, $status:literal, $code:expr, $error:expr, $message:literal) => {
+            tracing::$level!(
+                event = "provisioningAction",
+                pair,
+                cycle_id,
+                action = "update",
+                plan_action = "managerUpdate",
+                status = $status,
+                user_principal_name = %text(&names.user_principal_name),
+                display_name = %text(&names.display_name),
+                target_user_principal_name = %text(&names.target_user_principal_name),
+                manager = %manager,
+                anchor = %update.anchor,
+                target_id = %target_id,
+                attribute_count = 1,
+                modified_properties = %modified,
+                error_code = %$code,
+                error = %$error,
+                $message
+            )
+        };
+    }
+    match failure {
+        None => manager_line!(info, "success", "", "", "manager reference updated"),
+        Some(f) => manager_line!(
+            warn,
+            "failure",
+            f.code,
+            f.message,
+            "manager reference failed"
+        ),
+    }
 }

@@ -23,6 +23,7 @@ use super::killpoint::{self, CrashAt, Step};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
 use super::{EngineError, read::graph_error};
+use super::{action_log, names};
 
 /// Initial cycles read everything; incremental ones only what changed since the watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,8 @@ pub struct CycleOptions {
     pub cancel: Option<tokio_util::sync::CancellationToken>,
     /// Crash tests: stop at a step boundary as if the process died there.
     pub crash: Option<std::sync::Arc<CrashAt>>,
+    /// The pair's lease (several replicas): apply stops between entries once it may lapse.
+    pub lease: Option<std::sync::Arc<crate::store::LeaseGuard>>,
 }
 
 /// A computed, not yet applied cycle.
@@ -513,6 +516,7 @@ pub async fn compute_plan(
             .collect(),
     };
     let mut plan = plan::plan(&input);
+    let book = names::read_names(rt, source.users.iter(), &input.target_users, &managed);
     // A cached verdict only serves cycles that write nothing: before writing, check again,
     // and plan again if the target's policy changed meanwhile.
     if preflight_was_cached && plan_writes(&plan) {
@@ -525,6 +529,7 @@ pub async fn compute_plan(
             plan = plan::plan(&input);
         }
     }
+    names::annotate(rt, &mut plan, book).await;
     Ok(PlannedCycle {
         kind,
         plan,
@@ -563,6 +568,7 @@ pub async fn run_cycle(
     let ctx = ApplyContext {
         cancel: options.cancel.as_ref(),
         crash: options.crash.as_deref(),
+        lease: options.lease.as_deref(),
     };
     let outcome: ApplyOutcome = apply::apply(rt, store, &planned.plan, &cycle_id, ctx).await?;
     if outcome.failed > 0 {
@@ -590,17 +596,20 @@ pub async fn run_cycle(
     // user pass was not blocked (the target refusing user sync refuses everything).
     let group_pass = if planned.plan.blocked().is_none() {
         let users_changed = outcome.succeeded > 0 || outcome.failed > 0;
-        super::groups::run_group_pass(rt, store, users_changed, planned.kind == CycleKind::Initial)
-            .await?
+        super::groups::run_group_pass(
+            rt,
+            store,
+            users_changed,
+            planned.kind == CycleKind::Initial,
+            ctx.crash,
+        )
+        .await?
     } else {
         None
     };
     let after_source = rt.source.stats();
     let after_target = rt.target.stats();
-    let counts = Action::ALL
-        .iter()
-        .map(|a| (a.as_str().to_owned(), planned.plan.count(*a)))
-        .collect();
+    let counts = action_log::counts(&planned.plan);
     let report = CycleReport {
         pair: rt.name().to_owned(),
         cycle_id,

@@ -111,11 +111,23 @@ pub struct JobStatus {
     pub progress: Vec<Progress>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub staged_deletes: Option<StagedDeletes>,
+    /// The full reconcile (`spec.fullSyncInterval`): when the last one ran and the next is due.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub full_sync: Option<FullSync>,
     /// Pause survives restarts: a paused job stays paused until started.
     #[serde(default)]
     pub paused: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_cycle: Option<CycleReport>,
+}
+
+/// When the job last read source and target in full, and when it will again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FullSync {
+    pub interval_seconds: u64,
+    pub last: DateTime<Utc>,
+    pub next: DateTime<Utc>,
 }
 
 impl JobStatus {

@@ -16,6 +16,7 @@ use super::model::{
     Action, Anchor, AttributeChange, ManagerUpdate, Plan, PlanBlock, PlanEntry, Reason, Record,
     Situation,
 };
+use super::names::UserNames;
 
 /// Soft-deleted users stay restorable this long (Entra: 30 days), then are purged.
 pub const RESTORE_WINDOW_DAYS: i64 = 30;
@@ -147,6 +148,7 @@ pub fn settled_by_skip(reason: Reason) -> bool {
     matches!(
         reason,
         Reason::RedundantExport
+            | Reason::DriftDetected
             | Reason::OutOfScope
             | Reason::NotEffectivelyEntitled
             | Reason::AlreadyDeprovisioned
@@ -258,6 +260,7 @@ impl EntryBuilder<'_> {
             changes: Vec::new(),
             resumes_intent: None,
             records: Vec::new(),
+            names: UserNames::default(),
         }
     }
 
@@ -487,6 +490,12 @@ fn plan_wanted_linked(
             let diff = diff(&desired, last, target, input.settings.drift_correction);
             let mut after = last.clone();
             after.extend(desired);
+            if diff.changes.is_empty() && !diff.drift.is_empty() {
+                let mut entry = b.skip(Some(target_id), Situation::Linked, Reason::DriftDetected);
+                entry.changes = diff.drift;
+                entry.records.extend(link_if_changed(managed, &after, flag));
+                return entry;
+            }
             if diff.changes.is_empty() {
                 let mut entry = b.skip(Some(target_id), Situation::Linked, Reason::RedundantExport);
                 entry.records.extend(link_if_changed(managed, &after, flag));
@@ -553,6 +562,9 @@ fn plan_wanted_linked(
 struct Diff {
     changes: Vec<AttributeChange>,
     source_changed: bool,
+    /// Without drift correction: target values edited by hand (known and not what ctsync
+    /// exported), reported only.
+    drift: Vec<AttributeChange>,
 }
 
 /// Attributes whose desired value differs from what was last exported (or, with no export
@@ -565,6 +577,7 @@ fn diff(
 ) -> Diff {
     let mut changes = Vec::new();
     let mut source_changed = false;
+    let mut drift = Vec::new();
     for (attribute, want) in desired {
         let exported = last.get(attribute).filter(|v| !v.is_null());
         let current = target.map(|t| t.attributes.get(attribute).unwrap_or(&Value::Null));
@@ -579,11 +592,18 @@ fn diff(
                 old: current_known.or(exported).cloned(),
                 new: want.clone(),
             });
+        } else if current_known.is_some_and(|c| c != want) {
+            drift.push(AttributeChange {
+                attribute: attribute.clone(),
+                old: current_known.cloned(),
+                new: want.clone(),
+            });
         }
     }
     Diff {
         changes,
         source_changed,
+        drift,
     }
 }
 
@@ -752,6 +772,9 @@ fn manager_pass(
             new_manager: new,
             new_manager_target_id: wanted.and_then(|(_, id)| id),
             clears_escrow: false,
+            names: UserNames::default(),
+            old_manager_names: None,
+            new_manager_names: None,
         });
     }
     updates
@@ -761,7 +784,10 @@ fn manager_pass(
 fn ends_live(entry: &PlanEntry) -> bool {
     match entry.action {
         Action::Create | Action::Adopt | Action::Update | Action::Restore => true,
-        Action::Skip => entry.reason == Reason::RedundantExport,
+        Action::Skip => matches!(
+            entry.reason,
+            Reason::RedundantExport | Reason::DriftDetected
+        ),
         Action::Disable | Action::SoftDelete | Action::StagedDelete => false,
     }
 }

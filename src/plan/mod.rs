@@ -31,6 +31,7 @@ mod guard;
 mod input;
 mod matching;
 mod model;
+mod names;
 mod render;
 
 #[cfg(test)]
@@ -47,3 +48,4 @@ pub use model::{
     Action, Anchor, AttributeChange, GuardOutcome, ManagerUpdate, Plan, PlanBlock, PlanEntry,
     Reason, Record, Situation,
 };
+pub use names::{NameBook, UserNames, invited_address};

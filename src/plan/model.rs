@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::names::{NameBook, UserNames};
+
 /// `{sourceTenantId}/{sourceObjectId}`: the only key tying a target user to a source user.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -164,6 +166,9 @@ pub enum Reason {
     TooManyDeletes,
     // skips
     RedundantExport,
+    /// A full read found target values edited by hand; reported, not corrected
+    /// (`driftCorrection` off, as in Entra).
+    DriftDetected,
     NotEffectivelyEntitled,
     OutOfScope,
     ExternalUser,
@@ -194,6 +199,7 @@ impl Reason {
             Reason::DeletedInSource => "DeletedInSource",
             Reason::TooManyDeletes => "TooManyDeletes",
             Reason::RedundantExport => "RedundantExport",
+            Reason::DriftDetected => "DriftDetected",
             Reason::NotEffectivelyEntitled => "NotEffectivelyEntitled",
             Reason::OutOfScope => "OutOfScope",
             Reason::ExternalUser => "ExternalUser",
@@ -251,6 +257,9 @@ pub struct PlanEntry {
     /// skip). The executor makes exactly these and no others.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub records: Vec<Record>,
+    /// Who this is, for people (set by the engine through [`Plan::annotate_names`]).
+    #[serde(skip_serializing_if = "UserNames::is_empty", default)]
+    pub names: UserNames,
 }
 
 impl PlanEntry {
@@ -299,6 +308,14 @@ pub struct ManagerUpdate {
     /// A reference escrow of this anchor is settled once the update succeeded.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub clears_escrow: bool,
+    /// The user whose manager changes, for people.
+    #[serde(skip_serializing_if = "UserNames::is_empty", default)]
+    pub names: UserNames,
+    /// The managers, for people (a manager is a person, not a composite anchor).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub old_manager_names: Option<UserNames>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub new_manager_names: Option<UserNames>,
 }
 
 /// The deletion guard's verdict.
@@ -424,6 +441,41 @@ impl Plan {
     /// True when applying the plan makes no Graph write (store records may remain).
     pub fn writes_nothing_to_target(&self) -> bool {
         self.entries.iter().all(|e| !e.action.writes()) && self.manager_updates.is_empty()
+    }
+
+    /// Puts names on every entry and manager update. Names only: what the plan does is
+    /// unchanged.
+    pub fn annotate_names(&mut self, book: &NameBook) {
+        let target_of: BTreeMap<Anchor, Option<String>> = self
+            .entries
+            .iter()
+            .map(|e| (e.anchor.clone(), e.target_id.clone()))
+            .collect();
+        for entry in &mut self.entries {
+            let mut names = book.lookup(&entry.anchor, entry.target_id.as_deref());
+            if names.user_principal_name.is_none() {
+                names.user_principal_name = entry.user_principal_name.clone();
+            }
+            entry.names = names;
+        }
+        for update in &mut self.manager_updates {
+            let target = update
+                .target_id
+                .clone()
+                .or_else(|| target_of.get(&update.anchor).cloned().flatten());
+            update.names = book.lookup(&update.anchor, target.as_deref());
+            update.old_manager_names = update
+                .old_manager
+                .as_ref()
+                .map(|m| book.lookup(m, target_of.get(m).cloned().flatten().as_deref()));
+            update.new_manager_names = update.new_manager.as_ref().map(|m| {
+                let target = update
+                    .new_manager_target_id
+                    .clone()
+                    .or_else(|| target_of.get(m).cloned().flatten());
+                book.lookup(m, target.as_deref())
+            });
+        }
     }
 
     pub(super) fn into_parts(self) -> (Vec<PlanEntry>, Vec<ManagerUpdate>) {

@@ -617,3 +617,86 @@ async fn a_throttling_burst_is_retried_by_the_next_cycle_not_escrowed_for_40_min
     );
     assert_eq!(world.store.managed_users("burst").await.unwrap().len(), 4);
 }
+
+async fn logged_reasons(state: &Path, pair: &str) -> Vec<(String, String)> {
+    let store = SqliteStore::open(state).expect("store");
+    store
+        .provisioning_log(pair, &ctsync::store::LogQuery::default())
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|e| {
+            (
+                e.source_identity.display_name.clone(),
+                e.target_system.details["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The full reconcile runs every `fullSyncInterval` (shown in status): it reads the target in
+/// full and reports a hand edit as drift (Entra leaves it); with `driftCorrection` it is
+/// corrected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_reconcile_reports_drift_and_drift_correction_corrects_it() {
+    let world = two_tenants(people(2)).await;
+    let spec = format!("{PLAIN_MAPPINGS}  fullSyncInterval: 2s\n");
+    let file = world.pair_file("drift", CONTOSO, FABRIKAM, &spec);
+    let state = world.dir.path().join("run.db");
+    run_ok(&file, &state).await;
+    let p00 = world.b2b_user(FABRIKAM, "p00").await.expect("p00");
+    world
+        .patch(FABRIKAM, &p00.id, json!({"jobTitle": "Edited by hand"}))
+        .await;
+    // Before the full reconcile is due: incremental, the target is not read.
+    run_ok(&file, &state).await;
+    assert!(
+        !logged_reasons(&state, "drift")
+            .await
+            .iter()
+            .any(|(_, r)| r == "DriftDetected")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    run_ok(&file, &state).await;
+    let reasons = logged_reasons(&state, "drift").await;
+    assert!(
+        reasons
+            .iter()
+            .any(|(who, r)| r == "DriftDetected" && who.starts_with("p00")),
+        "{reasons:?}"
+    );
+    let title = |world: &World, id: String| {
+        let admin = world.admin(FABRIKAM);
+        async move {
+            admin
+                .get_user(&id, &["jobTitle"])
+                .await
+                .unwrap()
+                .unwrap()
+                .job_title
+        }
+    };
+    assert_eq!(
+        title(&world, p00.id.clone()).await.as_deref(),
+        Some("Edited by hand"),
+        "reported, not corrected"
+    );
+    let status = SqliteStore::open(&state)
+        .expect("store")
+        .status("drift")
+        .await
+        .unwrap()
+        .expect("status");
+    assert_eq!(status["fullSync"]["intervalSeconds"], json!(2), "{status}");
+    assert!(status["fullSync"]["next"].is_string());
+
+    let spec = format!("{PLAIN_MAPPINGS}  fullSyncInterval: 2s\n  driftCorrection: true\n");
+    world.pair_file("drift", CONTOSO, FABRIKAM, &spec);
+    // Corrected by the next full reconcile.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    run_ok(&file, &state).await;
+    assert_eq!(title(&world, p00.id.clone()).await.as_deref(), Some("Rep"));
+}

@@ -1,0 +1,206 @@
+//! What an administrator reads: the JSON log lines of the real `ctsync run --once` binary against
+//! the Graph emulator. Every provisioning action names the user (source UPN, display name,
+//! target `#EXT#` UPN), calls the action what it is (a disable is `disable`, a restore
+//! `restore`), and JSON fields are JSON values.
+
+// The sync tests' world; this binary uses only part of it.
+#[allow(dead_code)]
+#[path = "../sync/world.rs"]
+mod world;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use world::*;
+
+const PAIR: &str = "contoso-to-fabrikam";
+const SCOPE: &str = "  scope:
+    mode: all
+    filters:
+      - title: Sales only
+        clauses:
+          - { attribute: department, operator: EQUALS, value: Sales }
+  deletionGuard: { enabled: true, threshold: 2 }
+";
+
+/// One `run --once` with JSON logs; its log lines, parsed (every line must be JSON).
+async fn run_once(config: &Path, state: &Path) -> Vec<Value> {
+    let (config, state) = (config.to_owned(), state.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        World::run_command(&config, &state)
+            .args(["--once", "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("ctsync runs")
+    })
+    .await
+    .expect("joined");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() || out.status.code() == Some(3),
+        "{stderr}"
+    );
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn actions(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l["event"] == "provisioningAction")
+        .collect()
+}
+
+/// The one action line about `alias`, with `action`; its names are all there.
+fn named<'a>(lines: &'a [Value], action: &str, alias: &str) -> &'a Value {
+    let found: Vec<&Value> = actions(lines)
+        .into_iter()
+        .filter(|l| l["action"] == action && l["display_name"] == alias)
+        .collect();
+    assert_eq!(found.len(), 1, "one {action} line for {alias}: {lines:#?}");
+    let line = found[0];
+    assert_eq!(
+        line["user_principal_name"],
+        json!(format!("{alias}@contoso.com")),
+        "{line}"
+    );
+    let target = line["target_user_principal_name"].as_str().unwrap_or("");
+    assert!(
+        target.starts_with(&format!("{alias}_contoso.com#EXT#@")),
+        "target UPN of {alias}: {line}"
+    );
+    line
+}
+
+#[tokio::test]
+async fn every_action_line_names_the_user_and_json_fields_are_json() {
+    let sales = json!({"department": "Sales"});
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user("adele", "contoso.com", sales.clone()),
+                user("lynne", "contoso.com", sales.clone()),
+                user("megan", "contoso.com", sales.clone()),
+                user("grady", "contoso.com", sales.clone()),
+                user("isaiah", "contoso.com", sales.clone()),
+                user("joni", "contoso.com", sales.clone()),
+            ],
+        )],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let state = world.dir.path().join("run-state.db");
+
+    // 1. Initial cycle: creates, each with the names and its attributes.
+    let lines = run_once(&file, &state).await;
+    let create = named(&lines, "create", "adele");
+    assert!(create["modified_properties"].is_array(), "nested: {create}");
+    assert_eq!(
+        create["attribute_count"],
+        json!(create["modified_properties"].as_array().map(Vec::len))
+    );
+    assert!(create.get("module").is_some() && create.get("target").is_none());
+    let summary = lines
+        .iter()
+        .find(|l| l["event"] == "cycleSummary")
+        .expect("summary");
+    assert_eq!(summary["counts"]["create"], json!(6), "{summary}");
+
+    // 2. Update, disable, manager change, and a source delete (the user is gone from the
+    //    source: its names come from the target).
+    let id = |upn: &'static str| world.source_id(CONTOSO, upn);
+    let (adele, megan, grady, lynne) = (
+        id("adele@contoso.com").await,
+        id("megan@contoso.com").await,
+        id("grady@contoso.com").await,
+        id("lynne@contoso.com").await,
+    );
+    world
+        .patch(CONTOSO, &adele, json!({"jobTitle": "Director"}))
+        .await;
+    world
+        .patch(CONTOSO, &megan, json!({"accountEnabled": false}))
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PUT,
+            &format!("users/{grady}/manager/$ref"),
+            Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{adele}")})),
+        )
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{lynne}"),
+            None,
+        )
+        .await;
+    let lines = run_once(&file, &state).await;
+    let update = named(&lines, "update", "adele");
+    assert_eq!(
+        update["modified_properties"],
+        json!([{"displayName": "jobTitle", "oldValue": null, "newValue": "Director"}])
+    );
+    let disable = named(&lines, "disable", "megan");
+    assert!(
+        disable["modified_properties"]
+            .as_array()
+            .expect("nested")
+            .iter()
+            .any(|p| p["displayName"] == "accountEnabled" && p["newValue"] == "false"),
+        "{disable}"
+    );
+    named(&lines, "delete", "lynne");
+    let manager = actions(&lines)
+        .into_iter()
+        .find(|l| l["plan_action"] == "managerUpdate")
+        .expect("manager line");
+    assert_eq!(manager["display_name"], "grady", "{manager}");
+    assert_eq!(manager["manager"], "adele <adele@contoso.com>", "{manager}");
+    assert_eq!(
+        manager["modified_properties"][0]["newValue"],
+        "adele <adele@contoso.com>"
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l["event"] == "cycleSummary")
+        .expect("summary");
+    assert_eq!(summary["counts"]["disable"], json!(1), "{summary}");
+    assert_eq!(summary["counts"]["update"], json!(1), "{summary}");
+
+    // 3. Restore: back in the source, the soft-deleted target user comes back.
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::POST,
+            &format!("directory/deletedItems/{lynne}/restore"),
+            None,
+        )
+        .await;
+    let lines = run_once(&file, &state).await;
+    let restore = named(&lines, "restore", "lynne");
+    assert!(restore["modified_properties"].is_array(), "{restore}");
+
+    // 4. Two removals reach the guard's threshold: staged, each naming its user.
+    for upn in ["isaiah@contoso.com", "joni@contoso.com"] {
+        let id = world.source_id(CONTOSO, upn).await;
+        world
+            .call(
+                CONTOSO,
+                reqwest::Method::DELETE,
+                &format!("users/{id}"),
+                None,
+            )
+            .await;
+    }
+    let lines = run_once(&file, &state).await;
+    let staged = named(&lines, "stagedDelete", "isaiah");
+    assert_eq!(staged["intended_action"], "softDelete", "{staged}");
+    named(&lines, "stagedDelete", "joni");
+}
