@@ -596,8 +596,14 @@ pub async fn run_cycle(
     // user pass was not blocked (the target refusing user sync refuses everything).
     let group_pass = if planned.plan.blocked().is_none() {
         let users_changed = outcome.succeeded > 0 || outcome.failed > 0;
-        super::groups::run_group_pass(rt, store, users_changed, planned.kind == CycleKind::Initial)
-            .await?
+        super::groups::run_group_pass(
+            rt,
+            store,
+            users_changed,
+            planned.kind == CycleKind::Initial,
+            ctx.crash,
+        )
+        .await?
     } else {
         None
     };
