@@ -20,10 +20,10 @@ use crate::store::{StateStore, Watermark};
 
 use super::apply::{self, ApplyContext, ApplyOutcome};
 use super::killpoint::{self, CrashAt, Step};
-use super::{action_log, names};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
 use super::{EngineError, read::graph_error};
+use super::{action_log, names};
 
 /// Initial cycles read everything; incremental ones only what changed since the watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
