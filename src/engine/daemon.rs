@@ -490,6 +490,7 @@ impl Job {
             reread,
             cancel: Some(shutdown.clone()),
             crash: None,
+            preview: false,
         };
         let forced = !options.approved_deletes.is_empty();
         let result = run_cycle(&self.rt, self.store.as_ref(), &options).await;
