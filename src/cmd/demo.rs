@@ -1,6 +1,7 @@
 //! `ctsync demo`: the embedded Graph emulator seeded from `config/demo/`, a hub-and-spoke
 //! topology, and a script of source changes, each followed by a cycle of every pair, so that
-//! creates, updates, disables, soft deletes and restores scroll by in the log.
+//! creates, updates, disables, soft deletes and restores scroll by in the log, and the Sales
+//! Team group appears in Fabrikam with its membership following Megan out of scope and back.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,12 +54,12 @@ fn script() -> Vec<Step> {
             json!({"accountEnabled": false}),
         ),
         patch(
-            "Megan Bowen moves to Marketing: out of scope, soft-deleted in Fabrikam",
+            "Megan Bowen moves to Marketing: out of scope, soft-deleted in Fabrikam and out of its Sales Team group",
             "users/00000000-0000-4000-8000-0000000000a2",
             json!({"department": "Marketing"}),
         ),
         patch(
-            "Megan Bowen returns to Sales: restored in Fabrikam, same object id",
+            "Megan Bowen returns to Sales: restored in Fabrikam, same object id, back in Sales Team",
             "users/00000000-0000-4000-8000-0000000000a2",
             json!({"department": "Sales"}),
         ),

@@ -32,6 +32,22 @@ pub struct Args {
     /// Serve the admin API's reads (jobs, logs, plan, metrics, status page) without the token.
     #[arg(long)]
     pub open_reads: bool,
+    /// This replica's name in a shared store's leases (default: host name plus a random
+    /// suffix).
+    #[arg(long, env = "CTSYNC_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// How long a pair's lease lasts without renewal (shared store); renewed every third,
+    /// writes stop after two thirds without a renewal.
+    #[arg(long, env = "CTSYNC_LEASE_DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub lease_duration: std::time::Duration,
+}
+
+fn replica_id(given: Option<&str>) -> String {
+    if let Some(id) = given {
+        return id.to_owned();
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ctsync".into());
+    format!("{host}-{:04x}", rand::random::<u16>())
 }
 
 /// Reads the admin token file; an unreadable file is a configuration error.
@@ -68,23 +84,36 @@ pub fn load_runtimes(config: &std::path::Path) -> Result<Vec<PairRuntime>, ExitC
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let replica_name = replica_id(args.replica_id.as_deref());
+    if args.store.spec(&args.state).is_ok_and(|s| s.is_shared()) {
+        ctsync::graph::set_instance_name(&replica_name);
+    }
     let runtimes = match load_runtimes(&args.config) {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let (spec, store) = match args.store.open(&args.state).await? {
+    let (spec, store, leases) = match args.store.open_with_leases(&args.state).await? {
         Ok(opened) => opened,
         Err(code) => return Ok(code),
     };
     tracing::info!(store = %spec.describe(), "store opened");
-    let daemon = Daemon::new(
-        runtimes,
-        store,
-        DaemonOptions {
-            once: args.once,
-            interval_override: args.interval,
-        },
-    );
+    let timing = ctsync::store::LeaseTiming::for_duration(args.lease_duration);
+    if let Err(e) = timing.check() {
+        eprintln!("ctsync: --lease-duration: {e}");
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
+    let replica = leases.map(|leases| {
+        ctsync::engine::replica::ReplicaState::new(replica_name.clone().into(), timing, leases)
+    });
+    let options = DaemonOptions {
+        once: args.once,
+        interval_override: args.interval,
+    };
+    // With several replicas, a job starts only once this replica holds the pair's lease.
+    let (daemon, leased_runtimes) = match (&replica, args.once) {
+        (Some(_), false) => (Daemon::new(Vec::new(), store, options), Some(runtimes)),
+        _ => (Daemon::new(runtimes, store, options), None),
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(super::shutdown_on_signal(shutdown.clone()));
     if !args.once && args.admin_listen != "none" {
@@ -125,7 +154,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    if !args.once && !args.no_reload {
+    if replica.is_some() && !args.once && !args.no_reload {
+        tracing::warn!("hot reload is off with a shared store: roll the replicas to change pairs");
+    } else if !args.once && !args.no_reload {
         ctsync::engine::reload::watch(daemon.handle(), args.config.clone(), shutdown.clone())
             .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", args.config.display()))?;
     }
@@ -134,7 +165,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         once = args.once,
         "daemon starting"
     );
-    let summary = daemon.run(shutdown).await;
+    let summary = match (replica, leased_runtimes) {
+        (Some(state), Some(runtimes)) => {
+            tracing::info!(replica = %state.id, "running as one replica of a shared store");
+            let info = serde_json::json!({
+                "adminListen": args.admin_listen,
+                "version": env!("CARGO_PKG_VERSION"),
+            });
+            ctsync::engine::replica::run_replica(daemon, state, runtimes, info, shutdown).await
+        }
+        (Some(state), None) => {
+            match ctsync::engine::replica::run_once_leased(daemon, state, shutdown).await {
+                Ok(summary) => summary,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot run once");
+                    eprintln!("ctsync: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        _ => daemon.run(shutdown).await,
+    };
     if summary.failed_pairs.is_empty() {
         tracing::info!("daemon stopped");
         Ok(ExitCode::SUCCESS)

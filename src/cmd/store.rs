@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ctsync::store::{StateStore, StoreSpec};
+use ctsync::store::{LeaseStore, StateStore, StoreSpec};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
@@ -47,6 +47,19 @@ impl StoreArgs {
         &self,
         state: &Path,
     ) -> anyhow::Result<Result<(StoreSpec, Arc<dyn StateStore>), ExitCode>> {
+        Ok(self
+            .open_with_leases(state)
+            .await?
+            .map(|(spec, store, _)| (spec, store)))
+    }
+
+    /// [`StoreArgs::open`], with the lease table of a shared store.
+    pub async fn open_with_leases(
+        &self,
+        state: &Path,
+    ) -> anyhow::Result<
+        Result<(StoreSpec, Arc<dyn StateStore>, Option<Arc<dyn LeaseStore>>), ExitCode>,
+    > {
         let spec = match self.spec(state) {
             Ok(spec) => spec,
             Err(e) => {
@@ -54,8 +67,8 @@ impl StoreArgs {
                 return Ok(Err(ExitCode::from(super::EXIT_USAGE)));
             }
         };
-        match spec.open().await {
-            Ok(store) => Ok(Ok((spec, store))),
+        match spec.open_with_leases().await {
+            Ok((store, leases)) => Ok(Ok((spec, store, leases))),
             Err(ctsync::store::StoreError::Config(e)) => {
                 eprintln!("ctsync: store {}: {e}", spec.describe());
                 Ok(Err(ExitCode::from(super::EXIT_USAGE)))

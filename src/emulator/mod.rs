@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 pub use errors::EmulatorError;
 pub use model::Directory;
 pub use seed::Seed;
+pub use server::WriteRecord;
 
 /// How to run the emulator. `Default` = 127.0.0.1:0, no state file, real time, throttling on.
 #[derive(Debug, Clone)]
@@ -120,6 +121,11 @@ impl EmulatorHandle {
     /// `http://127.0.0.1:PORT`: Graph at `{base}/v1.0`, tokens at `{base}/{tenant}/oauth2/v2.0/token`.
     pub fn base_url(&self) -> String {
         self.emulator.base_url.clone()
+    }
+
+    /// Every successful Graph write so far, in order.
+    pub fn writes(&self) -> Vec<server::WriteRecord> {
+        server::lock(&self.emulator.writes).clone()
     }
 
     /// A copy of the whole directory (what `/_emulator/export` returns).
@@ -229,6 +235,7 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
         }),
         token_lifetime: options.token_lifetime,
         base_url: format!("http://{addr}"),
+        writes: Mutex::default(),
     });
     let app = axum::Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(server::token))

@@ -40,6 +40,22 @@ pub struct Emulator {
     pub settings: Mutex<Settings>,
     pub token_lifetime: chrono::Duration,
     pub base_url: String,
+    /// Every successful write, in order (tests check who wrote when).
+    pub writes: Mutex<Vec<WriteRecord>>,
+}
+
+/// One successful Graph write as the emulator saw it: when (wall clock, not the emulator's
+/// scaled clock, so it compares with other processes' clocks), to which tenant, and who sent
+/// it (`User-Agent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub tenant: String,
+    pub method: String,
+    pub path: String,
+    pub user_agent: Option<String>,
+    /// The request body (JSON text), for telling which pair a write served.
+    pub body: String,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -326,6 +342,17 @@ pub async fn process(emu: &Emulator, grant: &Grant, req: Incoming<'_>, ids: &Req
         Ok(reply) => {
             if method != Method::GET {
                 emu.mark_dirty();
+                lock(&emu.writes).push(WriteRecord {
+                    at: chrono::Utc::now(),
+                    tenant: grant.tenant_id.clone(),
+                    method: method.to_string(),
+                    path: path.clone(),
+                    user_agent: headers
+                        .get(axum::http::header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    body: String::from_utf8_lossy(body).into_owned(),
+                });
             }
             reply
         }

@@ -51,6 +51,8 @@ pub struct CycleOptions {
     pub cancel: Option<tokio_util::sync::CancellationToken>,
     /// Crash tests: stop at a step boundary as if the process died there.
     pub crash: Option<std::sync::Arc<CrashAt>>,
+    /// The pair's lease (several replicas): apply stops between entries once it may lapse.
+    pub lease: Option<std::sync::Arc<crate::store::LeaseGuard>>,
 }
 
 /// A computed, not yet applied cycle.
@@ -625,6 +627,7 @@ pub async fn run_cycle(
     let ctx = ApplyContext {
         cancel: options.cancel.as_ref(),
         crash: options.crash.as_deref(),
+        lease: options.lease.as_deref(),
     };
     let outcome: ApplyOutcome = apply::apply(rt, store, &planned.plan, &cycle_id, ctx).await?;
     if outcome.failed > 0 {
@@ -652,8 +655,14 @@ pub async fn run_cycle(
     // user pass was not blocked (the target refusing user sync refuses everything).
     let group_pass = if planned.plan.blocked().is_none() {
         let users_changed = outcome.succeeded > 0 || outcome.failed > 0;
-        super::groups::run_group_pass(rt, store, users_changed, planned.kind == CycleKind::Initial)
-            .await?
+        super::groups::run_group_pass(
+            rt,
+            store,
+            users_changed,
+            planned.kind == CycleKind::Initial,
+            ctx.crash,
+        )
+        .await?
     } else {
         None
     };

@@ -11,7 +11,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::Anchor;
-use crate::store::{LogQuery, ProvisioningAction, StateStore, StoreWrite};
+use crate::store::{
+    FencedStore, LeaseGuard, LogQuery, ProvisioningAction, StateStore, StoreError, StoreWrite,
+};
 
 use super::EngineError;
 use super::cycle::{CycleKind, CycleOptions, CycleReport, run_cycle};
@@ -117,6 +119,13 @@ struct JobSlot {
 
 struct HandleInner {
     store: Arc<dyn StateStore>,
+    /// Leases of the pairs this replica runs (shared store): each job's writes are fenced
+    /// by its pair's guard. Empty with a single-replica store.
+    guards: RwLock<BTreeMap<String, Arc<LeaseGuard>>>,
+    /// Why the store cannot be used right now (unreachable), for readiness and status.
+    store_problem: RwLock<Option<String>>,
+    /// Set when several replicas share the store.
+    replica: RwLock<Option<Arc<super::replica::ReplicaState>>>,
     jobs: RwLock<BTreeMap<String, JobSlot>>,
     cycles: broadcast::Sender<CycleReport>,
     statuses: broadcast::Sender<(String, JobStatus)>,
@@ -162,6 +171,119 @@ impl DaemonHandle {
 
     pub fn store(&self) -> Arc<dyn StateStore> {
         self.inner.store.clone()
+    }
+
+    /// The store as the job of `pair` writes it: fenced by the pair's lease when several
+    /// replicas share the store.
+    pub fn store_for(&self, pair: &str) -> (Arc<dyn StateStore>, Option<Arc<LeaseGuard>>) {
+        match self.guard(pair) {
+            Some(guard) => (
+                Arc::new(FencedStore::new(self.inner.store.clone(), guard.clone())),
+                Some(guard),
+            ),
+            None => (self.inner.store.clone(), None),
+        }
+    }
+
+    fn guard(&self, pair: &str) -> Option<Arc<LeaseGuard>> {
+        self.inner
+            .guards
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(pair)
+            .cloned()
+    }
+
+    /// Runs `runtime`'s job under `guard` (a lease this replica just took).
+    pub(crate) fn start_leased_job(&self, runtime: Arc<PairRuntime>, guard: Arc<LeaseGuard>) {
+        let name = runtime.name().to_owned();
+        self.inner
+            .guards
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.clone(), guard);
+        let mut jobs = self.jobs_mut();
+        if jobs.contains_key(&name) {
+            return;
+        }
+        let (slot, spawn) = new_job(runtime);
+        jobs.insert(name, slot);
+        let _ = self.inner.spawns.send(spawn);
+    }
+
+    /// Fences the job of `pair` (started or not yet) with `guard`.
+    pub(crate) fn set_guard(&self, pair: &str, guard: Arc<LeaseGuard>) {
+        self.inner
+            .guards
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(pair.to_owned(), guard);
+    }
+
+    /// Stops the job of a pair whose lease this replica no longer holds (or gives up).
+    pub(crate) fn stop_leased_job(&self, pair: &str) {
+        if let Some(guard) = self
+            .inner
+            .guards
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(pair)
+        {
+            guard.lose();
+        }
+        self.remove_job(pair);
+    }
+
+    /// The leases this replica holds, by pair.
+    pub fn guards(&self) -> BTreeMap<String, Arc<LeaseGuard>> {
+        self.inner
+            .guards
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Why the store cannot be used right now, if it cannot.
+    pub fn store_problem(&self) -> Option<String> {
+        self.inner
+            .store_problem
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_store_problem(&self, problem: Option<String>) {
+        let mut slot = self
+            .inner
+            .store_problem
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *slot != problem {
+            match &problem {
+                Some(p) => {
+                    tracing::error!(problem = %p, "store unreachable: jobs pause until it is back")
+                }
+                None => tracing::info!("store reachable again: jobs resume"),
+            }
+        }
+        *slot = problem;
+    }
+
+    /// This replica's part in a shared store, when there is one.
+    pub fn replica(&self) -> Option<Arc<super::replica::ReplicaState>> {
+        self.inner
+            .replica
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_replica(&self, state: Arc<super::replica::ReplicaState>) {
+        *self
+            .inner
+            .replica
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state);
     }
 
     /// The job's persisted status (`NotRun` before its first cycle).
@@ -324,6 +446,9 @@ impl Daemon {
             handle: DaemonHandle {
                 inner: Arc::new(HandleInner {
                     store,
+                    guards: RwLock::new(BTreeMap::new()),
+                    store_problem: RwLock::new(None),
+                    replica: RwLock::new(None),
                     jobs: RwLock::new(jobs),
                     cycles,
                     statuses,
@@ -417,6 +542,9 @@ struct Job {
     rt: Arc<PairRuntime>,
     handle: DaemonHandle,
     store: Arc<dyn StateStore>,
+    /// The pair's lease when several replicas share the store: apply stops between entries
+    /// once it may have lapsed.
+    lease: Option<Arc<LeaseGuard>>,
     pair: String,
     status: JobStatus,
     pending: Pending,
@@ -491,12 +619,14 @@ impl Job {
             cancel: Some(shutdown.clone()),
             crash: None,
             preview: false,
+            lease: self.lease.clone(),
         };
         let forced = !options.approved_deletes.is_empty();
         let result = run_cycle(&self.rt, self.store.as_ref(), &options).await;
         let mut finished = None;
         let ok = match result {
             Ok(report) => {
+                self.handle.set_store_problem(None);
                 // Throttled work is planned again by the next cycle, not before Graph allows.
                 self.retry_in = report
                     .retry_after_ms
@@ -520,6 +650,17 @@ impl Job {
             Err(EngineError::Cancelled) => {
                 tracing::info!(pair = %self.pair, "cycle stopped by shutdown; watermark not saved");
                 false
+            }
+            Err(EngineError::LeaseLapsed | EngineError::Store(StoreError::Fenced { .. })) => {
+                // Another replica may run the pair now: this one records nothing more.
+                tracing::warn!(pair = %self.pair, "cycle stopped: the pair's lease may have passed to another replica");
+                return false;
+            }
+            Err(EngineError::Store(e)) if e.is_unavailable() => {
+                // Not the pair's fault: no failure count, no quarantine; the next attempt
+                // runs when the store is back.
+                self.handle.set_store_problem(Some(e.to_string()));
+                return false;
             }
             Err(e) => {
                 tracing::error!(pair = %self.pair, error_code = %e.code(), error = %e, "cycle failed");
@@ -860,13 +1001,14 @@ async fn run_job(
         stop,
         loaded,
     } = spawn;
-    let store = handle.store();
     let pair = runtime.name().to_owned();
+    let (store, lease) = handle.store_for(&pair);
     let status = load_status(store.as_ref(), &pair).await;
     let mut job = Job {
         rt: runtime,
         handle,
         store,
+        lease,
         pair,
         status,
         pending: Pending::default(),

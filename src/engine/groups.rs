@@ -25,6 +25,7 @@ use crate::plan::groups::{
 use crate::store::{StateStore, StoreWrite, Watermark};
 
 use super::EngineError;
+use super::killpoint::{self, CrashAt, Step};
 use super::read::graph_error;
 use super::runtime::PairRuntime;
 
@@ -53,6 +54,7 @@ pub async fn run_group_pass(
     store: &dyn StateStore,
     users_changed: bool,
     full: bool,
+    crash: Option<&CrashAt>,
 ) -> Result<Option<(GroupPassReport, Option<GroupPlan>)>, EngineError> {
     let Some(settings) = rt.pair.groups.as_ref() else {
         return Ok(None);
@@ -134,8 +136,9 @@ pub async fn run_group_pass(
     }
     if plan.blocked.is_none() {
         for e in plan.writes() {
-            match apply_entry(rt, store, e, &anchor_attr).await {
+            match apply_entry(rt, store, e, &anchor_attr, crash).await {
                 Ok(()) => report.succeeded += 1,
+                Err(err @ EngineError::Crashed(_)) => return Err(err),
                 Err(err) => {
                     report.failed += 1;
                     tracing::warn!(
@@ -419,8 +422,11 @@ async fn read_input(
     let managed = store.managed_users(rt.name()).await?;
     let mut user_targets = BTreeMap::new();
     let mut user_names = BTreeMap::new();
-    for m in managed.iter().filter(|m| m.soft_deleted_by_us_at.is_none()) {
-        user_targets.insert(m.anchor.source_object_id().to_owned(), m.target_id.clone());
+    for m in &managed {
+        // Soft-deleted users are out of scope, but keep their names for the removals.
+        if m.soft_deleted_by_us_at.is_none() {
+            user_targets.insert(m.anchor.source_object_id().to_owned(), m.target_id.clone());
+        }
         let name = m
             .last_exported
             .get("displayName")
@@ -493,6 +499,7 @@ async fn apply_entry(
     store: &dyn StateStore,
     e: &GroupEntry,
     anchor_attr: &str,
+    crash: Option<&CrashAt>,
 ) -> Result<(), EngineError> {
     let target_error = |err| graph_error("target", &rt.pair.target.tenant_id, err);
     let adds: Vec<String> = e
@@ -522,8 +529,19 @@ async fn apply_entry(
                 .create_security_group(&body, &first)
                 .await
                 .map_err(target_error)?;
-            tracing::info!(pair = rt.name(), group = %e.display_name, target_group_id = %created.id, members = first.len(), "group created");
+            let names: Vec<&str> = e.add_members.iter().map(|m| m.name.as_str()).collect();
+            tracing::info!(
+                event = "groupCreated",
+                pair = rt.name(),
+                group = %e.display_name,
+                target_group_id = %created.id,
+                members_added = %names.join(", "),
+                "group created"
+            );
             link.target_id = created.id.clone();
+            if killpoint::reached(Step::GroupAfterCreate, crash) {
+                return Err(EngineError::Crashed(Step::GroupAfterCreate.as_str()));
+            }
             if adds.len() > first.len() {
                 // Record the group before the rest of its members: a failure below leaves a
                 // linked group whose remaining members are planned again next cycle.
@@ -532,6 +550,9 @@ async fn apply_entry(
                 store
                     .commit(rt.name(), vec![StoreWrite::PutGroupLink(partial)])
                     .await?;
+                if killpoint::reached(Step::GroupMembers, crash) {
+                    return Err(EngineError::Crashed(Step::GroupMembers.as_str()));
+                }
                 add_members_retrying(rt, &created.id, &adds[first.len()..])
                     .await
                     .map_err(target_error)?;
@@ -592,13 +613,16 @@ async fn write_attributes_and_members(
             .await?;
     }
     if !adds.is_empty() || !e.remove_members.is_empty() || !changes.is_empty() {
+        let added: Vec<&str> = e.add_members.iter().map(|m| m.name.as_str()).collect();
+        let removed: Vec<&str> = e.remove_members.iter().map(|m| m.name.as_str()).collect();
         tracing::info!(
+            event = "groupWritten",
             pair = rt.name(),
             group = %e.display_name,
             target_group_id = %target_id,
             action = e.action.as_str(),
-            members_added = adds.len(),
-            members_removed = e.remove_members.len(),
+            members_added = %added.join(", "),
+            members_removed = %removed.join(", "),
             attributes = changes.len(),
             "group written"
         );

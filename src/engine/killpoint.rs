@@ -25,6 +25,10 @@ pub enum Step {
     BeforeCommit,
     /// Every entry is recorded; the watermark is not saved yet.
     BeforeWatermark,
+    /// Group pass: a target group was created (with its anchor); its link is not stored yet.
+    GroupAfterCreate,
+    /// Group pass: a created group's first members are written and recorded; the rest are not.
+    GroupMembers,
 }
 
 impl Step {
@@ -36,8 +40,13 @@ impl Step {
         Step::BeforeWatermark,
     ];
 
+    /// The group pass's boundaries (reached only by pairs with `spec.groups`).
+    pub const GROUPS: [Step; 2] = [Step::GroupAfterCreate, Step::GroupMembers];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Step::GroupAfterCreate => "group-after-create",
+            Step::GroupMembers => "group-members",
             Step::AfterIntent => "after-intent",
             Step::AfterInvite => "after-invite",
             Step::AfterPatch => "after-patch",
@@ -47,7 +56,10 @@ impl Step {
     }
 
     pub fn parse(text: &str) -> Option<Step> {
-        Step::ALL.into_iter().find(|s| s.as_str() == text)
+        Step::ALL
+            .into_iter()
+            .chain(Step::GROUPS)
+            .find(|s| s.as_str() == text)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod provision;
 pub mod quarantine;
 pub mod read;
 pub mod reload;
+pub mod replica;
 pub mod reset;
 pub mod runtime;
 pub mod status;
@@ -51,6 +52,10 @@ pub enum EngineError {
     /// is not saved.
     #[error("cycle cancelled by shutdown")]
     Cancelled,
+    /// The pair's lease may have lapsed (several replicas): apply stopped between entries so
+    /// that no Graph write can overlap the next holder's.
+    #[error("the pair's lease may have passed to another replica; stopped between entries")]
+    LeaseLapsed,
     /// A crash test stopped the cycle at a step boundary, as if the process had died there.
     #[error("crash injected at {0}")]
     Crashed(&'static str),
@@ -101,6 +106,7 @@ impl EngineError {
             EngineError::Preflight { code, .. } => code.clone(),
             EngineError::Store(_) => "StateStoreError".into(),
             EngineError::Cancelled => "Cancelled".into(),
+            EngineError::LeaseLapsed => "LeaseLapsed".into(),
             EngineError::Crashed(_) => "Crashed".into(),
         }
     }

@@ -166,6 +166,22 @@ impl std::fmt::Debug for GraphClient {
     }
 }
 
+/// Names this process in every Graph request's `User-Agent` (`ctsync/VERSION (replica ID)`),
+/// so a tenant's audit logs and the emulator's write log tell replicas apart. Set once, before
+/// clients are built.
+pub fn set_instance_name(name: &str) {
+    let _ = INSTANCE.set(name.to_owned());
+}
+
+static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn user_agent() -> String {
+    match INSTANCE.get() {
+        Some(name) => format!("ctsync/{} (replica {name})", env!("CARGO_PKG_VERSION")),
+        None => format!("ctsync/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
 impl GraphClient {
     /// Builds a client for `client_id` in `tenant_id`. Prefer [`super::GraphClientPool`] so
     /// that every user of one (app, tenant) shares the token cache and write limiter.
@@ -200,6 +216,7 @@ impl GraphClient {
             .map_err(|e| GraphError::InvalidRequest(format!("bad Graph base URL {base}: {e}")))?;
         let origin = parsed.origin().ascii_serialization();
         let http = reqwest::Client::builder()
+            .user_agent(user_agent())
             .build()
             .map_err(|e| GraphError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
         let tokens = TokenProvider::new(

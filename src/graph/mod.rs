@@ -22,7 +22,7 @@ pub use auth::ClientCredential;
 pub use batch::{BatchItemResponse, BatchRequest, BatchResult, MAX_BATCH};
 pub use client::{
     GraphClient, GraphResponse, GraphSettings, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH,
-    RequestStats, WriteQuota, encode_query_value, endpoint_label, with_query,
+    RequestStats, WriteQuota, encode_query_value, endpoint_label, set_instance_name, with_query,
 };
 pub use error::{GraphError, GraphErrorDetail, RequestContext};
 pub use ops::MEMBER_BINDS_PER_REQUEST;

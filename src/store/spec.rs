@@ -79,6 +79,19 @@ impl StoreSpec {
         matches!(self, StoreSpec::Postgres(_))
     }
 
+    /// Opens the store and, for a shared one, its lease table (same database).
+    pub async fn open_with_leases(
+        &self,
+    ) -> StoreResult<(Arc<dyn StateStore>, Option<Arc<dyn super::LeaseStore>>)> {
+        match self {
+            StoreSpec::Postgres(options) => {
+                let store = Arc::new(PostgresStore::connect(options).await?);
+                Ok((store.clone(), Some(store)))
+            }
+            StoreSpec::Sqlite(_) => Ok((self.open().await?, None)),
+        }
+    }
+
     /// Opens (creating and migrating as needed) the store.
     pub async fn open(&self) -> StoreResult<Arc<dyn StateStore>> {
         Ok(match self {

@@ -381,3 +381,78 @@ async fn target_refusing_group_sync_gets_no_group_and_a_precise_reason() {
     assert!(!g.watermark_saved);
     assert!(target_group(&world, "Sales (Contoso)").await.is_none());
 }
+
+/// Contoso's Big group: 25 Sales users, more than one request's 20 member binds.
+async fn big_world() -> (World, std::path::PathBuf) {
+    let mut seed = world_seed(true);
+    let users: Vec<Value> = (0..25)
+        .map(|i| {
+            user(
+                &format!("rep{i:02}"),
+                "contoso.com",
+                json!({"department": "Sales"}),
+            )
+        })
+        .collect();
+    seed["tenants"][0]["users"]
+        .as_array_mut()
+        .expect("users")
+        .extend(users);
+    let members: Vec<String> = (0..25).map(|i| format!("rep{i:02}@contoso.com")).collect();
+    seed["tenants"][0]["groups"][0]["members"] = json!(members);
+    let world = World::start(to_seed(seed)).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &spec("", &nested));
+    (world, file)
+}
+
+#[tokio::test]
+async fn crash_during_membership_writes_leaves_no_duplicate_and_loses_no_member() {
+    use ctsync::engine::killpoint::{CrashAt, Step};
+    for step in Step::GROUPS {
+        let (world, file) = big_world().await;
+        let rt = world.runtime(&file, "groups");
+        let crash = std::sync::Arc::new(CrashAt::new(step, 1));
+        let options = ctsync::engine::CycleOptions {
+            crash: Some(crash.clone()),
+            ..Default::default()
+        };
+        let err = ctsync::engine::run_cycle(&rt, world.store.as_ref(), &options)
+            .await
+            .expect_err("crashed");
+        assert!(
+            err.to_string().contains(step.as_str()) || crash.reached() == 1,
+            "{err}"
+        );
+        // The group exists, half-populated; ctsync restarts (a new runtime) and carries on.
+        let half = target_group(&world, "Sales (Contoso)")
+            .await
+            .expect("created");
+        assert!(
+            member_aliases(&world, &half.id).await.len() < 25,
+            "{step:?}"
+        );
+        let rt = world.runtime(&file, "groups");
+        let report = world.cycle(&rt).await;
+        let g = report.groups.expect("groups");
+        assert_eq!(g.failed, 0, "{step:?}: {g:?}");
+        let group = target_group(&world, "Sales (Contoso)")
+            .await
+            .expect("one group");
+        assert_eq!(group.id, half.id, "{step:?}: no duplicate");
+        let expected: BTreeSet<String> = (0..25).map(|i| format!("rep{i:02}")).collect();
+        assert_eq!(
+            member_aliases(&world, &group.id).await,
+            expected,
+            "{step:?}"
+        );
+        // And the next cycle has nothing left to do.
+        world.store.clear_watermark("groups").await.expect("clear");
+        let again = world.cycle(&rt).await.groups.expect("groups");
+        assert_eq!(
+            again.member_adds + again.member_removals,
+            0,
+            "{step:?}: {again:?}"
+        );
+    }
+}
