@@ -76,18 +76,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..CycleOptions::default()
     };
     let mut plans = Vec::new();
+    let mut group_plans = Vec::new();
     for rt in &runtimes {
         eprintln!("ctsync plan: reading {} ...", rt.name());
         let planned = compute_plan(rt, store.as_ref(), &options)
             .await
             .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
         plans.push((cycle_kind(planned.kind, args.full), planned.plan));
+        let groups = ctsync::engine::groups::preview_group_plan(rt, store.as_ref(), args.full)
+            .await
+            .map_err(|e| anyhow::anyhow!("pair {} (groups): {e}", rt.name()))?;
+        group_plans.push(groups);
     }
     match args.format {
         Format::Text => {
-            for (kind, plan) in &plans {
+            for ((kind, plan), groups) in plans.iter().zip(&group_plans) {
                 println!("next cycle: {}", kind.describe());
                 print!("{}", plan.to_text());
+                if let Some(g) = groups {
+                    print!("{}", g.to_text());
+                }
             }
         }
         Format::Json => {
