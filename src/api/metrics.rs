@@ -78,6 +78,13 @@ pub struct Metrics {
     job_state: Family<StateLabels, Gauge>,
     graph_requests: Family<TenantLabels, Counter>,
     graph_throttled: Family<TenantLabels, Counter>,
+    /// Shared store only: leases this replica holds, live replicas, and counters of takeovers
+    /// and fencing refusals (set from the replica's own counts at scrape time).
+    leases_held: Gauge,
+    live_replicas: Gauge,
+    takeovers: Counter,
+    fencing_refusals: Counter,
+    replica_seen: Mutex<(u64, u64)>,
     /// Last counter values seen per Graph client (by identity), so counters only grow even when
     /// hot reload swaps a pair's clients.
     graph_seen: Mutex<HashMap<usize, (String, RequestStats)>>,
@@ -158,8 +165,37 @@ impl Metrics {
             "Graph responses with status 429, by tenant",
             graph_throttled.clone(),
         );
+        let leases_held = Gauge::default();
+        registry.register(
+            "leases_held",
+            "Pair leases this replica holds (shared store)",
+            leases_held.clone(),
+        );
+        let live_replicas = Gauge::default();
+        registry.register(
+            "live_replicas",
+            "Replicas that renewed their presence within one lease duration (shared store)",
+            live_replicas.clone(),
+        );
+        let takeovers = Counter::default();
+        registry.register(
+            "lease_takeovers",
+            "Leases this replica took over after another replica's lease expired",
+            takeovers.clone(),
+        );
+        let fencing_refusals = Counter::default();
+        registry.register(
+            "fencing_refusals",
+            "Store writes of this replica refused because its lease may have passed on",
+            fencing_refusals.clone(),
+        );
         Metrics {
             registry,
+            leases_held,
+            live_replicas,
+            takeovers,
+            fencing_refusals,
+            replica_seen: Mutex::new((0, 0)),
             cycles,
             actions,
             cycle_duration,
@@ -241,6 +277,23 @@ impl Metrics {
     }
 
     async fn refresh(&self, handle: &DaemonHandle) {
+        if let Some(replica) = handle.replica() {
+            use std::sync::atomic::Ordering;
+            self.leases_held
+                .set(i64::try_from(handle.guards().len()).unwrap_or(i64::MAX));
+            self.live_replicas
+                .set(i64::try_from(replica.live_replicas()).unwrap_or(i64::MAX));
+            let takeovers = replica.takeovers.load(Ordering::Relaxed);
+            let refusals = replica.fencing_refusals(handle);
+            let mut seen = self
+                .replica_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.takeovers.inc_by(takeovers.saturating_sub(seen.0));
+            self.fencing_refusals
+                .inc_by(refusals.saturating_sub(seen.1));
+            *seen = (takeovers.max(seen.0), refusals.max(seen.1));
+        }
         let store = handle.store();
         let pairs = handle.pairs();
         // Removed pairs disappear from the gauges.
