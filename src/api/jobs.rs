@@ -25,8 +25,26 @@ pub(super) async fn healthz() -> Json<Value> {
 }
 
 pub(super) async fn readyz(State(state): Shared) -> Response {
+    if let Some(problem) = state.handle.store_problem() {
+        // The jobs pause until the store answers again; say so.
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StoreUnavailable",
+            format!("jobs paused: {problem}"),
+        )
+        .into_response();
+    }
     if state.handle.is_ready() {
-        Json(json!({"status": "ready"})).into_response()
+        match state.handle.replica() {
+            Some(replica) => Json(json!({
+                "status": "ready",
+                "replica": &*replica.id,
+                "liveReplicas": replica.live_replicas(),
+                "leasesHeld": state.handle.guards().keys().collect::<Vec<_>>(),
+            }))
+            .into_response(),
+            None => Json(json!({"status": "ready"})).into_response(),
+        }
     } else {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -102,7 +120,37 @@ async fn job_json(state: &AppState, pair: &str) -> Result<Value, ApiError> {
             "state": if status.paused { "Paused" } else { "Active" },
         },
         "status": status,
+        "heldBy": state.handle.replica().map(|r| r.id.to_string()),
     }))
+}
+
+/// Pairs other replicas run (shared store): their stored status and who holds them, so any
+/// replica answers for every pair.
+async fn other_replicas_jobs(state: &AppState) -> Vec<Value> {
+    let Some(replica) = state.handle.replica() else {
+        return Vec::new();
+    };
+    let mine = state.handle.pairs();
+    let table = match replica.lease_table().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the lease table");
+            return Vec::new();
+        }
+    };
+    let store = state.handle.store();
+    let mut out = Vec::new();
+    for lease in table.into_iter().filter(|l| !mine.contains(&l.pair)) {
+        let status = store.status(&lease.pair).await.ok().flatten();
+        out.push(json!({
+            "id": lease.pair,
+            "heldBy": lease.holder,
+            "leaseEpoch": lease.epoch,
+            "leaseExpires": lease.expires_at,
+            "status": status,
+        }));
+    }
+    out
 }
 
 pub(super) async fn list(
@@ -119,6 +167,7 @@ pub(super) async fn list(
             Err(e) => return Err(e),
         }
     }
+    jobs.extend(other_replicas_jobs(&state).await);
     Ok(Json(json!({"value": jobs})))
 }
 
@@ -138,7 +187,35 @@ async fn command(
     command: JobCommand,
 ) -> Result<StatusCode, ApiError> {
     state.policy.check(Access::Mutate, headers)?;
-    state.handle.send(pair, command).await?;
+    match state.handle.send(pair, command.clone()).await {
+        Ok(()) => {}
+        // Another replica runs the pair: the command waits in the store for its holder.
+        Err(crate::engine::CommandError::UnknownPair(_)) if state.handle.replica().is_some() => {
+            let replica = state
+                .handle
+                .replica()
+                .ok_or_else(|| ApiError::unknown_pair(pair))?;
+            let known = replica
+                .lease_table()
+                .await
+                .map(|t| t.iter().any(|l| l.pair == pair))
+                .unwrap_or(false);
+            if !known {
+                return Err(ApiError::unknown_pair(pair));
+            }
+            crate::engine::replica::queue_command(replica.leases.as_ref(), pair, &command)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "StoreUnavailable",
+                        e.to_string(),
+                    )
+                })?;
+            return Ok(StatusCode::ACCEPTED);
+        }
+        Err(e) => return Err(e.into()),
+    }
     // Graph answers its job actions with 204; the job carries the command out right away.
     Ok(StatusCode::NO_CONTENT)
 }
@@ -347,7 +424,11 @@ pub(super) async fn plan(
     state.policy.check(Access::Read, &headers)?;
     let rt = runtime(&state, &pair)?;
     let store = state.handle.store();
-    let planned = compute_plan(&rt, store.as_ref(), &CycleOptions::default())
+    let preview = CycleOptions {
+        preview: true,
+        ..CycleOptions::default()
+    };
+    let planned = compute_plan(&rt, store.as_ref(), &preview)
         .await
         .map_err(engine_error)?;
     match params.format.as_deref() {

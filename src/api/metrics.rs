@@ -37,6 +37,14 @@ struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupActionLabels {
+    pair: String,
+    /// A group plan action (create, adopt, update, restore, delete, stagedDelete, skip, disputed)
+    /// or `memberAdded` / `memberRemoved`.
+    action: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PairLabels {
     pair: String,
 }
@@ -71,6 +79,8 @@ pub struct Metrics {
     registry: Registry,
     cycles: Family<CycleLabels, Counter>,
     actions: Family<ActionLabels, Counter>,
+    group_actions: Family<GroupActionLabels, Counter>,
+    group_sync_blocked: Family<PairLabels, Gauge>,
     cycle_duration: DurationFamily,
     last_success: Family<PairLabels, Gauge<f64, AtomicU64>>,
     escrows: Family<EscrowLabels, Gauge>,
@@ -78,6 +88,13 @@ pub struct Metrics {
     job_state: Family<StateLabels, Gauge>,
     graph_requests: Family<TenantLabels, Counter>,
     graph_throttled: Family<TenantLabels, Counter>,
+    /// Shared store only: leases this replica holds, live replicas, and counters of takeovers
+    /// and fencing refusals (set from the replica's own counts at scrape time).
+    leases_held: Gauge,
+    live_replicas: Gauge,
+    takeovers: Counter,
+    fencing_refusals: Counter,
+    replica_seen: Mutex<(u64, u64)>,
     /// Last counter values seen per Graph client (by identity), so counters only grow even when
     /// hot reload swaps a pair's clients.
     graph_seen: Mutex<HashMap<usize, (String, RequestStats)>>,
@@ -113,6 +130,18 @@ impl Metrics {
             "actions",
             "Provisioning actions tried, by pair, action and result (provisioning log spelling)",
             actions.clone(),
+        );
+        let group_actions = Family::<GroupActionLabels, Counter>::default();
+        registry.register(
+            "group_actions",
+            "Group sync: planned group actions and membership changes, by pair and action",
+            group_actions.clone(),
+        );
+        let group_sync_blocked = Family::<PairLabels, Gauge>::default();
+        registry.register(
+            "group_sync_blocked",
+            "1 when the last cycle wrote no group because the target refuses group sync",
+            group_sync_blocked.clone(),
         );
         let cycle_duration: DurationFamily = Family::new_with_constructor(duration_histogram);
         registry.register_with_unit(
@@ -158,10 +187,41 @@ impl Metrics {
             "Graph responses with status 429, by tenant",
             graph_throttled.clone(),
         );
+        let leases_held = Gauge::default();
+        registry.register(
+            "leases_held",
+            "Pair leases this replica holds (shared store)",
+            leases_held.clone(),
+        );
+        let live_replicas = Gauge::default();
+        registry.register(
+            "live_replicas",
+            "Replicas that renewed their presence within one lease duration (shared store)",
+            live_replicas.clone(),
+        );
+        let takeovers = Counter::default();
+        registry.register(
+            "lease_takeovers",
+            "Leases this replica took over after another replica's lease expired",
+            takeovers.clone(),
+        );
+        let fencing_refusals = Counter::default();
+        registry.register(
+            "fencing_refusals",
+            "Store writes of this replica refused because its lease may have passed on",
+            fencing_refusals.clone(),
+        );
         Metrics {
             registry,
+            leases_held,
+            live_replicas,
+            takeovers,
+            fencing_refusals,
+            replica_seen: Mutex::new((0, 0)),
             cycles,
             actions,
+            group_actions,
+            group_sync_blocked,
             cycle_duration,
             last_success,
             escrows,
@@ -212,6 +272,31 @@ impl Metrics {
                 })
                 .inc();
         }
+        if let Some(g) = &report.groups {
+            let pair = PairLabels {
+                pair: report.pair.clone(),
+            };
+            self.group_sync_blocked
+                .get_or_create(&pair)
+                .set(i64::from(g.blocked.is_some()));
+            let counts = g
+                .counts
+                .iter()
+                .filter(|(a, _)| a.as_str() != "noChange")
+                .map(|(a, n)| (a.as_str(), *n))
+                .chain([
+                    ("memberAdded", g.member_adds),
+                    ("memberRemoved", g.member_removals),
+                ]);
+            for (action, n) in counts.filter(|(_, n)| *n > 0) {
+                self.group_actions
+                    .get_or_create(&GroupActionLabels {
+                        pair: report.pair.clone(),
+                        action: action.to_owned(),
+                    })
+                    .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        }
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let queue = recent.entry(report.pair.clone()).or_default();
         queue.push_back(report.clone());
@@ -241,6 +326,23 @@ impl Metrics {
     }
 
     async fn refresh(&self, handle: &DaemonHandle) {
+        if let Some(replica) = handle.replica() {
+            use std::sync::atomic::Ordering;
+            self.leases_held
+                .set(i64::try_from(handle.guards().len()).unwrap_or(i64::MAX));
+            self.live_replicas
+                .set(i64::try_from(replica.live_replicas()).unwrap_or(i64::MAX));
+            let takeovers = replica.takeovers.load(Ordering::Relaxed);
+            let refusals = replica.fencing_refusals(handle);
+            let mut seen = self
+                .replica_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.takeovers.inc_by(takeovers.saturating_sub(seen.0));
+            self.fencing_refusals
+                .inc_by(refusals.saturating_sub(seen.1));
+            *seen = (takeovers.max(seen.0), refusals.max(seen.1));
+        }
         let store = handle.store();
         let pairs = handle.pairs();
         // Removed pairs disappear from the gauges.
@@ -426,5 +528,40 @@ async fn cycle_actions(handle: &DaemonHandle, report: &CycleReport) -> Vec<(Stri
             tracing::warn!(pair = %report.pair, error = %e, "metrics: cannot read the cycle's log");
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_pass_feeds_group_metrics() {
+        let m = Metrics::new();
+        let report: CycleReport = serde_json::from_value(serde_json::json!({
+            "pair": "p", "cycleId": "c", "kind": "incremental", "started": "2026-01-01T00:00:00Z",
+            "durationMs": 5, "counts": {}, "succeeded": 0, "failed": 0, "managerUpdates": 0,
+            "guardTriggered": false, "blocked": null, "graphRequests": 1, "throttledRequests": 0,
+            "groups": {"evaluated": true, "counts": {"create": 1, "noChange": 2}, "memberAdds": 3,
+                "memberRemovals": 0, "drift": 0, "succeeded": 1, "failed": 0, "blocked": null,
+                "guardTriggered": false, "watermarkSaved": true}
+        }))
+        .expect("report");
+        m.record_cycle(&report, &[]);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).expect("encode");
+        assert!(
+            out.contains("ctsync_group_actions_total{pair=\"p\",action=\"create\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ctsync_group_actions_total{pair=\"p\",action=\"memberAdded\"} 3"),
+            "{out}"
+        );
+        assert!(!out.contains("action=\"noChange\""), "{out}");
+        assert!(
+            out.contains("ctsync_group_sync_blocked{pair=\"p\"} 0"),
+            "{out}"
+        );
     }
 }

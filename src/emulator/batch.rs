@@ -1,8 +1,9 @@
-//! `POST /$batch`: up to 20 requests, run in `dependsOn` order; each item goes through the
-//! same pipeline as a top-level request (so items are throttled and fault-injected one by one).
-//! A failed dependency makes its dependants 424.
+//! `POST /$batch`: up to 20 requests, fully parallel (run concurrently) or fully sequential
+//! (one `dependsOn` chain); each item goes through the same pipeline as a top-level request
+//! (so items are throttled and fault-injected one by one). A failed dependency makes its
+//! dependants 424. Responses come back in no particular order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -168,65 +169,117 @@ fn item_json(id: &str, reply: Reply) -> Value {
     Value::Object(out)
 }
 
-pub async fn run(emu: &Emulator, grant: &Grant, body: &[u8], ids: &RequestIds) -> Reply {
-    let items = match parse(body) {
-        Ok(items) => items,
-        Err(e) => return error_reply(emu, &e, ids),
-    };
-    let mut status: BTreeMap<String, u16> = BTreeMap::new();
-    let mut responses = Vec::new();
-    let mut pending: Vec<&Item> = items.iter().collect();
-    while !pending.is_empty() {
-        let ready: Vec<&Item> = pending
-            .iter()
-            .copied()
-            .filter(|it| {
-                it.depends_on
-                    .iter()
-                    .all(|d| status.contains_key(&d.to_lowercase()))
+/// "Batch should be either fully sequential or fully parallel" (json-batching.md): no item
+/// depends on another, or the items form one chain (each depends on exactly the one before,
+/// in some order). Returns the execution order for a chain, `None` for a parallel batch.
+fn execution_order(items: &[Item]) -> Result<Option<Vec<usize>>, GraphError> {
+    if items.iter().all(|it| it.depends_on.is_empty()) {
+        return Ok(None);
+    }
+    let mixed = || bad("Batch should be either fully sequential or fully parallel.");
+    let index_of = |id: &str| items.iter().position(|it| it.id.eq_ignore_ascii_case(id));
+    let heads: Vec<usize> = (0..items.len())
+        .filter(|i| items[*i].depends_on.is_empty())
+        .collect();
+    if heads.len() != 1 || items.iter().any(|it| it.depends_on.len() > 1) {
+        return Err(mixed());
+    }
+    let mut order = vec![heads[0]];
+    while order.len() < items.len() {
+        let last = &items[order[order.len() - 1]].id;
+        let next: Vec<usize> = (0..items.len())
+            .filter(|i| {
+                items[*i]
+                    .depends_on
+                    .first()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(last))
             })
             .collect();
-        if ready.is_empty() {
-            return error_reply(
-                emu,
-                &bad("The dependsOn graph of the batch contains a cycle."),
-                ids,
-            );
-        }
-        pending.retain(|it| !ready.iter().any(|r| std::ptr::eq(*r, *it)));
-        for it in ready {
-            let failed_dep = it
-                .depends_on
-                .iter()
-                .any(|d| status.get(&d.to_lowercase()).is_none_or(|s| *s >= 400));
-            let reply = if failed_dep {
-                let e = GraphError::new(
-                    StatusCode::FAILED_DEPENDENCY,
-                    "FailedDependency",
-                    "The request failed because one of the requests it depends on failed.",
-                );
-                error_reply(emu, &e, ids)
-            } else {
-                match split_url(&it.url) {
-                    Some((segments, query)) => {
-                        let body = it.body.clone().unwrap_or_default();
-                        let req = Incoming {
-                            method: it.method.clone(),
-                            segments,
-                            raw_query: query.as_deref(),
-                            headers: &it.headers,
-                            body: &body,
-                        };
-                        process(emu, grant, req, ids).await
-                    }
-                    None => error_reply(emu, &GraphError::unknown_segment(&it.url), ids),
-                }
-            };
-            status.insert(it.id.to_lowercase(), reply.status.as_u16());
-            responses.push(item_json(&it.id, reply));
+        match next.as_slice() {
+            [n] if !order.contains(n) => order.push(*n),
+            [] if index_of(last).is_some() => {
+                // Unreachable items: a cycle elsewhere or a second chain.
+                return Err(mixed());
+            }
+            _ => return Err(mixed()),
         }
     }
+    Ok(Some(order))
+}
+
+async fn run_item(emu: &Emulator, grant: &Grant, it: &Item, ids: &RequestIds) -> Reply {
+    match split_url(&it.url) {
+        Some((segments, query)) => {
+            let body = it.body.clone().unwrap_or_default();
+            let req = Incoming {
+                method: it.method.clone(),
+                segments,
+                raw_query: query.as_deref(),
+                headers: &it.headers,
+                body: &body,
+            };
+            process(emu, grant, req, ids).await
+        }
+        None => error_reply(emu, &GraphError::unknown_segment(&it.url), ids),
+    }
+}
+
+/// Runs a batch: a parallel one concurrently, a sequential one in chain order with 424 for
+/// everything after a failure. Responses come back shuffled, never in request order (Graph
+/// does not promise any order; a client must match them by `id`).
+pub async fn run(emu: &Emulator, grant: &Grant, body: &[u8], ids: &RequestIds) -> Reply {
+    let items = match parse(body).and_then(|items| execution_order(&items).map(|o| (items, o))) {
+        Ok(x) => x,
+        Err(e) => return error_reply(emu, &e, ids),
+    };
+    let (items, order) = items;
+    let mut responses: Vec<Value> = match order {
+        None => {
+            let replies =
+                futures::future::join_all(items.iter().map(|it| run_item(emu, grant, it, ids)))
+                    .await;
+            items
+                .iter()
+                .zip(replies)
+                .map(|(it, reply)| item_json(&it.id, reply))
+                .collect()
+        }
+        Some(order) => {
+            let mut out = Vec::with_capacity(order.len());
+            let mut failed = false;
+            for i in order {
+                let it = &items[i];
+                let reply = if failed {
+                    let e = GraphError::new(
+                        StatusCode::FAILED_DEPENDENCY,
+                        "FailedDependency",
+                        "The request failed because one of the requests it depends on failed.",
+                    );
+                    error_reply(emu, &e, ids)
+                } else {
+                    run_item(emu, grant, it, ids).await
+                };
+                failed |= reply.status.as_u16() >= 400;
+                out.push(item_json(&it.id, reply));
+            }
+            out
+        }
+    };
+    shuffle_out_of_order(&mut responses);
     Reply::ok(json!({ "responses": responses }))
+}
+
+/// Shuffles `responses` so that, with two or more, they are never in their original order.
+fn shuffle_out_of_order(responses: &mut [Value]) {
+    use rand::seq::SliceRandom;
+    if responses.len() < 2 {
+        return;
+    }
+    let original: Vec<Value> = responses.to_vec();
+    responses.shuffle(&mut rand::rng());
+    if responses == original.as_slice() {
+        responses.rotate_left(1);
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,11 @@ pub struct Cost {
     pub invitation: bool,
 }
 
-/// Resource-unit cost of a request (GET users 2, members 3, transitiveMembers 5, other GET 1;
-/// writes 1 RU + 1 write; `$select` −1, `$expand` +1, `$top` < 20 −1, minimum 1).
+/// Resource-unit cost of a request, per throttling-limits.md: GET `users` (the collection) 2,
+/// `applications` and `applications/{id}/extensionProperties` 2, `groups/{id}/members` 3,
+/// `groups/{id}/transitiveMembers` 5, `servicePrincipals/{id}/appRoleAssignments` 2, any other
+/// GET 1 (so `users/{id}` is 1); writes 1 RU + 1 write; `$select` −1, `$expand` +1,
+/// `$top` < 20 −1, minimum 1.
 pub fn cost(method: &Method, segments: &[String], raw_query: Option<&str>) -> Cost {
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let write = *method != Method::GET && *method != Method::HEAD;
@@ -26,14 +29,13 @@ pub fn cost(method: &Method, segments: &[String], raw_query: Option<&str>) -> Co
         1
     } else {
         match segs.as_slice() {
-            ["users"] | ["users", ..] => 2,
+            ["users"] => 2,
+            ["applications"] => 2,
+            [s, _, "extensionProperties"] if s.starts_with("applications") => 2,
+            [s, "extensionProperties"] if s.starts_with("applications(") => 2,
             ["groups", _, "members"] => 3,
             ["groups", _, "transitiveMembers"] => 5,
-            [s, _, "appRoleAssignments" | "appRoleAssignedTo"]
-                if s.starts_with("servicePrincipals") =>
-            {
-                2
-            }
+            [s, _, "appRoleAssignments"] if s.starts_with("servicePrincipals") => 2,
             _ => 1,
         }
     };
@@ -66,22 +68,45 @@ pub fn cost(method: &Method, segments: &[String], raw_query: Option<&str>) -> Co
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Bucket {
-    ResourceUnits,
-    Writes,
+/// What a bucket limits, and over which scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// Resource units per app + tenant (size class).
+    AppTenantUnits(String, String),
+    /// Writes per app + tenant.
+    AppTenantWrites(String, String),
+    /// Resource units per app across all tenants.
+    AppUnits(String),
+    /// Writes per app across all tenants.
+    AppWrites(String),
+    /// Writes per tenant across all apps.
+    TenantWrites(String),
+    /// Invitations per tenant across all apps.
+    TenantInvitations(String),
 }
 
+/// A token bucket: `capacity` tokens refilled at `capacity / window` per second. A request
+/// made while the bucket cannot pay is refused *and still counted* (the balance goes negative,
+/// down to −capacity), so retrying before `Retry-After` pushes the recovery further out, as
+/// Graph does ("requests made while throttled still count").
 #[derive(Debug, Clone, Copy)]
-struct Window {
-    start: DateTime<Utc>,
-    used: u32,
+struct TokenBucket {
+    tokens: f64,
+    updated: DateTime<Utc>,
+}
+
+impl TokenBucket {
+    fn refill(&mut self, capacity: f64, window: Duration, now: DateTime<Utc>) {
+        let elapsed = (now - self.updated).num_milliseconds().max(0) as f64 / 1000.0;
+        let rate = capacity / window.num_seconds().max(1) as f64;
+        self.tokens = (self.tokens + elapsed * rate).min(capacity);
+        self.updated = now.max(self.updated);
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Throttle {
-    app_tenant: HashMap<(String, String, Bucket), Window>,
-    tenant_invitations: HashMap<String, Window>,
+    buckets: HashMap<Key, TokenBucket>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +128,14 @@ pub const WRITE_WINDOW: i64 = 150;
 pub const WRITE_LIMIT: u32 = 3_000;
 pub const INVITE_WINDOW: i64 = 5;
 pub const INVITE_LIMIT: u32 = 150;
+/// Per app across all tenants (throttling-limits.md).
+pub const APP_RU_WINDOW: i64 = 20;
+pub const APP_RU_LIMIT: u32 = 150_000;
+pub const APP_WRITE_WINDOW: i64 = 300;
+pub const APP_WRITE_LIMIT: u32 = 70_000;
+/// Per tenant across all apps.
+pub const TENANT_WRITE_WINDOW: i64 = 300;
+pub const TENANT_WRITE_LIMIT: u32 = 18_000;
 
 pub fn ru_limit(size: SizeClass) -> u32 {
     match size {
@@ -112,14 +145,14 @@ pub fn ru_limit(size: SizeClass) -> u32 {
     }
 }
 
-fn current(w: Option<&Window>, now: DateTime<Utc>, len: Duration) -> Window {
-    match w {
-        Some(w) if now < w.start + len => *w,
-        _ => Window {
-            start: now,
-            used: 0,
-        },
-    }
+/// One limit a request is subject to.
+struct Limit {
+    key: Key,
+    capacity: u32,
+    window: i64,
+    cost: u32,
+    scope: String,
+    information: &'static str,
 }
 
 impl Throttle {
@@ -131,50 +164,105 @@ impl Throttle {
         cost: Cost,
         now: DateTime<Utc>,
     ) -> Verdict {
-        let ru_len = Duration::seconds(RU_WINDOW);
-        let w_len = Duration::seconds(WRITE_WINDOW);
-        let i_len = Duration::seconds(INVITE_WINDOW);
-        let ru_key = (tenant.to_string(), app.to_string(), Bucket::ResourceUnits);
-        let w_key = (tenant.to_string(), app.to_string(), Bucket::Writes);
-        let mut ru = current(self.app_tenant.get(&ru_key), now, ru_len);
-        let mut wr = current(self.app_tenant.get(&w_key), now, w_len);
-        let mut inv = current(self.tenant_invitations.get(tenant), now, i_len);
-        let ru_max = ru_limit(size);
-        let scope = |kind: &str| format!("Tenant_Application/{kind}/{app}/{tenant}");
-        if cost.invitation && inv.used + 1 > INVITE_LIMIT {
-            return Verdict::Throttled {
-                retry_after: inv.start + i_len - now,
-                scope: format!("Tenant/Write/{app}/{tenant}"),
-                information: "WriteLimitExceeded",
-            };
-        }
-        if cost.write && wr.used + 1 > WRITE_LIMIT {
-            return Verdict::Throttled {
-                retry_after: wr.start + w_len - now,
-                scope: scope("Write"),
-                information: "WriteLimitExceeded",
-            };
-        }
-        if ru.used + cost.resource_units > ru_max {
-            return Verdict::Throttled {
-                retry_after: ru.start + ru_len - now,
-                scope: scope(if cost.write { "ReadWrite" } else { "Read" }),
+        let kind = if cost.write { "ReadWrite" } else { "Read" };
+        let (t, a) = (tenant.to_string(), app.to_string());
+        let mut limits = vec![
+            Limit {
+                key: Key::AppTenantUnits(t.clone(), a.clone()),
+                capacity: ru_limit(size),
+                window: RU_WINDOW,
+                cost: cost.resource_units,
+                scope: format!("Tenant_Application/{kind}/{app}/{tenant}"),
                 information: "ResourceUnitLimitExceeded",
-            };
-        }
-        ru.used += cost.resource_units;
-        let mut pct = f64::from(ru.used) / f64::from(ru_max);
+            },
+            Limit {
+                key: Key::AppUnits(a.clone()),
+                capacity: APP_RU_LIMIT,
+                window: APP_RU_WINDOW,
+                cost: cost.resource_units,
+                scope: format!("Application/{kind}/{app}"),
+                information: "ResourceUnitLimitExceeded",
+            },
+        ];
         if cost.write {
-            wr.used += 1;
-            pct = pct.max(f64::from(wr.used) / f64::from(WRITE_LIMIT));
-            self.app_tenant.insert(w_key, wr);
+            limits.push(Limit {
+                key: Key::AppTenantWrites(t.clone(), a.clone()),
+                capacity: WRITE_LIMIT,
+                window: WRITE_WINDOW,
+                cost: 1,
+                scope: format!("Tenant_Application/Write/{app}/{tenant}"),
+                information: "WriteLimitExceeded",
+            });
+            limits.push(Limit {
+                key: Key::AppWrites(a.clone()),
+                capacity: APP_WRITE_LIMIT,
+                window: APP_WRITE_WINDOW,
+                cost: 1,
+                scope: format!("Application/Write/{app}"),
+                information: "WriteLimitExceeded",
+            });
+            limits.push(Limit {
+                key: Key::TenantWrites(t.clone()),
+                capacity: TENANT_WRITE_LIMIT,
+                window: TENANT_WRITE_WINDOW,
+                cost: 1,
+                scope: format!("Tenant/Write/{tenant}"),
+                information: "WriteLimitExceeded",
+            });
         }
         if cost.invitation {
-            inv.used += 1;
-            pct = pct.max(f64::from(inv.used) / f64::from(INVITE_LIMIT));
-            self.tenant_invitations.insert(tenant.to_string(), inv);
+            limits.push(Limit {
+                key: Key::TenantInvitations(t),
+                capacity: INVITE_LIMIT,
+                window: INVITE_WINDOW,
+                cost: 1,
+                scope: format!("Tenant/Write/{app}/{tenant}"),
+                information: "WriteLimitExceeded",
+            });
         }
-        self.app_tenant.insert(ru_key, ru);
+        // Refill, and find the limits that cannot pay now.
+        let mut refused: Vec<usize> = Vec::new();
+        for (i, l) in limits.iter().enumerate() {
+            let capacity = f64::from(l.capacity);
+            let b = self.buckets.entry(l.key.clone()).or_insert(TokenBucket {
+                tokens: capacity,
+                updated: now,
+            });
+            b.refill(capacity, Duration::seconds(l.window), now);
+            if b.tokens < f64::from(l.cost) {
+                refused.push(i);
+            }
+        }
+        if !refused.is_empty() {
+            // Counted although refused: the deficit grows with every early retry.
+            let mut worst: Option<(f64, usize)> = None;
+            for i in refused {
+                let l = &limits[i];
+                let capacity = f64::from(l.capacity);
+                let rate = capacity / l.window as f64;
+                if let Some(b) = self.buckets.get_mut(&l.key) {
+                    b.tokens = (b.tokens - f64::from(l.cost)).max(-capacity);
+                    let wait = (f64::from(l.cost) - b.tokens) / rate;
+                    if worst.is_none_or(|(w, _)| wait > w) {
+                        worst = Some((wait, i));
+                    }
+                }
+            }
+            let (wait, i) = worst.unwrap_or((1.0, 0));
+            let l = &limits[i];
+            return Verdict::Throttled {
+                retry_after: Duration::milliseconds((wait * 1000.0).ceil() as i64),
+                scope: l.scope.clone(),
+                information: l.information,
+            };
+        }
+        let mut pct: f64 = 0.0;
+        for l in &limits {
+            if let Some(b) = self.buckets.get_mut(&l.key) {
+                b.tokens -= f64::from(l.cost);
+                pct = pct.max(1.0 - b.tokens / f64::from(l.capacity));
+            }
+        }
         Verdict::Allowed {
             resource_units: cost.resource_units,
             limit_percentage: (pct > 0.8).then_some(pct),
@@ -190,20 +278,31 @@ mod tests {
         p.split('/').map(str::to_string).collect()
     }
 
+    fn ru(method: Method, path: &str, q: Option<&str>) -> u32 {
+        cost(&method, &segs(path), q).resource_units
+    }
+
     #[test]
     fn costs_follow_the_published_table() {
-        assert_eq!(cost(&Method::GET, &segs("users"), None).resource_units, 2);
+        assert_eq!(ru(Method::GET, "users", None), 2);
+        assert_eq!(ru(Method::GET, "users", Some("$select=id")), 1);
+        assert_eq!(ru(Method::GET, "users/x", None), 1, "documented 1, not 2");
+        assert_eq!(ru(Method::GET, "applications", None), 2, "documented 2");
         assert_eq!(
-            cost(&Method::GET, &segs("users"), Some("$select=id")).resource_units,
+            ru(Method::GET, "applications/x/extensionProperties", None),
+            2
+        );
+        assert_eq!(ru(Method::GET, "applications/x", None), 1);
+        assert_eq!(
+            ru(Method::GET, "servicePrincipals/x/appRoleAssignedTo", None),
             1
         );
         assert_eq!(
-            cost(
-                &Method::GET,
-                &segs("groups/x/transitiveMembers"),
-                Some("$top=5")
-            )
-            .resource_units,
+            ru(Method::GET, "servicePrincipals/x/appRoleAssignments", None),
+            2
+        );
+        assert_eq!(
+            ru(Method::GET, "groups/x/transitiveMembers", Some("$top=5")),
             4
         );
         let w = cost(&Method::PATCH, &segs("users/x"), None);
@@ -211,47 +310,77 @@ mod tests {
         assert!(cost(&Method::POST, &segs("invitations"), None).invitation);
     }
 
+    const WRITE: Cost = Cost {
+        resource_units: 1,
+        write: true,
+        invitation: false,
+    };
+
+    fn allowed(v: &Verdict) -> bool {
+        matches!(v, Verdict::Allowed { .. })
+    }
+
     #[test]
-    fn write_quota_throttles_until_the_window_ends() {
+    fn the_write_bucket_allows_its_capacity_then_refills_at_its_rate() {
         let mut t = Throttle::default();
         let now = Utc::now();
-        let write = Cost {
-            resource_units: 1,
-            write: true,
-            invitation: false,
-        };
         for _ in 0..WRITE_LIMIT {
-            assert!(matches!(
-                t.check("t", "a", SizeClass::L, write, now),
-                Verdict::Allowed { .. }
-            ));
+            assert!(allowed(&t.check("t", "a", SizeClass::L, WRITE, now)));
         }
-        match t.check("t", "a", SizeClass::L, write, now + Duration::seconds(100)) {
+        match t.check("t", "a", SizeClass::L, WRITE, now) {
             Verdict::Throttled {
                 retry_after,
                 information,
-                ..
+                scope,
             } => {
-                assert_eq!(retry_after, Duration::seconds(50));
+                // One write short, refilled at 20/s, and the refused request counted: 0.1 s.
+                assert_eq!(retry_after, Duration::milliseconds(100));
                 assert_eq!(information, "WriteLimitExceeded");
+                assert_eq!(scope, "Tenant_Application/Write/a/t");
             }
             other => panic!("expected throttling, got {other:?}"),
         }
-        assert!(matches!(
-            t.check(
-                "t",
-                "a",
-                SizeClass::L,
-                write,
-                now + Duration::seconds(WRITE_WINDOW)
-            ),
-            Verdict::Allowed { .. }
-        ));
-        // Another app in the same tenant has its own quota.
-        assert!(matches!(
-            t.check("t", "b", SizeClass::L, write, now),
-            Verdict::Allowed { .. }
-        ));
+        // Waiting Retry-After is enough.
+        assert!(allowed(&t.check(
+            "t",
+            "a",
+            SizeClass::L,
+            WRITE,
+            now + Duration::milliseconds(100)
+        )));
+        // Another app in the same tenant has its own app+tenant quota.
+        assert!(allowed(&t.check("t", "b", SizeClass::L, WRITE, now)));
+    }
+
+    #[test]
+    fn retrying_while_throttled_extends_the_throttle() {
+        let mut t = Throttle::default();
+        let now = Utc::now();
+        for _ in 0..WRITE_LIMIT {
+            t.check("t", "a", SizeClass::L, WRITE, now);
+        }
+        let mut last = Duration::zero();
+        for _ in 0..20 {
+            match t.check("t", "a", SizeClass::L, WRITE, now) {
+                Verdict::Throttled { retry_after, .. } => {
+                    assert!(retry_after > last, "{retry_after} after {last}");
+                    last = retry_after;
+                }
+                other => panic!("expected throttling, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            last,
+            Duration::milliseconds(1050),
+            "20 refused writes, one to pay, at 20/s"
+        );
+        assert!(!allowed(&t.check(
+            "t",
+            "a",
+            SizeClass::L,
+            WRITE,
+            now + Duration::milliseconds(500)
+        )));
     }
 
     #[test]
@@ -265,14 +394,70 @@ mod tests {
         };
         for i in 0..INVITE_LIMIT {
             let app = if i % 2 == 0 { "a" } else { "b" };
-            assert!(matches!(
-                t.check("t", app, SizeClass::L, inv, now),
-                Verdict::Allowed { .. }
-            ));
+            assert!(allowed(&t.check("t", app, SizeClass::L, inv, now)));
         }
-        assert!(matches!(
-            t.check("t", "c", SizeClass::L, inv, now),
-            Verdict::Throttled { .. }
-        ));
+        assert!(!allowed(&t.check("t", "c", SizeClass::L, inv, now)));
+    }
+
+    #[test]
+    fn tenant_writes_across_apps_and_app_writes_across_tenants_are_limited() {
+        let mut t = Throttle::default();
+        let now = Utc::now();
+        // 18,000 writes per tenant per 5 min, whatever the app (7 apps × 2,571 stay under
+        // each app+tenant quota of 3,000).
+        let mut n = 0;
+        'outer: for app in 0..7 {
+            for _ in 0..2_572 {
+                if n == TENANT_WRITE_LIMIT {
+                    break 'outer;
+                }
+                assert!(allowed(&t.check(
+                    "t",
+                    &format!("app{app}"),
+                    SizeClass::L,
+                    WRITE,
+                    now
+                )));
+                n += 1;
+            }
+        }
+        match t.check("t", "fresh", SizeClass::L, WRITE, now) {
+            Verdict::Throttled { scope, .. } => assert_eq!(scope, "Tenant/Write/t"),
+            other => panic!("expected the tenant-wide limit, got {other:?}"),
+        }
+        // 70,000 writes per app per 5 min, whatever the tenant.
+        let mut t = Throttle::default();
+        for i in 0..APP_WRITE_LIMIT {
+            let tenant = format!("t{}", i / 2_500);
+            assert!(allowed(&t.check(&tenant, "a", SizeClass::L, WRITE, now)));
+        }
+        match t.check("another", "a", SizeClass::L, WRITE, now) {
+            Verdict::Throttled { scope, .. } => assert_eq!(scope, "Application/Write/a"),
+            other => panic!("expected the app-wide limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn app_resource_units_across_tenants_are_limited() {
+        let mut t = Throttle::default();
+        let now = Utc::now();
+        let read = Cost {
+            resource_units: 5,
+            write: false,
+            invitation: false,
+        };
+        for i in 0..(APP_RU_LIMIT / 5) {
+            let tenant = format!("t{}", i / 1_500);
+            assert!(allowed(&t.check(&tenant, "a", SizeClass::L, read, now)));
+        }
+        match t.check("another", "a", SizeClass::L, read, now) {
+            Verdict::Throttled {
+                scope, information, ..
+            } => {
+                assert_eq!(scope, "Application/Read/a");
+                assert_eq!(information, "ResourceUnitLimitExceeded");
+            }
+            other => panic!("expected the app-wide limit, got {other:?}"),
+        }
     }
 }

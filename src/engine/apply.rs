@@ -1,5 +1,8 @@
 //! Carries out a plan: each entry's Graph writes, then its planned store records, then the
-//! manager references. The executor decides nothing: what to write to the target and to the
+//! manager references. Writes go out as `$batch` requests of 20 (the invitations of a chunk
+//! of creates in one batch, then their PATCHes with the chunk's other writes in a second),
+//! a few chunks in flight at once; the client paces them to Graph's quotas. Every manager
+//! reference follows all entries, so a manager is set only once both users exist. The executor decides nothing: what to write to the target and to the
 //! store was decided by the planner; it only adds what a result brings (the id a create got,
 //! an escrow for a failure, the provisioning log).
 
@@ -9,9 +12,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use crate::graph::{GraphError, NewInvitation};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+
+use crate::graph::{BatchRequest, BatchResult, GraphError, Invitation, MAX_BATCH, NewInvitation};
 use crate::plan::{
     Action, Anchor, MANAGER_ATTRIBUTE, ManagedUser, ManagerUpdate, Plan, PlanEntry, Record,
+    UserNames,
 };
 use crate::store::{CreateIntent, Escrow, EscrowError, ProvisioningResult, StateStore, StoreWrite};
 
@@ -19,6 +26,12 @@ use super::action_log::{self, emit, log_entry, loggable_skip};
 use super::killpoint::{self, CrashAt, Step};
 use super::runtime::PairRuntime;
 use super::{EngineError, escrow};
+
+/// Write entries per chunk: one `$batch` of invitations, one of the other writes.
+const CHUNK: usize = MAX_BATCH;
+/// Chunks in flight at once per pair: enough to keep Graph's write quota busy at its
+/// latency (20 users per two round trips), few enough to stay polite and bounded in memory.
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Where invited users would be sent if they ever opened an invitation (none is sent).
 const INVITE_REDIRECT_URL: &str = "https://myapplications.microsoft.com";
@@ -90,6 +103,12 @@ impl EntryFailure {
 
 impl From<GraphError> for EntryFailure {
     fn from(e: GraphError) -> Self {
+        EntryFailure::of(&e)
+    }
+}
+
+impl EntryFailure {
+    fn of(e: &GraphError) -> Self {
         let transient = matches!(e.status(), Some(429 | 503 | 504))
             || matches!(e, GraphError::Transport { .. } | GraphError::Timeout { .. });
         EntryFailure {
@@ -150,23 +169,20 @@ pub async fn apply(
         unfinished: BTreeSet::new(),
         outcome: ApplyOutcome::default(),
     };
+    let mut writing = Vec::new();
     for entry in plan.entries() {
-        // Between entries only: the one in flight finishes and is recorded first.
+        // Between entries only: the ones in flight finish and is recorded first.
         if let Some(stop) = ctx.stop() {
             return Err(stop);
         }
         if entry.action.writes() {
-            executor.write_entry(entry).await?;
+            writing.push(entry);
         } else {
             executor.record_skip(entry).await?;
         }
     }
-    for update in plan.manager_updates() {
-        if let Some(stop) = ctx.stop() {
-            return Err(stop);
-        }
-        executor.manager_update(update).await?;
-    }
+    executor.write_entries(&writing).await?;
+    executor.manager_updates(plan.manager_updates()).await?;
     Ok(executor.outcome)
 }
 
@@ -239,29 +255,57 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// An entry that writes to the target: intent first for a create, the Graph calls, then
-    /// the planned records (or the escrow of the failure) with the log entry in one commit.
-    async fn write_entry(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
-        let started = Instant::now();
-        if entry.action == Action::Create {
-            // Recorded before the invitation so a crash in between is resolved on restart
-            // (the invitation of an existing B2B user returns that user).
-            let intent = CreateIntent {
-                anchor: entry.anchor.clone(),
-                intent_id: entry
-                    .resumes_intent
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                invited_address: entry.user_principal_name.clone().unwrap_or_default(),
-                recorded_at: Utc::now(),
+    /// Checked between chunks: shutdown, or a lease that may have passed to another replica.
+    fn stop(&self) -> Option<EngineError> {
+        self.ctx.stop()
+    }
+
+    /// Every writing entry, chunk by chunk, a few chunks in flight; each result is recorded
+    /// in plan order as its chunk completes. On shutdown no new chunk starts and the ones in
+    /// flight finish and are recorded.
+    async fn write_entries(&mut self, entries: &[&PlanEntry]) -> Result<(), EngineError> {
+        let io = ChunkIo {
+            rt: self.rt,
+            store: self.store,
+            ctx: self.ctx,
+        };
+        let mut chunks = entries.chunks(CHUNK);
+        let mut inflight = FuturesOrdered::new();
+        let mut stopped = None;
+        loop {
+            while inflight.len() < CHUNKS_IN_FLIGHT && stopped.is_none() {
+                stopped = self.stop();
+                if stopped.is_some() {
+                    break;
+                }
+                match chunks.next() {
+                    Some(chunk) => inflight.push_back(io.write(chunk)),
+                    None => break,
+                }
+            }
+            let Some(done) = inflight.next().await else {
+                break;
             };
-            self.store
-                .commit(self.rt.name(), vec![StoreWrite::RecordCreateIntent(intent)])
-                .await?;
-            self.crash_here(Step::AfterIntent)?;
+            for (entry, elapsed, result, names) in done? {
+                self.finish_entry(entry, elapsed, result, &names).await?;
+            }
         }
-        let result = self.execute(entry).await?;
-        let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        match stopped {
+            Some(stop) if chunks.next().is_some() => Err(stop),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an entry's result: the planned records (or the escrow of the failure) with the
+    /// log entry in one commit.
+    async fn finish_entry(
+        &mut self,
+        entry: &PlanEntry,
+        elapsed: Duration,
+        result: Result<String, EntryFailure>,
+        names: &UserNames,
+    ) -> Result<(), EngineError> {
+        let duration = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let mut writes = Vec::new();
         let (status, target_id, failure) = match result {
             Ok(target_id) => {
@@ -284,19 +328,17 @@ impl Executor<'_> {
                 )
             }
         };
-        let succeeded = failure.is_none().then_some(target_id.as_deref()).flatten();
-        let names = action_log::names_after(self.rt, entry, succeeded).await;
         let log = log_entry(
             self.rt,
             self.cycle_id,
             entry,
-            &names,
+            names,
             target_id.as_deref(),
             duration,
             status,
             failure.as_ref(),
         );
-        emit(&log, entry, &names);
+        emit(&log, entry, names);
         writes.push(StoreWrite::AppendLog(Box::new(log)));
         if failure.is_none() {
             self.crash_here(Step::BeforeCommit)?;
@@ -331,109 +373,82 @@ impl Executor<'_> {
         )));
     }
 
-    /// The Graph calls of one entry; the outer error is a crash or the store, the inner one
-    /// the entry's own failure.
-    async fn execute(
-        &self,
-        entry: &PlanEntry,
-    ) -> Result<Result<String, EntryFailure>, EngineError> {
-        let target = &self.rt.target;
-        let body = patch_body(entry);
-        let result = match entry.action {
-            Action::Create => {
-                let Some(address) = entry.user_principal_name.clone() else {
-                    return Ok(Err(EntryFailure::missing(
-                        "MissingUserPrincipalName",
-                        "the source user has no userPrincipalName to invite".into(),
-                    )));
-                };
-                let invited_type = body
-                    .get("userType")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Member")
-                    .to_owned();
-                let invited = target
-                    .invite(&NewInvitation {
-                        invited_user_email_address: address,
-                        invite_redirect_url: INVITE_REDIRECT_URL.into(),
-                        invited_user_display_name: body
-                            .get("displayName")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        invited_user_type: invited_type,
-                        send_invitation_message: false,
-                    })
-                    .await;
-                let id = match invited {
-                    Ok(invitation) => invitation.invited_user.id,
-                    Err(e) => return Ok(Err(e.into())),
-                };
-                self.crash_here(Step::AfterInvite)?;
-                if let Err(e) = target.update_user(&id, &body).await {
-                    return Ok(Err(e.into()));
-                }
-                self.crash_here(Step::AfterPatch)?;
-                Ok(id)
+    /// The manager references, 20 per `$batch`, a few batches in flight. A reference waits
+    /// (skipped this cycle) while its user's entry is unfinished, or while its manager has no
+    /// target user yet.
+    async fn manager_updates(&mut self, updates: &[ManagerUpdate]) -> Result<(), EngineError> {
+        let mut ready = Vec::new();
+        for update in updates {
+            if self.unfinished.contains(&update.anchor) {
+                continue;
             }
-            Action::Adopt | Action::Update | Action::Disable => match target_id(entry) {
-                Ok(id) if body.is_empty() => Ok(id),
-                Ok(id) => target
-                    .update_user(&id, &body)
-                    .await
-                    .map(|()| id)
-                    .map_err(EntryFailure::from),
-                Err(e) => Err(e),
-            },
-            Action::Restore => match target_id(entry) {
-                Ok(id) => match target.restore_deleted(&id).await {
-                    Ok(_) if body.is_empty() => Ok(id),
-                    Ok(_) => target
-                        .update_user(&id, &body)
-                        .await
-                        .map(|()| id)
-                        .map_err(EntryFailure::from),
-                    Err(e) => Err(e.into()),
-                },
-                Err(e) => Err(e),
-            },
-            Action::SoftDelete => match target_id(entry) {
-                Ok(id) => match target.delete_user(&id).await {
-                    // Already gone: the goal of the action holds.
-                    Err(e) if e.is_not_found() => Ok(id),
-                    other => other.map(|()| id).map_err(EntryFailure::from),
-                },
-                Err(e) => Err(e),
-            },
-            Action::Skip | Action::StagedDelete => target_id(entry),
-        };
-        Ok(result)
-    }
-
-    /// One manager reference; waits (skipped this cycle) while its user's entry is unfinished.
-    async fn manager_update(&mut self, update: &ManagerUpdate) -> Result<(), EngineError> {
-        if self.unfinished.contains(&update.anchor) {
-            return Ok(());
-        }
-        let Some(target_id) = update
-            .target_id
-            .clone()
-            .or_else(|| self.created.get(&update.anchor).cloned())
-        else {
-            return Ok(());
-        };
-        let result = match &update.new_manager {
-            Some(manager) => {
-                let Some(manager_id) = update
+            let Some(target_id) = update
+                .target_id
+                .clone()
+                .or_else(|| self.created.get(&update.anchor).cloned())
+            else {
+                continue;
+            };
+            let manager_id = match &update.new_manager {
+                Some(manager) => match update
                     .new_manager_target_id
                     .clone()
                     .or_else(|| self.created.get(manager).cloned())
-                else {
-                    return Ok(());
-                };
-                self.rt.target.set_manager(&target_id, &manager_id).await
+                {
+                    Some(id) => Some(id),
+                    None => continue,
+                },
+                None => None,
+            };
+            ready.push(ManagerWrite {
+                update,
+                target_id,
+                manager_id,
+            });
+        }
+        let target = &self.rt.target;
+        let mut chunks = ready.chunks(CHUNK);
+        let mut inflight = FuturesOrdered::new();
+        let mut stopped = None;
+        loop {
+            while inflight.len() < CHUNKS_IN_FLIGHT && stopped.is_none() {
+                stopped = self.stop();
+                if stopped.is_some() {
+                    break;
+                }
+                match chunks.next() {
+                    Some(chunk) => inflight.push_back(async move {
+                        let requests: Vec<BatchRequest> = chunk
+                            .iter()
+                            .enumerate()
+                            .map(|(i, w)| w.request(i, target.api_root()))
+                            .collect();
+                        (chunk, target.batch(&requests).await)
+                    }),
+                    None => break,
+                }
             }
-            None => self.rt.target.remove_manager(&target_id).await,
-        };
+            let Some((chunk, result)) = inflight.next().await else {
+                break;
+            };
+            for (i, write) in chunk.iter().enumerate() {
+                let result = item_result(&result, i, write.manager_id.is_none());
+                self.record_manager(write, result).await?;
+            }
+        }
+        match stopped {
+            Some(stop) if chunks.next().is_some() => Err(stop),
+            _ => Ok(()),
+        }
+    }
+
+    async fn record_manager(
+        &mut self,
+        write: &ManagerWrite<'_>,
+        result: Result<(), EntryFailure>,
+    ) -> Result<(), EngineError> {
+        let update = write.update;
+        let target_id = &write.target_id;
         let mut writes = Vec::new();
         let pair = self.rt.name();
         let cycle_id = self.cycle_id;
@@ -454,12 +469,11 @@ impl Executor<'_> {
                         reference: true,
                     });
                 }
-                action_log::emit_manager(pair, cycle_id, update, &target_id, None);
+                action_log::emit_manager(pair, cycle_id, update, target_id, None);
                 self.crash_here(Step::BeforeCommit)?;
             }
-            Err(e) => {
-                let failure = EntryFailure::from(e);
-                action_log::emit_manager(pair, cycle_id, update, &target_id, Some(&failure));
+            Err(failure) => {
+                action_log::emit_manager(pair, cycle_id, update, target_id, Some(&failure));
                 self.fail(&mut writes, &update.anchor, true, Action::Update, &failure);
             }
         }
@@ -467,6 +481,327 @@ impl Executor<'_> {
             self.store.commit(pair, writes).await?;
         }
         Ok(())
+    }
+}
+
+/// A manager reference ready to write: its user's and its manager's target ids.
+struct ManagerWrite<'a> {
+    update: &'a ManagerUpdate,
+    target_id: String,
+    /// `None` clears the manager.
+    manager_id: Option<String>,
+}
+
+impl ManagerWrite<'_> {
+    fn request(&self, i: usize, api_root: &str) -> BatchRequest {
+        let url = format!("/users/{}/manager/$ref", path_segment(&self.target_id));
+        match &self.manager_id {
+            Some(manager) => BatchRequest::new(i.to_string(), reqwest::Method::PUT, url).with_json(
+                serde_json::json!({
+                    "@odata.id": format!("{api_root}/users/{}", path_segment(manager))
+                }),
+            ),
+            None => BatchRequest::new(i.to_string(), reqwest::Method::DELETE, url),
+        }
+    }
+}
+
+/// The result of item `i` of a batch; `absent_ok` when a 404 means the goal holds (a
+/// delete of something already gone).
+fn item_result(
+    batch: &Result<BatchResult, GraphError>,
+    i: usize,
+    absent_ok: bool,
+) -> Result<(), EntryFailure> {
+    match batch {
+        Err(e) => Err(EntryFailure::of(e)),
+        Ok(result) => match result.responses.get(i) {
+            None => Err(EntryFailure::missing(
+                "BatchResponseMissing",
+                format!("no $batch response for item {i}"),
+            )),
+            Some(item) => match item.error(&result.client_request_id) {
+                None => Ok(()),
+                Some(e) if absent_ok && e.is_not_found() => Ok(()),
+                Some(e) => Err(EntryFailure::of(&e)),
+            },
+        },
+    }
+}
+
+/// An id as one URL path segment.
+fn path_segment(id: &str) -> String {
+    crate::graph::encode_query_value(id).replace('/', "%2F")
+}
+
+/// The Graph side of a chunk of writing entries; borrows nothing of the executor's state, so
+/// several chunks can be in flight while results are recorded.
+#[derive(Clone, Copy)]
+struct ChunkIo<'a> {
+    rt: &'a PairRuntime,
+    store: &'a dyn StateStore,
+    ctx: ApplyContext<'a>,
+}
+
+/// An entry's result with the time it took (its chunk's time) and the names for its log line.
+type EntryResult<'e> = (
+    &'e PlanEntry,
+    Duration,
+    Result<String, EntryFailure>,
+    UserNames,
+);
+
+impl ChunkIo<'_> {
+    fn crash_here(&self, step: Step) -> Result<(), EngineError> {
+        if killpoint::reached(step, self.ctx.crash) {
+            return Err(EngineError::Crashed(step.as_str()));
+        }
+        Ok(())
+    }
+
+    /// One chunk: the creates' intents in one commit (before any invitation, so a crash in
+    /// between is resolved on restart: the invitation of an existing B2B user returns that
+    /// user), a `$batch` of invitations, restores one by one, then a `$batch` of the PATCHes
+    /// and DELETEs. The outer error is a crash or the store; each entry carries its own result.
+    async fn write<'e>(
+        self,
+        chunk: &'e [&'e PlanEntry],
+    ) -> Result<Vec<EntryResult<'e>>, EngineError> {
+        let started = Instant::now();
+        let target = &self.rt.target;
+        let intents: Vec<StoreWrite> = chunk
+            .iter()
+            .filter(|e| e.action == Action::Create)
+            .map(|entry| {
+                StoreWrite::RecordCreateIntent(CreateIntent {
+                    anchor: entry.anchor.clone(),
+                    intent_id: entry
+                        .resumes_intent
+                        .clone()
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    invited_address: entry.user_principal_name.clone().unwrap_or_default(),
+                    recorded_at: Utc::now(),
+                })
+            })
+            .collect();
+        let creates = !intents.is_empty();
+        if creates {
+            self.store.commit(self.rt.name(), intents).await?;
+            self.crash_here(Step::AfterIntent)?;
+        }
+        let bodies: Vec<Map<String, Value>> = chunk.iter().map(|e| patch_body(e)).collect();
+        let mut results: Vec<Option<Result<String, EntryFailure>>> =
+            chunk.iter().map(|_| None).collect();
+        let mut ids: Vec<Option<String>> = vec![None; chunk.len()];
+
+        // Invitations.
+        let mut invited = Vec::new();
+        for (i, entry) in chunk.iter().enumerate() {
+            if entry.action != Action::Create {
+                continue;
+            }
+            let Some(address) = entry.user_principal_name.clone() else {
+                results[i] = Some(Err(EntryFailure::missing(
+                    "MissingUserPrincipalName",
+                    "the source user has no userPrincipalName to invite".into(),
+                )));
+                continue;
+            };
+            let body = &bodies[i];
+            let invitation = NewInvitation {
+                invited_user_email_address: address,
+                invite_redirect_url: INVITE_REDIRECT_URL.into(),
+                invited_user_display_name: body
+                    .get("displayName")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                invited_user_type: body
+                    .get("userType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Member")
+                    .to_owned(),
+                send_invitation_message: false,
+            };
+            match serde_json::to_value(&invitation) {
+                Ok(json) => invited.push((
+                    i,
+                    BatchRequest::new(i.to_string(), reqwest::Method::POST, "/invitations")
+                        .with_json(json),
+                )),
+                Err(e) => {
+                    results[i] = Some(Err(EntryFailure::missing(
+                        "InvalidInvitation",
+                        e.to_string(),
+                    )));
+                }
+            }
+        }
+        if !invited.is_empty() {
+            let requests: Vec<BatchRequest> = invited.iter().map(|(_, r)| r.clone()).collect();
+            let batch = target.batch(&requests).await;
+            for (n, (i, _)) in invited.iter().enumerate() {
+                results[*i] = match item_result(&batch, n, false) {
+                    Err(failure) => Some(Err(failure)),
+                    Ok(()) => {
+                        let id = batch
+                            .as_ref()
+                            .ok()
+                            .and_then(|b| b.responses.get(n))
+                            .and_then(|item| item.body.clone())
+                            .and_then(|body| serde_json::from_value::<Invitation>(body).ok())
+                            .map(|inv| inv.invited_user.id);
+                        match id {
+                            Some(id) => {
+                                ids[*i] = Some(id);
+                                None
+                            }
+                            None => Some(Err(EntryFailure::missing(
+                                "InvalidInvitationResponse",
+                                "the invitation's answer has no invitedUser id".into(),
+                            ))),
+                        }
+                    }
+                };
+            }
+            self.crash_here(Step::AfterInvite)?;
+        }
+
+        // The other entries' target ids; restores first (rare, one by one).
+        for (i, entry) in chunk.iter().enumerate() {
+            if entry.action == Action::Create || results[i].is_some() {
+                continue;
+            }
+            match target_id(entry) {
+                Err(e) => results[i] = Some(Err(e)),
+                Ok(id) if entry.action == Action::Restore => {
+                    match target.restore_deleted(&id).await {
+                        Ok(_) => ids[i] = Some(id),
+                        Err(e) => results[i] = Some(Err(e.into())),
+                    }
+                }
+                Ok(id) => ids[i] = Some(id),
+            }
+        }
+
+        // PATCHes and DELETEs.
+        let mut writes = Vec::new();
+        for (i, entry) in chunk.iter().enumerate() {
+            let (Some(id), None) = (&ids[i], &results[i]) else {
+                continue;
+            };
+            let url = format!("/users/{}", path_segment(id));
+            if entry.action == Action::SoftDelete {
+                writes.push((
+                    i,
+                    BatchRequest::new(i.to_string(), reqwest::Method::DELETE, url),
+                ));
+            } else if bodies[i].is_empty() {
+                results[i] = Some(Ok(id.clone()));
+            } else {
+                writes.push((
+                    i,
+                    BatchRequest::new(i.to_string(), reqwest::Method::PATCH, url)
+                        .with_json(Value::Object(bodies[i].clone())),
+                ));
+            }
+        }
+        if !writes.is_empty() {
+            let requests: Vec<BatchRequest> = writes.iter().map(|(_, r)| r.clone()).collect();
+            let batch = target.batch(&requests).await;
+            for (n, (i, _)) in writes.iter().enumerate() {
+                // Already gone: the goal of a delete holds.
+                let absent_ok = chunk[*i].action == Action::SoftDelete;
+                results[*i] = Some(
+                    item_result(&batch, n, absent_ok).map(|()| ids[*i].clone().unwrap_or_default()),
+                );
+            }
+        }
+        if creates {
+            self.crash_here(Step::AfterPatch)?;
+        }
+        let results: Vec<Result<String, EntryFailure>> = chunk
+            .iter()
+            .zip(results)
+            .map(|(entry, result)| {
+                result.unwrap_or_else(|| {
+                    Err(EntryFailure::missing(
+                        "NotExecuted",
+                        format!("{} was not executed", entry.anchor),
+                    ))
+                })
+            })
+            .collect();
+        let names = self.names_after(chunk, &results).await;
+        let elapsed = started.elapsed();
+        Ok(chunk
+            .iter()
+            .zip(results)
+            .zip(names)
+            .map(|((entry, result), names)| (*entry, elapsed, result, names))
+            .collect())
+    }
+
+    /// The names for each entry's log line. A created or restored user's target names did not
+    /// exist at planning: they are read back in one `$batch` for the whole chunk.
+    async fn names_after(
+        &self,
+        chunk: &[&PlanEntry],
+        results: &[Result<String, EntryFailure>],
+    ) -> Vec<UserNames> {
+        let mut names: Vec<UserNames> = chunk
+            .iter()
+            .map(|entry| {
+                let mut names = entry.names.clone();
+                if names.user_principal_name.is_none() {
+                    names.user_principal_name = entry.user_principal_name.clone();
+                }
+                names
+            })
+            .collect();
+        let lookups: Vec<(usize, BatchRequest)> = chunk
+            .iter()
+            .zip(results)
+            .enumerate()
+            .filter_map(|(i, (entry, result))| {
+                let id = result.as_ref().ok()?;
+                let appeared = matches!(entry.action, Action::Create | Action::Restore);
+                (appeared && names[i].target_user_principal_name.is_none()).then(|| {
+                    let url = format!(
+                        "/users/{}?$select=id,userPrincipalName,displayName",
+                        path_segment(id)
+                    );
+                    (
+                        i,
+                        BatchRequest::new(i.to_string(), reqwest::Method::GET, url),
+                    )
+                })
+            })
+            .collect();
+        if lookups.is_empty() {
+            return names;
+        }
+        let requests: Vec<BatchRequest> = lookups.iter().map(|(_, r)| r.clone()).collect();
+        match self.rt.target.batch(&requests).await {
+            Ok(answers) => {
+                for ((i, _), item) in lookups.iter().zip(&answers.responses) {
+                    let text = |k: &str| {
+                        item.body
+                            .as_ref()
+                            .filter(|_| item.is_success())
+                            .and_then(|b| b.get(k))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    };
+                    names[*i].fill_from(&UserNames {
+                        user_principal_name: None,
+                        display_name: text("displayName"),
+                        target_user_principal_name: text("userPrincipalName"),
+                    });
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "created users' name lookup failed"),
+        }
+        names
     }
 }
 

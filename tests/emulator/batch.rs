@@ -16,13 +16,12 @@ fn by_id(body: &Value, id: &str) -> Value {
 async fn batch_runs_items_with_depends_on_and_fails_dependants_with_424() {
     let env = start().await;
     let t = env.token(TARGET).await;
+    // Fully sequential: one dependsOn chain.
     let body = json!({"requests": [
         {"id": "1", "method": "POST", "url": "/users", "headers": {"Content-Type": "application/json"}, "body": new_user("b1@fabrikam.com", "B1")},
         {"id": "2", "method": "GET", "url": "/users/b1@fabrikam.com?$select=displayName", "dependsOn": ["1"]},
-        {"id": "3", "method": "POST", "url": "/users", "headers": {"Content-Type": "application/json"}, "body": new_user("b1@fabrikam.com", "Dup")},
+        {"id": "3", "method": "POST", "url": "/users", "headers": {"Content-Type": "application/json"}, "body": new_user("b1@fabrikam.com", "Dup"), "dependsOn": ["2"]},
         {"id": "4", "method": "PATCH", "url": "/users/b1@fabrikam.com", "headers": {"Content-Type": "application/json"}, "body": {"jobTitle": "x"}, "dependsOn": ["3"]},
-        {"id": "5", "method": "GET", "url": "users?$select=id&$top=1"},
-        {"id": "6", "method": "PUT", "url": "/users"},
     ]});
     let (s, resp) = env.post(&t, "/$batch", body).await;
     assert_eq!(s, StatusCode::OK);
@@ -35,6 +34,13 @@ async fn batch_runs_items_with_depends_on_and_fails_dependants_with_424() {
         "ObjectConflict"
     );
     assert_eq!(by_id(&resp, "4")["status"], 424);
+    // Fully parallel.
+    let body = json!({"requests": [
+        {"id": "5", "method": "GET", "url": "users?$select=id&$top=1"},
+        {"id": "6", "method": "PUT", "url": "/users"},
+    ]});
+    let (s, resp) = env.post(&t, "/$batch", body).await;
+    assert_eq!(s, StatusCode::OK);
     assert_eq!(by_id(&resp, "5")["status"], 200);
     assert!(by_id(&resp, "5")["headers"]["x-ms-resource-unit"].is_string());
     assert_eq!(by_id(&resp, "6")["status"], 405);

@@ -350,3 +350,127 @@ async fn error_envelopes_carry_client_request_id_and_401_a_challenge() {
     assert!(challenge.starts_with("Bearer "), "{challenge}");
     assert!(challenge.contains("authorization_uri="), "{challenge}");
 }
+
+/// Old: a batch mixing dependent and independent items ran; responses came back in request
+/// order (so a client matching them by position passed).
+#[tokio::test]
+async fn batch_is_fully_sequential_or_fully_parallel_and_answers_out_of_order() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let get = |id: &str, deps: &[&str]| json!({"id": id, "method": "GET", "url": "/users?$select=id&$top=1", "dependsOn": deps});
+    for mixed in [
+        json!({"requests": [get("1", &[]), get("2", &["1"]), get("3", &[])]}),
+        json!({"requests": [get("1", &[]), get("2", &["1"]), get("3", &["1"])]}),
+    ] {
+        let (s, err) = env.post(&t, "/$batch", mixed).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("fully sequential")
+        );
+    }
+    // A chain in any listing order is sequential.
+    let (s, body) = env
+        .post(
+            &t,
+            "/$batch",
+            json!({"requests": [get("3", &["2"]), get("1", &[]), get("2", &["1"])]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["responses"].as_array().map(Vec::len), Some(3));
+    // A parallel batch of 10: never in request order, every id answered once.
+    let ids: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+    let requests: Vec<Value> = ids.iter().map(|i| get(i, &[])).collect();
+    for _ in 0..5 {
+        let (s, body) = env
+            .post(&t, "/$batch", json!({"requests": requests.clone()}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let got: Vec<String> = body["responses"]
+            .as_array()
+            .expect("responses")
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_ne!(got, ids, "responses must not come back in request order");
+        let mut sorted = got.clone();
+        sorted.sort_by_key(|i| i.parse::<u32>().unwrap_or(0));
+        assert_eq!(sorted, ids);
+    }
+}
+
+/// Old: fixed windows — a client hammering while throttled recovered as fast as one that
+/// waited; `GET /users/{id}` cost 2 RU, `GET /applications` 1.
+#[tokio::test]
+async fn retrying_while_throttled_extends_the_throttle_and_costs_follow_the_table() {
+    // A nearly frozen clock: only `advance_clock` moves time.
+    let scale = 0.0001;
+    let env = crate::common::start_with(ctsync::emulator::EmulatorOptions {
+        time_scale: scale,
+        ..ctsync::emulator::EmulatorOptions::default()
+    })
+    .await;
+    let t = env.token(TARGET).await;
+    for i in 0..150 {
+        let (s, _) = env
+            .post(&t, "/invitations", invite(&format!("b{i}@partner.example")))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let retry_after = |h: &reqwest::header::HeaderMap| -> f64 {
+        h.get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After")
+    };
+    let mut last = 0.0;
+    for i in 0..5 {
+        let (s, h, _) = env
+            .send(
+                &t,
+                Method::POST,
+                "/invitations",
+                Some(invite(&format!("r{i}@partner.example"))),
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        let ra = retry_after(&h);
+        assert!(
+            ra > last,
+            "each early retry pushes Retry-After out: {ra} after {last}"
+        );
+        last = ra;
+    }
+    // Waiting the last Retry-After (in emulator time) is enough.
+    env.handle.advance_clock(chrono::Duration::milliseconds(
+        (last * scale * 1000.0).ceil() as i64 + 1,
+    ));
+    let (s, _) = env
+        .post(&t, "/invitations", invite("after@partner.example"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // Resource-unit costs.
+    let ru = |h: &reqwest::header::HeaderMap| {
+        h.get("x-ms-resource-unit")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (_, h, _) = env
+        .send(
+            &t,
+            Method::GET,
+            "/users/admin@fabrikam.onmicrosoft.com",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(ru(&h).as_deref(), Some("1"));
+    let (_, h, _) = env.send(&t, Method::GET, "/users", None, &[]).await;
+    assert_eq!(ru(&h).as_deref(), Some("2"));
+    let (_, h, _) = env.send(&t, Method::GET, "/applications", None, &[]).await;
+    assert_eq!(ru(&h).as_deref(), Some("2"));
+}

@@ -159,14 +159,17 @@ async fn restart_with_empty_criteria_is_the_portal_restart_and_full_does_everyth
 
 #[tokio::test]
 async fn shutdown_finishes_the_entry_in_flight_and_does_not_save_the_watermark() {
-    let aliases = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"];
+    // More users than the executor has in flight at once (4 chunks of 20), so that shutdown
+    // lands mid-cycle: the chunks in flight finish and are recorded, no new one starts.
+    let names: Vec<String> = (0..120).map(|i| format!("u{i}")).collect();
+    let aliases: Vec<&str> = names.iter().map(String::as_str).collect();
     let world = two_tenants(sales(&aliases)).await;
     // Slow target: each create takes a while, so shutdown lands mid-cycle.
     control(
         &world,
         reqwest::Method::PUT,
         &format!("/_emulator/tenants/{FABRIKAM}/faults"),
-        Some(json!({"latencyMs": 150})),
+        Some(json!({"latencyMs": 20})),
     )
     .await;
     let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SALES_SCOPE);

@@ -6,7 +6,9 @@
 #[path = "../sync/world.rs"]
 mod world;
 
+mod outage;
 mod pg;
+mod three;
 
 use std::process::Output;
 
