@@ -424,7 +424,11 @@ pub(super) async fn plan(
     state.policy.check(Access::Read, &headers)?;
     let rt = runtime(&state, &pair)?;
     let store = state.handle.store();
-    let planned = compute_plan(&rt, store.as_ref(), &CycleOptions::default())
+    let preview = CycleOptions {
+        preview: true,
+        ..CycleOptions::default()
+    };
+    let planned = compute_plan(&rt, store.as_ref(), &preview)
         .await
         .map_err(engine_error)?;
     match params.format.as_deref() {

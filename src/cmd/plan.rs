@@ -1,7 +1,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ctsync::engine::{CycleOptions, compute_plan};
+use std::sync::Arc;
+
+use ctsync::engine::{CycleKind, CycleOptions, compute_plan};
+use ctsync::store::{SqliteStore, StateStore, StoreSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -31,7 +34,7 @@ pub struct Args {
 }
 
 /// Computes the next cycle's plan of each pair against the live tenants and prints it. Writes
-/// nothing to the tenants; the state file is only read.
+/// nothing: no Graph write (the preflight only checks), no state file created.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut runtimes = match super::run::load_runtimes(&args.config) {
         Ok(r) => r,
@@ -47,36 +50,105 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     }
-    let (_spec, store) = match args.store.open(&args.state).await? {
-        Ok(opened) => opened,
-        Err(code) => return Ok(code),
+    // A plan writes nothing: without a state file there is no state to read, and none is
+    // created (opening SQLite would create the file).
+    let missing_sqlite = match args.store.spec(&args.state) {
+        Ok(StoreSpec::Sqlite(path)) if !path.exists() => Some(path),
+        _ => None,
+    };
+    let store: Arc<dyn StateStore> = match &missing_sqlite {
+        Some(path) => {
+            eprintln!(
+                "ctsync plan: no state at {}: planning as the first (initial) cycle would, \
+                 without creating the file",
+                path.display()
+            );
+            Arc::new(SqliteStore::open_in_memory()?)
+        }
+        None => match args.store.open(&args.state).await? {
+            Ok((_spec, store)) => store,
+            Err(code) => return Ok(code),
+        },
     };
     let options = CycleOptions {
         full: args.full,
-        approved_deletes: Default::default(),
-        crash: None,
+        preview: true,
         ..CycleOptions::default()
     };
     let mut plans = Vec::new();
+    let mut group_plans = Vec::new();
     for rt in &runtimes {
+        eprintln!("ctsync plan: reading {} ...", rt.name());
         let planned = compute_plan(rt, store.as_ref(), &options)
             .await
             .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
-        plans.push(planned.plan);
+        plans.push((cycle_kind(planned.kind, args.full), planned.plan));
+        let groups = ctsync::engine::groups::preview_group_plan(rt, store.as_ref(), args.full)
+            .await
+            .map_err(|e| anyhow::anyhow!("pair {} (groups): {e}", rt.name()))?;
+        group_plans.push(groups);
     }
     match args.format {
         Format::Text => {
-            for plan in &plans {
+            for ((kind, plan), groups) in plans.iter().zip(&group_plans) {
+                println!("next cycle: {}", kind.describe());
                 print!("{}", plan.to_text());
+                if let Some(g) = groups {
+                    print!("{}", g.to_text());
+                }
             }
         }
         Format::Json => {
             let values: Vec<serde_json::Value> = plans
                 .iter()
-                .map(|p| serde_json::from_str(&p.to_json()).unwrap_or(serde_json::Value::Null))
+                .map(|(kind, p)| {
+                    let mut value =
+                        serde_json::from_str(&p.to_json()).unwrap_or(serde_json::Value::Null);
+                    if let serde_json::Value::Object(map) = &mut value {
+                        map.insert("cycle".into(), serde_json::Value::from(kind.as_str()));
+                    }
+                    value
+                })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&values)?);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the next cycle is, as the header says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextCycle {
+    /// No watermark: the first cycle, or one after a reset.
+    Initial,
+    /// Changes since the watermark.
+    Incremental,
+    /// Asked for (`--full`): everything read again although a watermark exists.
+    Full,
+}
+
+impl NextCycle {
+    fn as_str(self) -> &'static str {
+        match self {
+            NextCycle::Initial => "initial",
+            NextCycle::Incremental => "incremental",
+            NextCycle::Full => "full",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            NextCycle::Initial => "initial (no watermark: every source user is read)",
+            NextCycle::Incremental => "incremental (the changes since the last cycle)",
+            NextCycle::Full => "full (--full: every source user is read again)",
+        }
+    }
+}
+
+fn cycle_kind(kind: CycleKind, full: bool) -> NextCycle {
+    match kind {
+        CycleKind::Incremental => NextCycle::Incremental,
+        CycleKind::Initial if full => NextCycle::Full,
+        CycleKind::Initial => NextCycle::Initial,
+    }
 }

@@ -22,6 +22,7 @@ use super::apply::{self, ApplyContext, ApplyOutcome};
 use super::killpoint::{self, CrashAt, Step};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
+use super::unique;
 use super::{EngineError, read::graph_error};
 use super::{action_log, names};
 
@@ -41,6 +42,9 @@ pub struct CycleOptions {
     pub approved_deletes: BTreeSet<Anchor>,
     /// Read the whole source even when a watermark exists.
     pub full: bool,
+    /// A preview (`ctsync plan`, the admin API's plan): the preflight registers nothing in
+    /// the target (a missing anchor extension is reported, not created).
+    pub preview: bool,
     /// Source object ids an incremental cycle re-reads although the delta does not name them
     /// (due escrows, approved staged deletes).
     pub reread: BTreeSet<String>,
@@ -116,6 +120,39 @@ pub(super) async fn preflight_cached(rt: &PairRuntime) -> Result<(bool, bool), E
     }
 }
 
+/// The preflight of a preview: the same checks, nothing registered, nothing cached. Returns
+/// (inbound sync allowed, anchor extension registered).
+async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
+    let allowed = preflight_checks(rt, false).await?;
+    let registered = rt.anchor_ready.get().is_some() || !allowed || anchor_registered(rt).await?;
+    Ok((allowed, registered))
+}
+
+/// Whether the anchor extension exists in the target (read only).
+async fn anchor_registered(rt: &PairRuntime) -> Result<bool, EngineError> {
+    let attribute = &rt.settings.anchor_attribute;
+    let Some((app_id, _)) = parse_extension_name(attribute) else {
+        return Ok(false);
+    };
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        value: Vec<crate::graph::ExtensionProperty>,
+    }
+    let path = format!("applications(appId='{app_id}')/extensionProperties?$select=name");
+    match rt
+        .target
+        .send_json::<Listing>(reqwest::Method::GET, &path, None)
+        .await
+    {
+        Ok(listing) => Ok(listing
+            .value
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(attribute))),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(graph_error("target", &rt.pair.target.tenant_id, e)),
+    }
+}
+
 /// Forgets the cached preflight verdict, so the next cycle checks the policies again (after a
 /// cycle with failures: a refused write may mean a policy changed).
 pub fn forget_preflight(rt: &PairRuntime) {
@@ -143,6 +180,10 @@ pub(super) async fn preflight(rt: &PairRuntime) -> Result<bool, EngineError> {
 }
 
 async fn preflight_uncached(rt: &PairRuntime) -> Result<bool, EngineError> {
+    preflight_checks(rt, true).await
+}
+
+async fn preflight_checks(rt: &PairRuntime, register: bool) -> Result<bool, EngineError> {
     rt.source
         .check_token()
         .await
@@ -160,9 +201,13 @@ async fn preflight_uncached(rt: &PairRuntime) -> Result<bool, EngineError> {
     if !allowed {
         return Ok(false);
     }
-    rt.anchor_ready
-        .get_or_try_init(|| ensure_anchor_extension(rt))
-        .await?;
+    if register {
+        rt.anchor_ready
+            .get_or_try_init(|| ensure_anchor_extension(rt, true))
+            .await?;
+    } else if rt.anchor_ready.get().is_none() {
+        ensure_anchor_extension(rt, false).await?;
+    }
     let target_partner = rt
         .target
         .cross_tenant_partner(&rt.pair.source.tenant_id)
@@ -214,7 +259,8 @@ fn parse_extension_name(attribute: &str) -> Option<(String, &str)> {
 
 /// Registers the anchor's directory extension on its application in the target tenant when it
 /// is missing, so a new pair works without a manual step. Runs once per runtime.
-async fn ensure_anchor_extension(rt: &PairRuntime) -> Result<(), EngineError> {
+/// With `register` false (a preview) a missing extension is only reported.
+async fn ensure_anchor_extension(rt: &PairRuntime, register: bool) -> Result<(), EngineError> {
     let attribute = &rt.settings.anchor_attribute;
     let Some((app_id, name)) = parse_extension_name(attribute) else {
         return Err(EngineError::Preflight {
@@ -255,6 +301,14 @@ async fn ensure_anchor_extension(rt: &PairRuntime) -> Result<(), EngineError> {
         .iter()
         .any(|p| p.name.eq_ignore_ascii_case(attribute))
     {
+        return Ok(());
+    }
+    if !register {
+        tracing::warn!(
+            pair = rt.name(),
+            attribute = %attribute,
+            "the anchor extension is not registered in the target; the first cycle registers it (a plan does not)"
+        );
         return Ok(());
     }
     let body = serde_json::json!({"name": name, "dataType": "String", "targetObjects": ["User"]});
@@ -439,7 +493,13 @@ pub async fn compute_plan(
     options: &CycleOptions,
 ) -> Result<PlannedCycle, EngineError> {
     let now = Utc::now();
-    let (inbound_sync_allowed, preflight_was_cached) = preflight_cached(rt).await?;
+    let (inbound_sync_allowed, preflight_was_cached, anchor_registered) = if options.preview {
+        let (allowed, registered) = preflight_preview(rt).await?;
+        (allowed, false, registered)
+    } else {
+        let (allowed, cached) = preflight_cached(rt).await?;
+        (allowed, cached, true)
+    };
     let watermark = store.watermark(rt.name()).await?;
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
@@ -459,24 +519,43 @@ pub async fn compute_plan(
     .await?;
     let read_target = kind == CycleKind::Initial || rt.pair.drift_correction;
     let target_users = if read_target {
-        read::target_users(rt).await?
+        read::target_users_with(rt, anchor_registered).await?
     } else {
         Vec::new()
     };
 
     let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
-    {
-        // Scoped: the RNG is not `Send` and must not live across the awaits below.
-        let mut random = rand_source();
-        let is_unique = |_: &str| true;
-        let mut ctx = EvalContext {
-            now,
-            random: &mut random,
-            is_unique: &is_unique,
-        };
-        for (id, attrs) in &source.users {
-            let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
-            source_users.push(user);
+    // SelectUniqueValue: evaluate, check the candidates asked about against the target,
+    // evaluate again with what was learnt.
+    let unique_attributes = unique::attributes(rt);
+    let linked: BTreeMap<&str, &str> = managed
+        .iter()
+        .map(|m| (m.anchor.source_object_id(), m.target_id.as_str()))
+        .collect();
+    let mut oracle = unique::Oracle::default();
+    for round in 0..unique::MAX_ROUNDS {
+        source_users.clear();
+        oracle.next_round();
+        {
+            // Scoped: the RNG is not `Send` and must not live across the awaits below.
+            let mut random = rand_source();
+            for (id, attrs) in &source.users {
+                let own = linked.get(id.as_str()).copied();
+                let is_unique = |candidate: &str| oracle.is_unique(id, own, candidate);
+                let mut ctx = EvalContext {
+                    now,
+                    random: &mut random,
+                    is_unique: &is_unique,
+                };
+                let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+                source_users.push(user);
+            }
+        }
+        if unique_attributes.is_empty()
+            || round + 1 == unique::MAX_ROUNDS
+            || !oracle.check(rt, &unique_attributes).await?
+        {
+            break;
         }
     }
     for id in source.removed.keys() {

@@ -618,6 +618,7 @@ impl Job {
             reread,
             cancel: Some(shutdown.clone()),
             crash: None,
+            preview: false,
             lease: self.lease.clone(),
         };
         let forced = !options.approved_deletes.is_empty();

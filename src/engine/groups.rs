@@ -170,6 +170,33 @@ pub async fn run_group_pass(
     Ok(Some((report, Some(plan))))
 }
 
+/// The group plan the next cycle would carry out, writing nothing (for `ctsync plan`).
+/// Memberships count the users the store links now: users the user plan would create join
+/// their groups in the cycle that creates them.
+pub async fn preview_group_plan(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    full: bool,
+) -> Result<Option<GroupPlan>, EngineError> {
+    if rt.pair.groups.is_none() {
+        return Ok(None);
+    }
+    let sync = rt
+        .target
+        .identity_synchronization_with_groups(&rt.pair.source.tenant_id)
+        .await
+        .map_err(|e| graph_error("target", &rt.pair.target.tenant_id, e))?;
+    let blocked = (!sync.as_ref().is_some_and(|s| s.group_sync_allowed())).then(|| {
+        "the target does not allow group sync from this source \
+         (identitySynchronization groupSyncInbound.isSyncAllowed is not true)"
+            .to_owned()
+    });
+    let state = store.group_state(rt.name()).await?;
+    let anchor_attr = rt.pair.group_anchor_attribute();
+    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked).await?;
+    Ok(Some(plan_groups(&input)))
+}
+
 fn log_entry(rt: &PairRuntime, e: &GroupEntry) {
     if e.action == GroupAction::NoChange && e.drift.is_none() && e.reason.is_none() {
         return;

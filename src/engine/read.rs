@@ -159,7 +159,20 @@ pub async fn assignments(rt: &PairRuntime) -> Result<AssignmentIndex, EngineErro
 /// Every B2B (invited) user of the target, live and soft-deleted, with the anchor attribute and
 /// the mapped attributes: the anchored users and the candidates for adoption.
 pub async fn target_users(rt: &PairRuntime) -> Result<Vec<TargetUser>, EngineError> {
-    let select = rt.target_select();
+    target_users_with(rt, true).await
+}
+
+/// [`target_users`]; without the anchor in `$select` when the anchor extension is not
+/// registered yet (a preview before the first cycle: Graph refuses an unknown property, and no
+/// user can carry it).
+pub async fn target_users_with(
+    rt: &PairRuntime,
+    anchor_registered: bool,
+) -> Result<Vec<TargetUser>, EngineError> {
+    let mut select = rt.target_select();
+    if !anchor_registered {
+        select.retain(|a| a != &rt.settings.anchor_attribute);
+    }
     let refs: Vec<&str> = select.iter().map(String::as_str).collect();
     let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
     let live = rt

@@ -204,3 +204,75 @@ async fn every_action_line_names_the_user_and_json_fields_are_json() {
     assert_eq!(staged["intended_action"], "softDelete", "{staged}");
     named(&lines, "stagedDelete", "joni");
 }
+
+/// `ctsync plan` writes nothing: no state file appears, the directory is unchanged (the anchor
+/// extension a first cycle would register stays unregistered), and the header says which kind
+/// of cycle comes next.
+#[tokio::test]
+async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    seed["tenants"][1]["applications"][0]["extensionProperties"] = json!([]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("never-created.db");
+    let before = serde_json::to_value(world.emulator.directory()).expect("directory");
+
+    let plan = |extra: &'static [&'static str]| {
+        let (file, state) = (file.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+                .arg("plan")
+                .arg("--config")
+                .arg(&file)
+                .arg("--state")
+                .arg(&state)
+                .args(extra)
+                .output()
+                .expect("ctsync plan runs")
+        })
+    };
+    let out = plan(&[]).await.expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("next cycle: initial"), "{stdout}");
+    assert!(stdout.contains("adele@contoso.com"), "{stdout}");
+    assert!(stderr.contains("no state at"), "{stderr}");
+    assert!(!state.exists(), "plan created {}", state.display());
+    let after = serde_json::to_value(world.emulator.directory()).expect("directory");
+    assert!(
+        before == after,
+        "plan changed the directory (the anchor extension was registered?)"
+    );
+
+    // With state: after a real cycle the next one is incremental, and --full says full.
+    let state_for_run = state.clone();
+    let file_for_run = file.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        World::run_command(&file_for_run, &state_for_run)
+            .arg("--once")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let out = plan(&[]).await.expect("joined");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("next cycle: incremental"),
+        "{out:?}"
+    );
+    let out = plan(&["--full", "--format", "json"]).await.expect("joined");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    assert_eq!(json[0]["cycle"], "full", "{json}");
+}

@@ -456,3 +456,46 @@ async fn crash_during_membership_writes_leaves_no_duplicate_and_loses_no_member(
         );
     }
 }
+
+#[tokio::test]
+async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("groups/{SALES}/members/{bob}/$ref"),
+            None,
+        )
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PATCH,
+            &format!("groups/{SALES}"),
+            Some(json!({"displayName": "Sales EMEA"})),
+        )
+        .await;
+    let plan = ctsync::engine::groups::preview_group_plan(&rt, world.store.as_ref(), false)
+        .await
+        .expect("plan")
+        .expect("group sync on");
+    let text = plan.to_text();
+    assert!(text.contains("update       Sales EMEA"), "{text}");
+    assert!(
+        text.contains("displayName = \"Sales EMEA (Contoso)\""),
+        "{text}"
+    );
+    assert!(text.contains("- bob"), "{text}");
+    // Nothing written: the target still has the old name and bob.
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("unchanged");
+    assert_eq!(
+        member_aliases(&world, &group.id).await,
+        set(&["adele", "bob"])
+    );
+}
