@@ -96,7 +96,13 @@ fn validate_filter(t: &Tenant, call: &Call, q: &Query) -> Result<(), GraphError>
 
 #[derive(Serialize, Deserialize)]
 struct ListPosition {
+    /// Position in the sorted result (with `$orderby`).
+    #[serde(default)]
     offset: usize,
+    /// Without `$orderby` users come in id order: the last id returned, so the next page
+    /// starts there instead of scanning the tenant again (a full listing stays O(n)).
+    #[serde(default)]
+    after: Option<String>,
 }
 
 fn matching_users<'a>(t: &'a Tenant, q: &Query) -> Result<Vec<&'a Obj>, GraphError> {
@@ -132,27 +138,53 @@ pub fn list(t: &mut Tenant, call: &Call) -> Outcome {
     let q = call.query()?;
     validate_select(t, &q, true)?;
     validate_filter(t, call, &q)?;
-    let users = matching_users(t, &q)?;
-    let offset = match &q.skiptoken {
-        Some(tok) => {
-            decode_token::<ListPosition>(tok)
-                .ok_or_else(|| GraphError::bad_request("Invalid skip token."))?
-                .offset
-        }
-        None => 0,
+    let position = match &q.skiptoken {
+        Some(tok) => decode_token::<ListPosition>(tok)
+            .ok_or_else(|| GraphError::bad_request("Invalid skip token."))?,
+        None => ListPosition {
+            offset: 0,
+            after: None,
+        },
     };
     let size = q.top.unwrap_or(call.settings.page_size);
-    let (items, next) = page(&users, offset, size);
+    let counted = q.count && call.eventual() && q.skiptoken.is_none();
+    let (items, next, total) = if q.orderby.is_none() {
+        let start = match &position.after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut matching = t
+            .users
+            .range((start, std::ops::Bound::Unbounded))
+            .filter(|(_, u)| q.filter.as_ref().is_none_or(|f| filter::eval(f, u)));
+        let items: Vec<(&String, &Obj)> = matching.by_ref().take(size).collect();
+        let more = matching.next().is_some();
+        let next = more.then(|| ListPosition {
+            offset: 0,
+            after: items.last().map(|(id, _)| (*id).clone()),
+        });
+        let total = counted.then(|| matching_users(t, &q).map(|u| u.len()));
+        let items: Vec<&Obj> = items.into_iter().map(|(_, u)| u).collect();
+        (items, next, total)
+    } else {
+        let users = matching_users(t, &q)?;
+        let (items, next) = page(&users, position.offset, size);
+        let next = next.map(|offset| ListPosition {
+            offset,
+            after: None,
+        });
+        (items, next, counted.then_some(Ok(users.len())))
+    };
     let mut body = Obj::new();
     body.insert(
         "@odata.context".into(),
         json!(select_context(call, "users", &q)),
     );
-    if q.count && call.eventual() && q.skiptoken.is_none() {
-        body.insert("@odata.count".into(), json!(users.len()));
+    if let Some(total) = total {
+        body.insert("@odata.count".into(), json!(total?));
     }
     if let Some(next) = next {
-        let tok = encode_token(&ListPosition { offset: next });
+        let tok = encode_token(&next);
         body.insert(
             "@odata.nextLink".into(),
             json!(format!(

@@ -51,6 +51,34 @@ async fn a_generated_tenant_serves_lookups_by_upn_and_pages_delta_to_the_end() {
         .get(&token, "/users/gen0004999@contoso.com/manager")
         .await;
     assert_eq!(status, StatusCode::OK, "{manager}");
+    // Listing pages by id: every user exactly once, with and without a filter.
+    for (query, expected) in [("", 5_003), ("&$filter=accountEnabled eq true", 0)] {
+        let mut next = format!("/users?$select=id,accountEnabled&$top=999{query}");
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let (status, page) = env.get(&token, &next).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for u in page["value"].as_array().expect("value") {
+                assert!(
+                    seen.insert(u["id"].as_str().expect("id").to_string()),
+                    "duplicate {u}"
+                );
+            }
+            match page["@odata.nextLink"].as_str() {
+                Some(n) => next = n.to_string(),
+                None => break,
+            }
+        }
+        if expected > 0 {
+            assert_eq!(seen.len(), expected);
+        } else {
+            assert!(
+                seen.len() > 4_000 && seen.len() < 5_003,
+                "{} enabled",
+                seen.len()
+            );
+        }
+    }
     // The full delta round returns every user exactly once.
     let mut next = "/users/delta?$select=id,userPrincipalName,jobTitle".to_string();
     let mut seen = std::collections::BTreeSet::new();
