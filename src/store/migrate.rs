@@ -63,7 +63,14 @@ pub async fn copy_store(
                 .map(|entry| StoreWrite::AppendLog(Box::new(entry))),
         );
         writes.extend(status.map(StoreWrite::PutStatus));
+        // Group sync: links with the rest, the group watermark last like the users' one.
+        let groups = from.group_state(&pair).await?;
+        writes.extend(groups.links.into_iter().map(StoreWrite::PutGroupLink));
         to.commit(&pair, writes).await?;
+        if let Some(w) = groups.watermark {
+            to.commit(&pair, vec![StoreWrite::SaveGroupWatermark(w)])
+                .await?;
+        }
         if let Some(watermark) = watermark {
             to.save_watermark(&pair, &watermark).await?;
         }
