@@ -44,6 +44,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     };
+    if !args.dry_run && args.store.spec(&args.state).is_ok_and(|s| s.is_shared()) {
+        // Writing outside the pair's lease could race the replica that runs the pair.
+        eprintln!(
+            "ctsync provision: with a shared store, provision through a replica's admin API \
+             (POST /v1/jobs/{}/provisionOnDemand), or add --dry-run",
+            args.pair
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
     let (_spec, store) = match args.store.open(&args.state).await? {
         Ok(opened) => opened,
         Err(code) => return Ok(code),
