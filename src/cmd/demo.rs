@@ -204,7 +204,7 @@ fn summary(pair: &str, logs: &[ProvisioningLogEntry]) -> String {
         if who.is_empty() && matches!(*kind, "staged" | "failed") {
             continue;
         }
-        out.push_str(&format!("  {kind:<9} {:>2}  {}\n", who.len(), who.join(", ")).trim_end());
+        out.push_str(format!("  {kind:<9} {:>2}  {}\n", who.len(), who.join(", ")).trim_end());
         out.push('\n');
     }
     out
