@@ -48,6 +48,15 @@ pub(super) async fn index(
          .Quarantine,.Disabled{color:#b00}.Paused{color:#a60}.Active{color:#070}</style>\
          </head><body><h1>ctsync jobs</h1>\n",
     );
+    if let Some(problem) = state.handle.store_problem() {
+        html.push_str(&format!(
+            "<p class=\"Quarantine\">Jobs paused: {}</p>\n",
+            escape(&problem)
+        ));
+    }
+    if let Some(replica) = state.handle.replica() {
+        lease_section(&mut html, &replica).await;
+    }
     let pairs = state.handle.pairs();
     if pairs.is_empty() {
         html.push_str("<p>No jobs.</p>\n");
@@ -83,6 +92,36 @@ pub(super) async fn index(
     }
     html.push_str("</body></html>\n");
     Ok(Html(html))
+}
+
+/// Several replicas: which replica holds which pair, from the store's lease table.
+async fn lease_section(html: &mut String, replica: &crate::engine::replica::ReplicaState) {
+    html.push_str(&format!(
+        "<section><h2>Leases</h2><p>This replica: <strong>{}</strong>; live replicas: {}</p>\n",
+        escape(&replica.id),
+        replica.live_replicas()
+    ));
+    match replica.lease_table().await {
+        Ok(table) => {
+            html.push_str(
+                "<table><tr><th>pair</th><th>held by</th><th>epoch</th><th>expires</th></tr>\n",
+            );
+            for lease in table {
+                html.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    escape(&lease.pair),
+                    escape(lease.holder.as_deref().unwrap_or("(nobody)")),
+                    lease.epoch,
+                    escape(&lease.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default())
+                ));
+            }
+            html.push_str("</table></section>\n");
+        }
+        Err(e) => html.push_str(&format!(
+            "<p>Cannot read the lease table: {}</p></section>\n",
+            escape(&e.to_string())
+        )),
+    }
 }
 
 fn job_section(
