@@ -9,7 +9,8 @@ pub struct Args {
     /// A pair file or a directory of pair files.
     #[arg(long)]
     pub config: PathBuf,
-    /// Run one cycle of each pair and exit (non-zero if any failed).
+    /// Run one cycle of each pair and exit: 1 if any failed, 3 if the deletion guard staged
+    /// deletes (nothing failed, but a person must look).
     #[arg(long)]
     pub once: bool,
     /// The SQLite state file.
@@ -127,6 +128,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         once: args.once,
         interval_override: args.interval,
     };
+    // Read back after a --once run: did a cycle stage deletes?
+    let status_store = store.clone();
+    let pair_names: Vec<String> = runtimes.iter().map(|rt| rt.name().to_owned()).collect();
     // With several replicas, a job starts only once this replica holds the pair's lease.
     let (daemon, leased_runtimes) = match (&replica, args.once) {
         (Some(_), false) => (Daemon::new(Vec::new(), store, options), Some(runtimes)),
@@ -204,7 +208,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => daemon.run(shutdown).await,
     };
-    if summary.failed_pairs.is_empty() {
+    let mut staged = Vec::new();
+    if args.once {
+        for pair in &pair_names {
+            let status = status_store.status(pair).await.ok().flatten();
+            let count = status
+                .as_ref()
+                .and_then(|s| s.pointer("/lastCycle/counts/stagedDelete"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            if count > 0 {
+                staged.push(format!("{pair} ({count})"));
+            }
+        }
+    }
+    if summary.failed_pairs.is_empty() && !staged.is_empty() {
+        tracing::warn!(pairs = ?staged, "deletes were staged by the deletion guard");
+        eprintln!(
+            "ctsync: the deletion guard staged deletes in {}: review them with `ctsync plan`, \
+             approve them in the daemon with `ctsync restart --force-deletes --pair NAME`",
+            staged.join(", ")
+        );
+        Ok(ExitCode::from(super::EXIT_STAGED_DELETES))
+    } else if summary.failed_pairs.is_empty() {
         tracing::info!("daemon stopped");
         Ok(ExitCode::SUCCESS)
     } else {
