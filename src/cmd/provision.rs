@@ -57,9 +57,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(opened) => opened,
         Err(code) => return Ok(code),
     };
-    let report = provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run)
-        .await
-        .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
+    let report = match provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run).await {
+        Ok(report) => report,
+        Err(e) if e.code() == "SourceUserNotFound" => {
+            eprintln!(
+                "ctsync provision: user {} was not found in the source tenant {} of pair {} \
+                 (looked up by object id or userPrincipalName); check the spelling, and that \
+                 the user exists there",
+                args.user,
+                rt.pair.source.tenant_id,
+                rt.name()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::anyhow!("pair {}: {e}", rt.name())),
+    };
     match args.format {
         Format::Text => print!("{}", report.to_text()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

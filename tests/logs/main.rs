@@ -279,3 +279,41 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(json[0]["cycle"], "full", "{json}");
 }
+
+/// `provision --user` for someone the source does not have says so in words.
+#[tokio::test]
+async fn provision_of_an_unknown_user_says_it_was_not_found() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("state.db");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args([
+                "provision",
+                "--pair",
+                PAIR,
+                "--user",
+                "nobody@contoso.com",
+                "--dry-run",
+            ])
+            .arg("--config")
+            .arg(&file)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("user nobody@contoso.com was not found in the source tenant"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("preflight failed"), "{stderr}");
+}
