@@ -30,6 +30,14 @@ const POOL_SIZE: usize = 8;
 /// How long a call waits for a connection (pool full, or the server unreachable) before it
 /// fails with [`StoreError::Unavailable`], so a job notices an outage instead of hanging.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server-side limits on every session. A replica frozen inside a transaction (SIGSTOP, a
+/// stalled node, a partition) would otherwise keep its row locks for as long as it is frozen,
+/// and the replica that took its lease over would block on them — every reader queued behind
+/// it. The server ends such a transaction after `IDLE_IN_TRANSACTION_TIMEOUT` (ctsync's own
+/// transactions last milliseconds), and no statement waits longer than `LOCK_TIMEOUT` for a
+/// lock: it fails, and the job retries on its next cycle.
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -186,16 +194,21 @@ impl PostgresStore {
         let mut config: tokio_postgres::Config = url.expose_secret().parse().map_err(|e| {
             StoreError::Config(format!("the PostgreSQL connection string is invalid: {e}"))
         })?;
+        let mut opts = config.get_options().unwrap_or_default().to_owned();
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
                 return Err(StoreError::Config(format!(
                     "schema name {schema:?}: use lowercase letters, digits and underscores"
                 )));
             }
-            let mut opts = config.get_options().unwrap_or_default().to_owned();
             opts.push_str(&format!(" -c search_path={schema}"));
-            config.options(opts.trim());
         }
+        opts.push_str(&format!(
+            " -c idle_in_transaction_session_timeout={} -c lock_timeout={}",
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis(),
+            LOCK_TIMEOUT.as_millis()
+        ));
+        config.options(opts.trim());
         if config.get_application_name().is_none() {
             config.application_name("ctsync");
         }
@@ -886,6 +899,36 @@ mod tests {
             assert!(!text.contains("CanaryPassw0rd"), "{text}");
             assert!(text.contains("connection string is invalid"), "{text}");
         }
+    }
+
+    /// A replica frozen inside a transaction must not keep its locks: the server ends the
+    /// transaction, so the replica that took the lease over is never blocked for long.
+    #[tokio::test]
+    async fn a_transaction_left_open_is_ended_by_the_server() {
+        let Some(h) = crate::store::harness::Harness::postgres("frozen_transaction") else {
+            return;
+        };
+        let crate::store::harness::Harness::Postgres { url, schema } = &h else {
+            unreachable!("a postgres harness")
+        };
+        let store = PostgresStore::connect(&PostgresOptions {
+            url: SecretString::from(url.clone()),
+            schema: Some(schema.clone()),
+        })
+        .await
+        .unwrap();
+        let client = store.client().await.unwrap();
+        let shown = client
+            .query_one("SHOW idle_in_transaction_session_timeout", &[])
+            .await
+            .unwrap();
+        assert_eq!(shown.get::<_, String>(0), "5s");
+        client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        tokio::time::sleep(IDLE_IN_TRANSACTION_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(
+            client.batch_execute("COMMIT").await.is_err(),
+            "the server ended the idle transaction and its session"
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::pg::PgSchema;
+use super::pg::{PgSchema, Reaper};
 use super::world::*;
 
 /// Forwards 127.0.0.1:port to the test database's server until stopped.
@@ -106,6 +106,7 @@ async fn jobs_pause_while_postgres_is_unreachable_and_resume_after() {
         .stderr(log)
         .spawn()
         .expect("daemon starts");
+    let _reaper = Reaper(vec![child.id()]);
     let http = reqwest::Client::new();
     let wait = |what: &'static str, limit: u64| {
         let start = Instant::now();

@@ -88,3 +88,21 @@ impl Drop for PgSchema {
         .join();
     }
 }
+
+/// Kills the daemons a test started when the test ends, however it ends: a failed assertion
+/// must not leave a replica running, or frozen by SIGSTOP with its connections open (the
+/// schema's drop would wait on its locks). Declare it after the `PgSchema`, so it runs first.
+pub struct Reaper(pub Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            for sig in ["-CONT", "-KILL"] {
+                let _ = std::process::Command::new("kill")
+                    .args([sig, &pid.to_string()])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+}

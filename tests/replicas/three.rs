@@ -13,7 +13,7 @@ use chrono::Utc;
 use ctsync::store::{LeaseEpoch, LeaseStore};
 use serde_json::{Value, json};
 
-use super::pg::PgSchema;
+use super::pg::{PgSchema, Reaper};
 use super::world::*;
 
 const LEASE: Duration = Duration::from_secs(6);
@@ -121,6 +121,7 @@ async fn three_replicas_share_thirty_pairs_one_writer_each_and_take_over() {
     for id in ["r1", "r2", "r3"] {
         replicas.insert(id, spawn(&pairs_dir, &db, id, logs));
     }
+    let _reaper = Reaper(replicas.values().map(Child::id).collect());
     let expected = USERS_PER_TENANT * 5;
     let converged = |title: &'static str| {
         let world = &world;
