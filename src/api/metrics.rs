@@ -37,6 +37,14 @@ struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupActionLabels {
+    pair: String,
+    /// A group plan action (create, adopt, update, restore, delete, stagedDelete, skip, disputed)
+    /// or `memberAdded` / `memberRemoved`.
+    action: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PairLabels {
     pair: String,
 }
@@ -71,6 +79,8 @@ pub struct Metrics {
     registry: Registry,
     cycles: Family<CycleLabels, Counter>,
     actions: Family<ActionLabels, Counter>,
+    group_actions: Family<GroupActionLabels, Counter>,
+    group_sync_blocked: Family<PairLabels, Gauge>,
     cycle_duration: DurationFamily,
     last_success: Family<PairLabels, Gauge<f64, AtomicU64>>,
     escrows: Family<EscrowLabels, Gauge>,
@@ -120,6 +130,18 @@ impl Metrics {
             "actions",
             "Provisioning actions tried, by pair, action and result (provisioning log spelling)",
             actions.clone(),
+        );
+        let group_actions = Family::<GroupActionLabels, Counter>::default();
+        registry.register(
+            "group_actions",
+            "Group sync: planned group actions and membership changes, by pair and action",
+            group_actions.clone(),
+        );
+        let group_sync_blocked = Family::<PairLabels, Gauge>::default();
+        registry.register(
+            "group_sync_blocked",
+            "1 when the last cycle wrote no group because the target refuses group sync",
+            group_sync_blocked.clone(),
         );
         let cycle_duration: DurationFamily = Family::new_with_constructor(duration_histogram);
         registry.register_with_unit(
@@ -198,6 +220,8 @@ impl Metrics {
             replica_seen: Mutex::new((0, 0)),
             cycles,
             actions,
+            group_actions,
+            group_sync_blocked,
             cycle_duration,
             last_success,
             escrows,
@@ -247,6 +271,31 @@ impl Metrics {
                     result: result.clone(),
                 })
                 .inc();
+        }
+        if let Some(g) = &report.groups {
+            let pair = PairLabels {
+                pair: report.pair.clone(),
+            };
+            self.group_sync_blocked
+                .get_or_create(&pair)
+                .set(i64::from(g.blocked.is_some()));
+            let counts = g
+                .counts
+                .iter()
+                .filter(|(a, _)| a.as_str() != "noChange")
+                .map(|(a, n)| (a.as_str(), *n))
+                .chain([
+                    ("memberAdded", g.member_adds),
+                    ("memberRemoved", g.member_removals),
+                ]);
+            for (action, n) in counts.filter(|(_, n)| *n > 0) {
+                self.group_actions
+                    .get_or_create(&GroupActionLabels {
+                        pair: report.pair.clone(),
+                        action: action.to_owned(),
+                    })
+                    .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+            }
         }
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let queue = recent.entry(report.pair.clone()).or_default();
@@ -479,5 +528,40 @@ async fn cycle_actions(handle: &DaemonHandle, report: &CycleReport) -> Vec<(Stri
             tracing::warn!(pair = %report.pair, error = %e, "metrics: cannot read the cycle's log");
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_pass_feeds_group_metrics() {
+        let m = Metrics::new();
+        let report: CycleReport = serde_json::from_value(serde_json::json!({
+            "pair": "p", "cycleId": "c", "kind": "incremental", "started": "2026-01-01T00:00:00Z",
+            "durationMs": 5, "counts": {}, "succeeded": 0, "failed": 0, "managerUpdates": 0,
+            "guardTriggered": false, "blocked": null, "graphRequests": 1, "throttledRequests": 0,
+            "groups": {"evaluated": true, "counts": {"create": 1, "noChange": 2}, "memberAdds": 3,
+                "memberRemovals": 0, "drift": 0, "succeeded": 1, "failed": 0, "blocked": null,
+                "guardTriggered": false, "watermarkSaved": true}
+        }))
+        .expect("report");
+        m.record_cycle(&report, &[]);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).expect("encode");
+        assert!(
+            out.contains("ctsync_group_actions_total{pair=\"p\",action=\"create\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ctsync_group_actions_total{pair=\"p\",action=\"memberAdded\"} 3"),
+            "{out}"
+        );
+        assert!(!out.contains("action=\"noChange\""), "{out}");
+        assert!(
+            out.contains("ctsync_group_sync_blocked{pair=\"p\"} 0"),
+            "{out}"
+        );
     }
 }

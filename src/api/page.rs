@@ -48,6 +48,15 @@ pub(super) async fn index(
          .Quarantine,.Disabled{color:#b00}.Paused{color:#a60}.Active{color:#070}</style>\
          </head><body><h1>ctsync jobs</h1>\n",
     );
+    if let Some(problem) = state.handle.store_problem() {
+        html.push_str(&format!(
+            "<p class=\"Quarantine\">Jobs paused: {}</p>\n",
+            escape(&problem)
+        ));
+    }
+    if let Some(replica) = state.handle.replica() {
+        lease_section(&mut html, &replica).await;
+    }
     let pairs = state.handle.pairs();
     if pairs.is_empty() {
         html.push_str("<p>No jobs.</p>\n");
@@ -83,6 +92,36 @@ pub(super) async fn index(
     }
     html.push_str("</body></html>\n");
     Ok(Html(html))
+}
+
+/// Several replicas: which replica holds which pair, from the store's lease table.
+async fn lease_section(html: &mut String, replica: &crate::engine::replica::ReplicaState) {
+    html.push_str(&format!(
+        "<section><h2>Leases</h2><p>This replica: <strong>{}</strong>; live replicas: {}</p>\n",
+        escape(&replica.id),
+        replica.live_replicas()
+    ));
+    match replica.lease_table().await {
+        Ok(table) => {
+            html.push_str(
+                "<table><tr><th>pair</th><th>held by</th><th>epoch</th><th>expires</th></tr>\n",
+            );
+            for lease in table {
+                html.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    escape(&lease.pair),
+                    escape(lease.holder.as_deref().unwrap_or("(nobody)")),
+                    lease.epoch,
+                    escape(&lease.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default())
+                ));
+            }
+            html.push_str("</table></section>\n");
+        }
+        Err(e) => html.push_str(&format!(
+            "<p>Cannot read the lease table: {}</p></section>\n",
+            escape(&e.to_string())
+        )),
+    }
 }
 
 fn job_section(
@@ -149,7 +188,8 @@ fn job_section(
     } else {
         html.push_str(
             "<table><caption>Last cycles</caption><tr><th>started</th><th>kind</th>\
-             <th>counts</th><th>succeeded</th><th>failed</th><th>duration</th></tr>\n",
+             <th>counts</th><th>succeeded</th><th>failed</th><th>duration</th>\
+             <th>groups</th></tr>\n",
         );
         for c in cycles {
             let counts: Vec<String> = c
@@ -160,13 +200,15 @@ fn job_section(
                 .collect();
             let _ = writeln!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td>\
+                 <td>{}</td></tr>",
                 escape(&c.started.to_rfc3339()),
                 escape(&format!("{:?}", c.kind)),
                 escape(&counts.join(", ")),
                 c.succeeded,
                 c.failed,
-                c.duration_ms
+                c.duration_ms,
+                escape(&group_summary(c.groups.as_ref()))
             );
         }
         html.push_str("</table>\n");
@@ -195,6 +237,33 @@ fn job_section(
     html.push_str("</section>\n");
 }
 
+/// One cell for a cycle's group pass: what it did, or why it wrote nothing.
+fn group_summary(groups: Option<&crate::engine::groups::GroupPassReport>) -> String {
+    let Some(g) = groups else {
+        return "-".into();
+    };
+    if let Some(reason) = &g.blocked {
+        return format!("blocked: {reason}");
+    }
+    if !g.evaluated {
+        return "no change".into();
+    }
+    let mut parts: Vec<String> = g
+        .counts
+        .iter()
+        .filter(|(a, n)| **n > 0 && a.as_str() != "noChange")
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    parts.push(format!("members +{} -{}", g.member_adds, g.member_removals));
+    if g.drift > 0 {
+        parts.push(format!("drift {}", g.drift));
+    }
+    if g.failed > 0 {
+        parts.push(format!("failed {}", g.failed));
+    }
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +289,30 @@ mod tests {
         assert!(html.contains("&lt;img src=x&gt;"));
         assert!(html.contains("NotRun"));
         assert!(html.contains("Not quarantined."));
+    }
+
+    #[test]
+    fn the_group_cell_says_what_the_group_pass_did_or_why_not() {
+        use crate::engine::groups::GroupPassReport;
+        assert_eq!(group_summary(None), "-");
+        let quiet = GroupPassReport::default();
+        assert_eq!(group_summary(Some(&quiet)), "no change");
+        let blocked = GroupPassReport {
+            blocked: Some("the target does not allow group sync".into()),
+            ..GroupPassReport::default()
+        };
+        assert!(group_summary(Some(&blocked)).starts_with("blocked: "));
+        let busy = GroupPassReport {
+            evaluated: true,
+            counts: [("create".to_string(), 1), ("noChange".to_string(), 3)].into(),
+            member_adds: 2,
+            member_removals: 1,
+            drift: 1,
+            ..GroupPassReport::default()
+        };
+        assert_eq!(
+            group_summary(Some(&busy)),
+            "create 1, members +2 -1, drift 1"
+        );
     }
 }

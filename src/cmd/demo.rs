@@ -11,7 +11,9 @@ use ctsync::config::GraphEndpoints;
 use ctsync::emulator::{self, EmulatorOptions, Seed};
 use ctsync::engine::{CycleOptions, PairRuntime, run_cycle};
 use ctsync::graph::{ClientCredential, GraphClient, GraphClientPool, GraphSettings};
-use ctsync::store::SqliteStore;
+use ctsync::store::{
+    LogQuery, ProvisioningAction, ProvisioningLogEntry, ProvisioningResult, SqliteStore, StateStore,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -135,6 +137,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     emulator.shutdown().await?;
     tracing::info!("demo: done");
+    println!("demo summary: what each pair did, by name");
+    for rt in &runtimes {
+        let logs = store
+            .provisioning_log(
+                rt.name(),
+                &LogQuery {
+                    limit: Some(u32::MAX),
+                    ..LogQuery::default()
+                },
+            )
+            .await?;
+        print!("{}", summary(rt.name(), &logs));
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -150,5 +165,84 @@ async fn cycle(rt: &PairRuntime, store: &SqliteStore) -> bool {
             tracing::error!(pair = rt.name(), error = %e, "demo: cycle failed");
             true
         }
+    }
+}
+
+/// The closing summary of one pair: what was done, by name, per kind of action.
+fn summary(pair: &str, logs: &[ProvisioningLogEntry]) -> String {
+    let kinds = [
+        "created", "updated", "disabled", "deleted", "restored", "staged", "failed",
+    ];
+    let mut names: Vec<Vec<String>> = vec![Vec::new(); kinds.len()];
+    for log in logs {
+        let plan_action = log
+            .target_system
+            .details
+            .get("planAction")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = match (
+            log.provisioning_status_info.status,
+            log.provisioning_action,
+            plan_action,
+        ) {
+            (ProvisioningResult::Failure, _, _) => "failed",
+            (_, ProvisioningAction::Create, _) => "created",
+            (_, ProvisioningAction::Update, "restore") => "restored",
+            (_, ProvisioningAction::Update, _) => "updated",
+            (_, ProvisioningAction::Disable, _) => "disabled",
+            (_, ProvisioningAction::Delete, _) => "deleted",
+            (_, ProvisioningAction::StagedDelete, _) => "staged",
+            _ => continue,
+        };
+        if let Some(i) = kinds.iter().position(|k| *k == kind) {
+            names[i].push(log.source_identity.display_name.clone());
+        }
+    }
+    let mut out = format!("{pair}\n");
+    for (kind, who) in kinds.iter().zip(&names) {
+        if who.is_empty() && matches!(*kind, "staged" | "failed") {
+            continue;
+        }
+        out.push_str(format!("  {kind:<9} {:>2}  {}\n", who.len(), who.join(", ")).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_who_was_created_disabled_and_restored() {
+        let log = |action: &str, plan: &str, name: &str| -> ProvisioningLogEntry {
+            serde_json::from_value(json!({
+                "id": "x", "activityDateTime": "2026-01-01T00:00:00Z", "tenantId": "t",
+                "jobId": "p", "cycleId": "c", "changeId": "c", "durationInMilliseconds": 1,
+                "provisioningAction": action,
+                "provisioningStatusInfo": {"status": "success"},
+                "initiatedBy": {"id": "", "displayName": "ctsync", "initiatorType": "system"},
+                "sourceIdentity": {"id": "s", "displayName": name, "identityType": "User"},
+                "targetIdentity": {"id": "t", "displayName": name, "identityType": "User"},
+                "sourceSystem": {"id": "s", "displayName": "s"},
+                "targetSystem": {"id": "t", "displayName": "t", "details": {"planAction": plan}},
+            }))
+            .expect("log entry")
+        };
+        let text = summary(
+            "contoso-to-fabrikam",
+            &[
+                log("create", "create", "Adele Vance"),
+                log("create", "create", "Megan Bowen"),
+                log("disable", "update", "Alex Wilber"),
+                log("update", "restore", "Megan Bowen"),
+            ],
+        );
+        assert_eq!(
+            text,
+            "contoso-to-fabrikam\n  created    2  Adele Vance, Megan Bowen\n  updated    0\n  \
+             disabled   1  Alex Wilber\n  deleted    0\n  restored   1  Megan Bowen\n"
+        );
     }
 }

@@ -17,6 +17,9 @@ pub mod validate;
 /// Exit status for usage and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
 
+/// Exit status of `run --once` when the deletion guard staged deletes (distinct from a failure).
+pub const EXIT_STAGED_DELETES: u8 = 3;
+
 /// Cancels `token` on SIGINT or SIGTERM.
 pub async fn shutdown_on_signal(token: tokio_util::sync::CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();

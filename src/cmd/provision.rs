@@ -44,13 +44,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     };
+    if !args.dry_run && args.store.spec(&args.state).is_ok_and(|s| s.is_shared()) {
+        // Writing outside the pair's lease could race the replica that runs the pair.
+        eprintln!(
+            "ctsync provision: with a shared store, provision through a replica's admin API \
+             (POST /v1/jobs/{}/provisionOnDemand), or add --dry-run",
+            args.pair
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
     let (_spec, store) = match args.store.open(&args.state).await? {
         Ok(opened) => opened,
         Err(code) => return Ok(code),
     };
-    let report = provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run)
-        .await
-        .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
+    let report = match provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run).await {
+        Ok(report) => report,
+        Err(e) if e.code() == "SourceUserNotFound" => {
+            eprintln!(
+                "ctsync provision: user {} was not found in the source tenant {} of pair {} \
+                 (looked up by object id or userPrincipalName); check the spelling, and that \
+                 the user exists there",
+                args.user,
+                rt.pair.source.tenant_id,
+                rt.name()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::anyhow!("pair {}: {e}", rt.name())),
+    };
     match args.format {
         Format::Text => print!("{}", report.to_text()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -9,7 +9,8 @@ pub struct Args {
     /// A pair file or a directory of pair files.
     #[arg(long)]
     pub config: PathBuf,
-    /// Run one cycle of each pair and exit (non-zero if any failed).
+    /// Run one cycle of each pair and exit: 1 if any failed, 3 if the deletion guard staged
+    /// deletes (nothing failed, but a person must look).
     #[arg(long)]
     pub once: bool,
     /// The SQLite state file.
@@ -40,6 +41,10 @@ pub struct Args {
     /// writes stop after two thirds without a renewal.
     #[arg(long, env = "CTSYNC_LEASE_DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
     pub lease_duration: std::time::Duration,
+    /// How many replicas share Graph's write quota (shared store): each paces its writes at
+    /// 1/N of the per-(app, tenant) quota. Set it to the Deployment's replica count.
+    #[arg(long, env = "CTSYNC_WRITE_SHARE", default_value_t = 1)]
+    pub write_share: u32,
 }
 
 fn replica_id(given: Option<&str>) -> String {
@@ -60,6 +65,16 @@ fn admin_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<secrecy:
 
 /// Loads the topology and builds every pair's runtime; configuration problems exit 2.
 pub fn load_runtimes(config: &std::path::Path) -> Result<Vec<PairRuntime>, ExitCode> {
+    load_runtimes_sharing(config, 1)
+}
+
+/// [`load_runtimes`] for one of `share` replicas: each paces its Graph writes and invitations
+/// at `1/share` of every quota (per (app, tenant) and per tenant), so the replicas together
+/// stay within what Graph allows one application.
+pub fn load_runtimes_sharing(
+    config: &std::path::Path,
+    share: u32,
+) -> Result<Vec<PairRuntime>, ExitCode> {
     let topology = match ctsync::config::load(config) {
         Ok(t) => t,
         Err(e) => {
@@ -71,7 +86,11 @@ pub fn load_runtimes(config: &std::path::Path) -> Result<Vec<PairRuntime>, ExitC
     };
     let mut runtimes = Vec::new();
     let pool = ctsync::graph::GraphClientPool::new();
-    for pair in topology.pairs {
+    for mut pair in topology.pairs {
+        if share > 1 {
+            pair.quotas.writes.per = pair.quotas.writes.per.saturating_mul(share);
+            pair.quotas.invitations.per = pair.quotas.invitations.per.saturating_mul(share);
+        }
         match PairRuntime::with_pool(pair, &pool) {
             Ok(rt) => runtimes.push(rt),
             Err(e) => {
@@ -88,7 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.store.spec(&args.state).is_ok_and(|s| s.is_shared()) {
         ctsync::graph::set_instance_name(&replica_name);
     }
-    let runtimes = match load_runtimes(&args.config) {
+    let runtimes = match load_runtimes_sharing(&args.config, args.write_share.max(1)) {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
@@ -109,6 +128,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         once: args.once,
         interval_override: args.interval,
     };
+    // Read back after a --once run: did a cycle stage deletes?
+    let status_store = store.clone();
+    let pair_names: Vec<String> = runtimes.iter().map(|rt| rt.name().to_owned()).collect();
     // With several replicas, a job starts only once this replica holds the pair's lease.
     let (daemon, leased_runtimes) = match (&replica, args.once) {
         (Some(_), false) => (Daemon::new(Vec::new(), store, options), Some(runtimes)),
@@ -186,7 +208,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => daemon.run(shutdown).await,
     };
-    if summary.failed_pairs.is_empty() {
+    let mut staged = Vec::new();
+    if args.once {
+        for pair in &pair_names {
+            let status = status_store.status(pair).await.ok().flatten();
+            let count = status
+                .as_ref()
+                .and_then(|s| s.pointer("/lastCycle/counts/stagedDelete"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            if count > 0 {
+                staged.push(format!("{pair} ({count})"));
+            }
+        }
+    }
+    if summary.failed_pairs.is_empty() && !staged.is_empty() {
+        tracing::warn!(pairs = ?staged, "deletes were staged by the deletion guard");
+        eprintln!(
+            "ctsync: the deletion guard staged deletes in {}: review them with `ctsync plan`, \
+             approve them in the daemon with `ctsync restart --force-deletes --pair NAME`",
+            staged.join(", ")
+        );
+        Ok(ExitCode::from(super::EXIT_STAGED_DELETES))
+    } else if summary.failed_pairs.is_empty() {
         tracing::info!("daemon stopped");
         Ok(ExitCode::SUCCESS)
     } else {

@@ -227,12 +227,27 @@ async fn run_item(emu: &Emulator, grant: &Grant, it: &Item, ids: &RequestIds) ->
 /// Runs a batch: a parallel one concurrently, a sequential one in chain order with 424 for
 /// everything after a failure. Responses come back shuffled, never in request order (Graph
 /// does not promise any order; a client must match them by `id`).
-pub async fn run(emu: &Emulator, grant: &Grant, body: &[u8], ids: &RequestIds) -> Reply {
+pub async fn run(
+    emu: &Emulator,
+    grant: &Grant,
+    body: &[u8],
+    ids: &RequestIds,
+    user_agent: Option<&HeaderValue>,
+) -> Reply {
     let items = match parse(body).and_then(|items| execution_order(&items).map(|o| (items, o))) {
         Ok(x) => x,
         Err(e) => return error_reply(emu, &e, ids),
     };
-    let (items, order) = items;
+    let (mut items, order) = items;
+    // The batch's caller is every item's caller (write log, audit).
+    if let Some(agent) = user_agent {
+        for item in &mut items {
+            if !item.headers.contains_key(axum::http::header::USER_AGENT) {
+                item.headers
+                    .insert(axum::http::header::USER_AGENT, agent.clone());
+            }
+        }
+    }
     let mut responses: Vec<Value> = match order {
         None => {
             let replies =

@@ -391,7 +391,14 @@ pub async fn graph(
     };
     if segments.first().map(String::as_str) == Some("$batch") && segments.len() == 1 {
         let reply = if method == Method::POST {
-            super::batch::run(&emu, &grant, &body, &ids).await
+            super::batch::run(
+                &emu,
+                &grant,
+                &body,
+                &ids,
+                headers.get(axum::http::header::USER_AGENT),
+            )
+            .await
         } else {
             error_reply(&emu, &GraphError::method_not_allowed(), &ids)
         };

@@ -22,6 +22,7 @@ use super::apply::{self, ApplyContext, ApplyOutcome};
 use super::killpoint::{self, CrashAt, Step};
 use super::read::{self, Attributes, SourceRead};
 use super::runtime::PairRuntime;
+use super::unique;
 use super::{EngineError, read::graph_error};
 use super::{action_log, names};
 
@@ -524,18 +525,37 @@ pub async fn compute_plan(
     };
 
     let mut source_users = Vec::with_capacity(source.users.len() + source.removed.len());
-    {
-        // Scoped: the RNG is not `Send` and must not live across the awaits below.
-        let mut random = rand_source();
-        let is_unique = |_: &str| true;
-        let mut ctx = EvalContext {
-            now,
-            random: &mut random,
-            is_unique: &is_unique,
-        };
-        for (id, attrs) in &source.users {
-            let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
-            source_users.push(user);
+    // SelectUniqueValue: evaluate, check the candidates asked about against the target,
+    // evaluate again with what was learnt.
+    let unique_attributes = unique::attributes(rt);
+    let linked: BTreeMap<&str, &str> = managed
+        .iter()
+        .map(|m| (m.anchor.source_object_id(), m.target_id.as_str()))
+        .collect();
+    let mut oracle = unique::Oracle::default();
+    for round in 0..unique::MAX_ROUNDS {
+        source_users.clear();
+        oracle.next_round();
+        {
+            // Scoped: the RNG is not `Send` and must not live across the awaits below.
+            let mut random = rand_source();
+            for (id, attrs) in &source.users {
+                let own = linked.get(id.as_str()).copied();
+                let is_unique = |candidate: &str| oracle.is_unique(id, own, candidate);
+                let mut ctx = EvalContext {
+                    now,
+                    random: &mut random,
+                    is_unique: &is_unique,
+                };
+                let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+                source_users.push(user);
+            }
+        }
+        if unique_attributes.is_empty()
+            || round + 1 == unique::MAX_ROUNDS
+            || !oracle.check(rt, &unique_attributes).await?
+        {
+            break;
         }
     }
     for id in source.removed.keys() {

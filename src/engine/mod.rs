@@ -21,6 +21,7 @@ pub mod replica;
 pub mod reset;
 pub mod runtime;
 pub mod status;
+mod unique;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
 pub use daemon::{CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand, ResetScope};

@@ -14,6 +14,7 @@ pub struct MigratedPair {
     pub escrows: usize,
     pub log_entries: usize,
     pub watermark: bool,
+    pub group_links: usize,
 }
 
 /// Copies every pair of `from` into `to`, one transaction per pair, the watermark last (as the
@@ -46,6 +47,7 @@ pub async fn copy_store(
             .await?;
         let status = from.status(&pair).await?;
         let watermark = from.watermark(&pair).await?;
+        let groups = from.group_state(&pair).await?;
         let counts = MigratedPair {
             pair: pair.clone(),
             managed_users: managed.len(),
@@ -53,6 +55,7 @@ pub async fn copy_store(
             escrows: escrows.len(),
             log_entries: log.len(),
             watermark: watermark.is_some(),
+            group_links: groups.links.len(),
         };
         let mut writes: Vec<StoreWrite> = Vec::new();
         writes.extend(managed.into_iter().map(StoreWrite::PutManaged));
@@ -63,7 +66,14 @@ pub async fn copy_store(
                 .map(|entry| StoreWrite::AppendLog(Box::new(entry))),
         );
         writes.extend(status.map(StoreWrite::PutStatus));
+        // Group sync: links with the rest, the group watermark last like the users' one.
+        let groups = from.group_state(&pair).await?;
+        writes.extend(groups.links.into_iter().map(StoreWrite::PutGroupLink));
         to.commit(&pair, writes).await?;
+        if let Some(w) = groups.watermark {
+            to.commit(&pair, vec![StoreWrite::SaveGroupWatermark(w)])
+                .await?;
+        }
         if let Some(watermark) = watermark {
             to.save_watermark(&pair, &watermark).await?;
         }

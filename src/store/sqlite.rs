@@ -615,4 +615,5 @@ pub(super) const PAIRS_SQL: &str = "
     SELECT pair FROM watermarks UNION SELECT pair FROM managed_users
     UNION SELECT pair FROM create_intents UNION SELECT pair FROM escrows
     UNION SELECT pair FROM job_status UNION SELECT pair FROM provisioning_log
+    UNION SELECT pair FROM group_links UNION SELECT pair FROM group_watermarks
     ORDER BY 1";

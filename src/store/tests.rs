@@ -743,6 +743,14 @@ async fn copying_a_store_moves_every_record_of_every_pair(h: Harness) {
                         ProvisioningResult::Success,
                     ))),
                     StoreWrite::PutStatus(json!({"code": "Active", "pair": pair})),
+                    StoreWrite::PutGroupLink(crate::plan::groups::GroupLinkState {
+                        source_id: format!("{pair}-group"),
+                        target_id: "target-group".into(),
+                        display_name: "Sales".into(),
+                        exported: BTreeMap::new(),
+                        members: ["target-001".to_string()].into(),
+                        deleted_by_us: false,
+                    }),
                 ],
             )
             .await
@@ -753,6 +761,16 @@ async fn copying_a_store_moves_every_record_of_every_pair(h: Harness) {
         saved_at: t0(),
     };
     source.save_watermark(PAIR, &watermark).await.unwrap();
+    source
+        .commit(
+            PAIR,
+            vec![StoreWrite::SaveGroupWatermark(Watermark {
+                delta_link: "groups-delta-3".into(),
+                saved_at: t0(),
+            })],
+        )
+        .await
+        .unwrap();
 
     let target = h.open().await;
     assert!(target.pairs().await.unwrap().is_empty());
@@ -796,7 +814,12 @@ async fn copying_a_store_moves_every_record_of_every_pair(h: Harness) {
             target.watermark(pair).await.unwrap(),
             source.watermark(pair).await.unwrap()
         );
+        assert_eq!(
+            target.group_state(pair).await.unwrap(),
+            source.group_state(pair).await.unwrap()
+        );
     }
+    assert!(target.group_state(PAIR).await.unwrap().watermark.is_some());
     let again = copy_store(&source, target.as_ref()).await;
     assert!(
         matches!(again, Err(StoreError::Config(ref m)) if m.contains("already holds")),

@@ -25,6 +25,11 @@ const SCOPE: &str = "  scope:
 
 /// One `run --once` with JSON logs; its log lines, parsed (every line must be JSON).
 async fn run_once(config: &Path, state: &Path) -> Vec<Value> {
+    run_once_status(config, state, 0).await
+}
+
+/// [`run_once`], expecting exit status `code` (3: deletes were staged).
+async fn run_once_status(config: &Path, state: &Path, code: i32) -> Vec<Value> {
     let (config, state) = (config.to_owned(), state.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         World::run_command(&config, &state)
@@ -36,12 +41,10 @@ async fn run_once(config: &Path, state: &Path) -> Vec<Value> {
     .await
     .expect("joined");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success() || out.status.code() == Some(3),
-        "{stderr}"
-    );
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
     stderr
         .lines()
+        .filter(|l| !l.starts_with("ctsync: the deletion guard staged"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
@@ -199,7 +202,7 @@ async fn every_action_line_names_the_user_and_json_fields_are_json() {
             )
             .await;
     }
-    let lines = run_once(&file, &state).await;
+    let lines = run_once_status(&file, &state, 3).await;
     let staged = named(&lines, "stagedDelete", "isaiah");
     assert_eq!(staged["intended_action"], "softDelete", "{staged}");
     named(&lines, "stagedDelete", "joni");
@@ -275,4 +278,42 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
     let out = plan(&["--full", "--format", "json"]).await.expect("joined");
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(json[0]["cycle"], "full", "{json}");
+}
+
+/// `provision --user` for someone the source does not have says so in words.
+#[tokio::test]
+async fn provision_of_an_unknown_user_says_it_was_not_found() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("state.db");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args([
+                "provision",
+                "--pair",
+                PAIR,
+                "--user",
+                "nobody@contoso.com",
+                "--dry-run",
+            ])
+            .arg("--config")
+            .arg(&file)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("user nobody@contoso.com was not found in the source tenant"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("preflight failed"), "{stderr}");
 }

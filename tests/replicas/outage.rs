@@ -117,7 +117,7 @@ async fn jobs_pause_while_postgres_is_unreachable_and_resume_after() {
         }
     };
 
-    let check = wait("first sync", 60);
+    let check = wait("first sync", 120);
     while world.b2b_users(FABRIKAM).await.len() != 2 {
         check();
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -125,6 +125,20 @@ async fn jobs_pause_while_postgres_is_unreachable_and_resume_after() {
     let (status, body) = readyz(&http, &admin).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["replica"], "solo");
+    assert_eq!(body["leasesHeld"], json!(["outage"]));
+    // The status page shows who holds which pair.
+    let page = http
+        .get(format!("http://{admin}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<h2>Leases</h2>") && page.contains("<td>outage</td><td>solo</td>"),
+        "{page}"
+    );
 
     // The database goes away.
     proxy.stop();

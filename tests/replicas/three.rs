@@ -139,13 +139,13 @@ async fn three_replicas_share_thirty_pairs_one_writer_each_and_take_over() {
     };
     wait_for(
         "the first sync of 30 pairs",
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         || converged("v1"),
     )
     .await;
 
     // Balanced: nobody holds more than its share (⌈30/3⌉ = 10) once the leases settled.
-    wait_for("balanced leases", Duration::from_secs(60), || async {
+    wait_for("balanced leases", Duration::from_secs(120), || async {
         let table = store.leases().await.unwrap();
         let mut per: BTreeMap<String, usize> = BTreeMap::new();
         for l in &table {
@@ -178,18 +178,22 @@ async fn three_replicas_share_thirty_pairs_one_writer_each_and_take_over() {
     let mut r1 = replicas.remove("r1").unwrap();
     r1.kill().expect("SIGKILL");
     r1.wait().unwrap();
-    wait_for("r1's pairs taken over", Duration::from_secs(30), || async {
-        let table = store.leases().await.unwrap();
-        r1_pairs.iter().all(|p| {
-            table
-                .iter()
-                .any(|l| &l.pair == p && l.holder.as_deref().is_some_and(|h| h != "r1"))
-        })
-    })
+    wait_for(
+        "r1's pairs taken over",
+        Duration::from_secs(120),
+        || async {
+            let table = store.leases().await.unwrap();
+            r1_pairs.iter().all(|p| {
+                table
+                    .iter()
+                    .any(|l| &l.pair == p && l.holder.as_deref().is_some_and(|h| h != "r1"))
+            })
+        },
+    )
     .await;
     wait_for(
         "convergence after the takeover",
-        Duration::from_secs(90),
+        Duration::from_secs(180),
         || converged("v2"),
     )
     .await;
@@ -227,7 +231,7 @@ async fn three_replicas_share_thirty_pairs_one_writer_each_and_take_over() {
             .patch(id, &source_id, json!({"department": "v3"}))
             .await;
     }
-    wait_for("r3 runs every pair", Duration::from_secs(30), || async {
+    wait_for("r3 runs every pair", Duration::from_secs(120), || async {
         store
             .leases()
             .await
@@ -240,7 +244,7 @@ async fn three_replicas_share_thirty_pairs_one_writer_each_and_take_over() {
     signal(r2, "-CONT");
     wait_for(
         "the v3 change everywhere",
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         || async {
             for (id, _) in &tenants {
                 let with = world

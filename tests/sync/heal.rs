@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use ctsync::engine::CycleOptions;
 use ctsync::engine::killpoint::Step;
 use ctsync::plan::Anchor;
 use ctsync::store::{CreateIntent, SqliteStore, StateStore, StoreWrite};
@@ -699,4 +700,45 @@ async fn the_full_reconcile_reports_drift_and_drift_correction_corrects_it() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     run_ok(&file, &state).await;
     assert_eq!(title(&world, p00.id.clone()).await.as_deref(), Some("Rep"));
+}
+
+/// `SelectUniqueValue` is checked against the target: a value another target user holds is
+/// passed over, and the user's own value stays its own on the next full cycle (no flapping).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_unique_value_skips_values_the_target_already_holds() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"jobTitle": "Rep"}))],
+        )],
+    );
+    seed["tenants"][1]["users"] = json!([user("adele", "fabrikam.com", json!({}))]);
+    let world = World::start(to_seed(seed)).await;
+    let spec = "  scope: { mode: all }
+  mappings:
+    - { target: displayName, source: displayName }
+    - { target: mailNickname, expression: 'SelectUniqueValue([mailNickname], Append([mailNickname], \"2\"), Append([mailNickname], \"3\"))' }
+    - { target: userType, constant: Member, apply: onCreate }
+";
+    let file = world.pair_file("unique", CONTOSO, FABRIKAM, spec);
+    let rt = world.runtime(&file, "unique");
+    let first = world.cycle(&rt).await;
+    assert_eq!(first.failed, 0, "{first:?}");
+    let synced = world.b2b_user(FABRIKAM, "adele").await.expect("synced");
+    let synced = world
+        .admin(FABRIKAM)
+        .get_user(&synced.id, &["mailNickname"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(synced.mail_nickname.as_deref(), Some("adele2"));
+    let full = CycleOptions {
+        full: true,
+        ..CycleOptions::default()
+    };
+    let again = ctsync::engine::compute_plan(&rt, world.store.as_ref(), &full)
+        .await
+        .expect("plan");
+    assert!(again.plan.is_noop(), "{}", again.plan.to_text());
 }

@@ -896,6 +896,21 @@ fn demo_runs_its_script_and_shows_each_kind_of_action() {
         !log.contains("demo-only-not-a-secret"),
         "the demo secret never reaches logs"
     );
+    // The closing summary README shows: per pair, by name.
+    let summary = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "contoso-to-fabrikam",
+        "  created    2  Adele Vance, Megan Bowen",
+        "  restored   1  Megan Bowen",
+        "contoso-to-northwind",
+        "  disabled   1  Alex Wilber",
+        "  deleted    1  Lynne Robbins",
+    ] {
+        assert!(
+            summary.lines().any(|l| l == line),
+            "missing {line:?} in\n{summary}"
+        );
+    }
 }
 
 #[tokio::test]
