@@ -338,6 +338,25 @@ async fn read_source(
                 // Delta carries only the changed properties; planning needs the whole user.
                 let mut wanted: BTreeSet<String> = changes.users.keys().cloned().collect();
                 wanted.extend(reread.iter().cloned());
+                // A report's manager reference follows its manager, but when the manager is
+                // deleted or changes (leaves scope, say), the delta does not name the report:
+                // re-read the linked users whose exported manager is one of the changed users.
+                let touched: BTreeSet<&str> = changes
+                    .users
+                    .keys()
+                    .chain(changes.removed.keys())
+                    .map(String::as_str)
+                    .collect();
+                for m in managed {
+                    let manager_id = m
+                        .last_exported
+                        .get("manager")
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(|anchor| anchor.rsplit('/').next());
+                    if manager_id.is_some_and(|id| touched.contains(id)) {
+                        wanted.insert(m.anchor.source_object_id().to_owned());
+                    }
+                }
                 // Assignment changes do not show in the users' delta: re-evaluate users whose
                 // assignment and link disagree.
                 if let Some(index) = assignments {
