@@ -66,6 +66,10 @@ pub fn dispatch(dir: &mut Directory, tenant_id: &str, call: &Call) -> Outcome {
             Method::GET => users::get_manager(t, call, id),
             _ => not_allowed(),
         },
+        ("users", [id, "directReports"]) => match *m {
+            Method::GET => users::direct_reports(t, call, id),
+            _ => not_allowed(),
+        },
         ("users", [id, "manager", "$ref"]) => match *m {
             Method::PUT => users::set_manager(t, call, id),
             Method::DELETE => users::remove_manager(t, call, id),

@@ -120,7 +120,13 @@ pub fn project_group(g: &Group, select: Option<&[String]>) -> Obj {
         .collect()
 }
 
-fn list_page(call: &Call, q: &Query, path: &str, context: &str, items: Vec<Value>) -> Outcome {
+pub(super) fn list_page(
+    call: &Call,
+    q: &Query,
+    path: &str,
+    context: &str,
+    items: Vec<Value>,
+) -> Outcome {
     let offset = match &q.skiptoken {
         Some(tok) => decode_token::<usize>(tok)
             .ok_or_else(|| GraphError::bad_request("Invalid skip token."))?,
@@ -468,7 +474,7 @@ pub fn delete(t: &mut Tenant, call: &Call, id: &str) -> Outcome {
     Ok(Reply::no_content())
 }
 /// A member as a `directoryObject` with its `@odata.type`.
-fn member_object(t: &Tenant, id: &str, select: Option<&[String]>) -> Option<Value> {
+pub(super) fn member_object(t: &Tenant, id: &str, select: Option<&[String]>) -> Option<Value> {
     let (kind, mut obj) = match t.object_kind(id)? {
         ObjectKind::User => (ObjectKind::User, users::project(t.users.get(id)?, select)),
         ObjectKind::Group => (ObjectKind::Group, project_group(t.groups.get(id)?, select)),

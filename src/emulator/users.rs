@@ -471,6 +471,29 @@ pub fn get_manager(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
     Ok(Reply::ok(Value::Object(body)))
 }
 
+/// `GET /users/{id}/directReports`: the live users whose manager is this user, as
+/// directoryObjects (`$select`, `$top` and paging as for group members).
+pub fn direct_reports(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
+    call.require(READ)?;
+    let q = call.query()?;
+    let id = t
+        .find_user_id(key)
+        .ok_or_else(|| GraphError::not_found(key))?;
+    let items: Vec<Value> = t
+        .managers
+        .iter()
+        .filter(|(_, manager)| **manager == id)
+        .filter_map(|(report, _)| super::groups::member_object(t, report, q.select.as_deref()))
+        .collect();
+    super::groups::list_page(
+        call,
+        &q,
+        &format!("users/{id}/directReports"),
+        "directoryObjects",
+        items,
+    )
+}
+
 pub fn set_manager(t: &mut Tenant, call: &Call, key: &str) -> Outcome {
     call.require(WRITE)?;
     let id = t

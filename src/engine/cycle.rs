@@ -376,6 +376,24 @@ async fn read_source(
                         }
                     }
                 }
+                // The reverse: a user who may be created or restored in this cycle (changed,
+                // and not linked or soft-deleted by us) can be the manager of linked users whose
+                // reference could not be set while it was missing; the delta does not name them.
+                let linked_live: BTreeSet<&str> = managed
+                    .iter()
+                    .filter(|m| m.soft_deleted_by_us_at.is_none())
+                    .map(|m| m.anchor.source_object_id())
+                    .collect();
+                let newcomers: Vec<String> = changes
+                    .users
+                    .keys()
+                    .filter(|id| !linked_live.contains(id.as_str()))
+                    .cloned()
+                    .collect();
+                for id in newcomers {
+                    let reports = rt.source.direct_reports(&id).await.map_err(source_error)?;
+                    wanted.extend(reports.into_iter().map(|r| r.id));
+                }
                 let mut users = BTreeMap::new();
                 for id in wanted {
                     if changes.removed.contains_key(&id) {

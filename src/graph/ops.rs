@@ -154,6 +154,18 @@ impl GraphClient {
         self.list_all(&url, &[]).await
     }
 
+    /// `GET /users/{id}/directReports`, ids and types only.
+    pub async fn direct_reports(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<DirectoryObjectRef>, GraphError> {
+        let url = with_query(
+            &format!("users/{}/directReports", segment(user_id)),
+            &[("$select", "id")],
+        );
+        self.list_all(&url, &[]).await
+    }
+
     /// `GET /servicePrincipals/{id}/appRoleAssignedTo` (assignment scope).
     pub async fn app_role_assigned_to(
         &self,

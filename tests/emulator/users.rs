@@ -294,6 +294,57 @@ async fn manager_reference_put_get_delete() {
 }
 
 #[tokio::test]
+async fn direct_reports_list_the_users_a_manager_manages() {
+    let env = start().await;
+    let t = env.token(SOURCE).await;
+    let (s, m) = env.get(&t, "/users/megan@contoso.com/manager").await;
+    assert_eq!(s, StatusCode::OK);
+    let manager_id = m["id"].as_str().unwrap().to_owned();
+    let megan = env.get(&t, "/users/megan@contoso.com?$select=id").await.1["id"].clone();
+    let (s, page) = env
+        .get(&t, &format!("/users/{manager_id}/directReports?$select=id"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page["@odata.context"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("#directoryObjects")),
+        "{page}"
+    );
+    let ids: Vec<&Value> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["id"])
+        .collect();
+    assert!(ids.contains(&&megan), "{page}");
+    // Megan leaves Adele's reports when her manager reference is removed.
+    let (s, _, _) = env
+        .send(
+            &t,
+            Method::DELETE,
+            "/users/megan@contoso.com/manager/$ref",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, page) = env
+        .get(&t, &format!("/users/{manager_id}/directReports?$select=id"))
+        .await;
+    assert!(
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["id"] != megan),
+        "{page}"
+    );
+    let (s, _) = env.get(&t, "/users/nobody@contoso.com/directReports").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn directory_extensions_are_registered_then_written_selected_and_filtered() {
     let env = start().await;
     let t = env.token(TARGET).await;

@@ -222,6 +222,33 @@ fn the_report_of_a_deleted_manager_loses_the_reference_in_the_incremental_round(
     assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
 }
 
+/// Found by the property below: a report's manager was disabled, so never created, and the
+/// report's reference stayed unset; the manager is enabled (created now) while the report does
+/// not change. The delta does not name the report, yet its reference is set in that round.
+#[test]
+fn the_report_of_a_manager_created_later_gets_the_reference_in_the_incremental_round() {
+    let manager = Person {
+        in_scope: true,
+        enabled: false,
+        b2b_twin: false,
+        manager: None,
+        change: Change::Enable,
+    };
+    let report = Person {
+        enabled: true,
+        manager: Some(0),
+        change: Change::None,
+        ..manager.clone()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = runtime.block_on(scenario(vec![manager, report], None));
+    assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("CTSYNC_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
