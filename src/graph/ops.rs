@@ -71,16 +71,17 @@ impl GraphClient {
             .await
     }
 
-    /// `PATCH /users/{id}` with only the given properties (204).
-    pub async fn update_user(
+    /// `PATCH /{collection}/{id}` with only the given properties (204).
+    async fn patch_object(
         &self,
+        collection: &str,
         id: &str,
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), GraphError> {
         let body = serde_json::Value::Object(changes.clone());
         self.send(
             Method::PATCH,
-            &format!("users/{}", segment(id)),
+            &format!("{collection}/{}", segment(id)),
             &[],
             Some(&body),
             1,
@@ -89,17 +90,31 @@ impl GraphClient {
         .map(|_| ())
     }
 
-    /// `DELETE /users/{id}`: soft delete, restorable for 30 days.
-    pub async fn delete_user(&self, id: &str) -> Result<(), GraphError> {
+    /// `DELETE /{collection}/{id}`: soft delete, restorable for 30 days.
+    async fn delete_object(&self, collection: &str, id: &str) -> Result<(), GraphError> {
         self.send(
             Method::DELETE,
-            &format!("users/{}", segment(id)),
+            &format!("{collection}/{}", segment(id)),
             &[],
             None,
             1,
         )
         .await
         .map(|_| ())
+    }
+
+    /// `PATCH /users/{id}` with only the given properties (204).
+    pub async fn update_user(
+        &self,
+        id: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), GraphError> {
+        self.patch_object("users", id, changes).await
+    }
+
+    /// `DELETE /users/{id}`: soft delete, restorable for 30 days.
+    pub async fn delete_user(&self, id: &str) -> Result<(), GraphError> {
+        self.delete_object("users", id).await
     }
 
     /// `PUT /users/{id}/manager/$ref`.
@@ -411,16 +426,7 @@ impl GraphClient {
         id: &str,
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), GraphError> {
-        let body = serde_json::Value::Object(changes.clone());
-        self.send(
-            Method::PATCH,
-            &format!("groups/{}", segment(id)),
-            &[],
-            Some(&body),
-            1,
-        )
-        .await
-        .map(|_| ())
+        self.patch_object("groups", id, changes).await
     }
 
     /// Adds members, 20 per `PATCH` (`members@odata.bind`). A chunk refused because one of its
@@ -511,15 +517,7 @@ impl GraphClient {
 
     /// `DELETE /groups/{id}`: soft delete, restorable for 30 days.
     pub async fn delete_group(&self, id: &str) -> Result<(), GraphError> {
-        self.send(
-            Method::DELETE,
-            &format!("groups/{}", segment(id)),
-            &[],
-            None,
-            1,
-        )
-        .await
-        .map(|_| ())
+        self.delete_object("groups", id).await
     }
 
     /// Soft-deleted groups (`GET /directory/deletedItems/microsoft.graph.group`).
