@@ -21,7 +21,7 @@ pub enum TargetType {
 }
 
 const BOOLEAN: &[&str] = &["accountEnabled", "showInAddressList"];
-const STRING_COLLECTIONS: &[&str] = &["businessPhones", "imAddresses"];
+const STRING_COLLECTIONS: &[&str] = &["businessPhones"];
 const STRINGS: &[&str] = &[
     "ageGroup",
     "city",
@@ -63,6 +63,8 @@ pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
         "identities",
         "onPremisesSyncEnabled",
         "onPremisesImmutableId",
+        // user.md: "imAddresses … Read-only." (a source attribute only)
+        "imAddresses",
     ];
     if name.eq_ignore_ascii_case("otherMails") {
         Some(
@@ -73,6 +75,21 @@ pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Every user attribute the catalogue types, with an example value of its type: what a read of
+/// the source or target must not drop (`graph::User` holds each).
+#[cfg(test)]
+pub(crate) fn catalogue_examples() -> Vec<(&'static str, Json)> {
+    let mut all: Vec<(&'static str, Json)> = Vec::new();
+    all.extend(BOOLEAN.iter().map(|n| (*n, Json::Bool(false))));
+    all.extend(
+        STRING_COLLECTIONS
+            .iter()
+            .map(|n| (*n, serde_json::json!(["+1 555 0100"]))),
+    );
+    all.extend(STRINGS.iter().map(|n| (*n, Json::String("x".into()))));
+    all
 }
 
 impl TargetType {

@@ -28,6 +28,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+#[cfg(test)]
+pub(crate) use attributes::catalogue_examples;
 pub use attributes::{TargetType, is_directory_extension};
 pub use compile::{MappingError, MappingField, compile};
 pub use defaults::default_mappings;
