@@ -452,16 +452,34 @@ pub(super) async fn plan(
     let planned = compute_plan(&rt, store.as_ref(), &preview)
         .await
         .map_err(engine_error)?;
+    let groups = crate::engine::groups::preview_group_plan(&rt, store.as_ref(), false)
+        .await
+        .map_err(engine_error)?;
+    let serialization = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Serialization",
+            e.to_string(),
+        )
+    };
     match params.format.as_deref() {
-        Some("text") => Ok(planned.plan.to_text().into_response()),
+        Some("text") => {
+            let mut text = planned.plan.to_text();
+            if let Some(g) = &groups {
+                text.push_str(&g.to_text());
+            }
+            Ok(text.into_response())
+        }
         None | Some("json") => {
-            let value: Value = serde_json::from_str(&planned.plan.to_json()).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Serialization",
-                    e.to_string(),
-                )
-            })?;
+            let mut value: Value =
+                serde_json::from_str(&planned.plan.to_json()).map_err(serialization)?;
+            if let Value::Object(map) = &mut value {
+                // `null` when the pair does not sync groups.
+                map.insert(
+                    "groups".into(),
+                    serde_json::to_value(&groups).map_err(serialization)?,
+                );
+            }
             Ok(Json(value).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(
