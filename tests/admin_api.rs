@@ -644,6 +644,13 @@ fn check_histograms(types: &BTreeMap<String, String>, samples: &[Sample]) -> Res
                 .collect();
             if s.name == format!("{family}_bucket") {
                 let le = &s.labels["le"];
+                // Bounds people read: `0.25`, not `0.30000000000000004`.
+                let decimals = le.split_once('.').map_or(0, |(_, f)| f.len());
+                if decimals > 3 {
+                    return Err(format!(
+                        "{family}: bucket label le=\"{le}\" is not a clean decimal"
+                    ));
+                }
                 let bound = if le == "+Inf" {
                     f64::INFINITY
                 } else {
@@ -694,6 +701,7 @@ fn the_metrics_parser_rejects_malformed_text() {
         "# TYPE a counter\na_total one\n# EOF\n",          // not a number
         "# TYPE a counter\na_total 1\n",                   // no EOF
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"0.30000000000000004\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
     ] {
         assert!(parse_metrics(bad).is_err(), "accepted {bad:?}");
     }
