@@ -49,6 +49,52 @@ const STRINGS: &[&str] = &[
     "userType",
 ];
 
+/// Every property of Graph v1.0's `user` a mapping may target (the CSDL's writable ones), and
+/// `manager` (a reference the engine resolves). Read-only properties are refused separately,
+/// with their own reason ([`unwritable_target`]).
+pub const USER_TARGETS: &[&str] = &[
+    "accountEnabled",
+    "ageGroup",
+    "businessPhones",
+    "city",
+    "companyName",
+    "consentProvidedForMinor",
+    "country",
+    "department",
+    "displayName",
+    "employeeHireDate",
+    "employeeId",
+    "employeeLeaveDateTime",
+    "employeeOrgData",
+    "employeeType",
+    "faxNumber",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mailNickname",
+    "manager",
+    "mobilePhone",
+    "officeLocation",
+    "onPremisesExtensionAttributes",
+    "passwordPolicies",
+    "postalCode",
+    "preferredDataLocation",
+    "preferredLanguage",
+    "showInAddressList",
+    "state",
+    "streetAddress",
+    "surname",
+    "usageLocation",
+    "userPrincipalName",
+    "userType",
+];
+
+/// Is `name` a Graph user property (writable or not) or `manager`? Directory extensions are
+/// not: see [`is_directory_extension`].
+pub fn is_user_target(name: &str) -> bool {
+    USER_TARGETS.iter().any(|a| a.eq_ignore_ascii_case(name)) || unwritable_target(name).is_some()
+}
+
 /// Target attributes Graph or CTS does not let a sync write (Microsoft "known issues": `otherMails`
 /// is computed, `proxyAddresses` is read-only; the rest are read-only in Graph).
 pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
@@ -77,19 +123,26 @@ pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Every user attribute the catalogue types, with an example value of its type: what a read of
-/// the source or target must not drop (`graph::User` holds each).
+/// Every user property a mapping may target (`manager` aside), with an example value of its
+/// shape: what a read of the source or target must not drop (`graph::User` keeps each).
 #[cfg(test)]
 pub(crate) fn catalogue_examples() -> Vec<(&'static str, Json)> {
-    let mut all: Vec<(&'static str, Json)> = Vec::new();
-    all.extend(BOOLEAN.iter().map(|n| (*n, Json::Bool(false))));
-    all.extend(
-        STRING_COLLECTIONS
-            .iter()
-            .map(|n| (*n, serde_json::json!(["+1 555 0100"]))),
-    );
-    all.extend(STRINGS.iter().map(|n| (*n, Json::String("x".into()))));
-    all
+    USER_TARGETS
+        .iter()
+        .filter(|n| **n != "manager")
+        .map(|n| {
+            let example = match TargetType::of(n) {
+                TargetType::Boolean => Json::Bool(false),
+                TargetType::StringCollection => serde_json::json!(["+1 555 0100"]),
+                _ if *n == "onPremisesExtensionAttributes" => {
+                    serde_json::json!({"extensionAttribute1": "x"})
+                }
+                _ if *n == "employeeOrgData" => serde_json::json!({"division": "x"}),
+                _ => Json::String("x".into()),
+            };
+            (*n, example)
+        })
+        .collect()
 }
 
 impl TargetType {
@@ -232,6 +285,8 @@ mod tests {
             TargetType::Unknown
         );
         assert_eq!(TargetType::of("somethingElse"), TargetType::Unknown);
+        assert!(!is_user_target("somethingElse"));
+        assert!(is_user_target("Department") && is_user_target("manager"));
     }
 
     #[test]
