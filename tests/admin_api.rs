@@ -369,7 +369,9 @@ async fn pause_start_run_now_and_restart_through_the_api() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("Everything"), "{body}");
+    // The rejected value is described, never echoed back.
+    assert!(!body.contains("Everything"), "{body}");
+    assert!(body.contains("not one of Watermark"), "{body}");
     let (status, _) = running
         .post(
             &url("restart"),
@@ -642,6 +644,13 @@ fn check_histograms(types: &BTreeMap<String, String>, samples: &[Sample]) -> Res
                 .collect();
             if s.name == format!("{family}_bucket") {
                 let le = &s.labels["le"];
+                // Bounds people read: `0.25`, not `0.30000000000000004`.
+                let decimals = le.split_once('.').map_or(0, |(_, f)| f.len());
+                if decimals > 3 {
+                    return Err(format!(
+                        "{family}: bucket label le=\"{le}\" is not a clean decimal"
+                    ));
+                }
                 let bound = if le == "+Inf" {
                     f64::INFINITY
                 } else {
@@ -692,6 +701,7 @@ fn the_metrics_parser_rejects_malformed_text() {
         "# TYPE a counter\na_total one\n# EOF\n",          // not a number
         "# TYPE a counter\na_total 1\n",                   // no EOF
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"0.30000000000000004\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
     ] {
         assert!(parse_metrics(bad).is_err(), "accepted {bad:?}");
     }
@@ -1188,4 +1198,117 @@ async fn ctsync_run_serves_the_admin_api_with_its_token_file() {
         .await
         .expect("POST");
     assert_eq!(paused.status(), StatusCode::NO_CONTENT);
+}
+
+/// The status page is locked down (CSP, no sniffing), a failure shows its code under "error"
+/// and Graph's message under "reason", and a rejected body never comes back in the answer.
+#[tokio::test]
+async fn the_status_page_is_locked_down_and_rejected_bodies_are_not_echoed() {
+    let world = sales_world(&["adele"]).await;
+    // Every invitation into Fabrikam fails: the create is a logged failure.
+    let rule = json!({"tenant": FABRIKAM, "method": "POST", "pathContains": "/invitations",
+        "count": 1000, "status": 400, "code": "InjectedInvitationFault",
+        "message": "Invitations are switched off for this test."});
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/_emulator/faults/fail-next",
+            world.emulator.base_url()
+        ))
+        .json(&rule)
+        .send()
+        .await
+        .expect("emulator control");
+    assert!(response.status().is_success());
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let (daemon, mut running) = daemon(&world, &file);
+    let base = running.api(Some(TOKEN), false).await;
+    running.run(daemon);
+    let report = running.next_cycle(PAIR).await;
+    assert!(report.failed > 0, "{report:?}");
+
+    let response = running
+        .http
+        .get(format!("{base}/"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("default-src 'none'"), "{csp:?}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp:?}");
+    assert!(!csp.contains("script-src"), "{csp:?}");
+    assert_eq!(
+        headers
+            .get("x-content-type-options")
+            .map(|v| v.to_str().ok()),
+        Some(Some("nosniff"))
+    );
+    let html = response.text().await.expect("page");
+    let header_row = "<th>user</th><th>error</th><th>reason</th>";
+    assert!(html.contains(header_row), "{html}");
+    let row = html
+        .lines()
+        .find(|l| l.contains("InjectedInvitationFault"))
+        .unwrap_or_else(|| panic!("no failure row in {html}"));
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.split("</td>").next().unwrap_or_default())
+        .collect();
+    assert_eq!(cells.len(), 5, "{row}");
+    assert_eq!(cells[3], "InjectedInvitationFault", "error column: {row}");
+    assert!(
+        cells[4].contains("Invitations are switched off for this test."),
+        "reason column: {row}"
+    );
+
+    // JSON answers carry the same headers.
+    let response = running
+        .http
+        .post(format!("{base}/v1/jobs/{PAIR}/provisionOnDemand"))
+        .bearer_auth(TOKEN)
+        .body(r#"{"userId": 7, "note": "<script>alert(1)</script>"}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-content-type-options")
+            .map(|v| v.to_str().ok()),
+        Some(Some("nosniff"))
+    );
+    let body = response.text().await.expect("body");
+    assert_eq!(error_code(&body), "BadRequest");
+    assert!(!body.contains("script"), "{body}");
+    assert!(
+        body.contains("expected fields and types (line 1, column"),
+        "{body}"
+    );
+    for rejected in [
+        r#"{"userId": "<img src=x onerror=alert(1)>""#,
+        "<script>alert(1)</script>",
+    ] {
+        let (status, body) = {
+            let response = running
+                .http
+                .post(format!("{base}/v1/jobs/{PAIR}/restart"))
+                .bearer_auth(TOKEN)
+                .body(rejected)
+                .send()
+                .await
+                .expect("POST");
+            (response.status(), response.text().await.expect("body"))
+        };
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("is not valid JSON"), "{body}");
+        assert!(!body.contains("alert") && !body.contains('<'), "{body}");
+    }
+    running.shutdown.cancel();
 }

@@ -721,6 +721,16 @@ fn empty_configuration_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = load(dir.path()).unwrap_err();
     assert_eq!(err.problems.len(), 1);
+    assert_eq!(err.problems[0].file, dir.path());
+    assert!(
+        err.problems[0]
+            .message
+            .contains("no *.yaml or *.yml files in this directory or its subfolders")
+    );
+    std::fs::write(dir.path().join("empty.yaml"), "# nothing yet\n").unwrap();
+    let err = load(dir.path()).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert_eq!(err.problems[0].file, dir.path().join("empty.yaml"));
     assert!(
         err.problems[0]
             .message
@@ -728,10 +738,11 @@ fn empty_configuration_is_an_error() {
     );
     let missing = dir.path().join("nope.yaml");
     let err = load(&missing).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
     assert!(
         err.problems[0]
             .to_string()
-            .contains("cannot read configuration")
+            .contains("no such file or directory")
     );
 }
 
@@ -1002,4 +1013,216 @@ fn group_mappings_use_the_mapping_language_and_group_targets() {
             .any(|p| p.starts_with("26:26:") && p.contains("`mail`")),
         "{found:#?}"
     );
+}
+
+// ---- reading files: subfolders, special files, size, encoding, tags -----------------------
+
+/// Runs `ctsync validate --config PATH`, killed after 60 s so a hang fails rather than blocks.
+fn validate_cli(path: &Path) -> (Option<i32>, String, String) {
+    let out = assert_cmd::Command::cargo_bin("ctsync")
+        .unwrap()
+        .args(["validate", "--config"])
+        .arg(path)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_walks_subfolders_skips_hidden_ones_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("team-a/eu");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(nested.join("a.yaml"), BASE).unwrap();
+    let second = doc(
+        &[
+            (4, "  name: c-to-d"),
+            (7, "    tenantId: 33333333-3333-4333-8333-333333333333"),
+        ],
+        "",
+    );
+    std::fs::write(dir.path().join("c.yml"), &second).unwrap();
+    // A ConfigMap volume's hidden data folder holds the same files again: never read.
+    let hidden = dir.path().join("..2026_11_29_00_00_00.1");
+    std::fs::create_dir_all(&hidden).unwrap();
+    std::fs::write(hidden.join("a.yaml"), BASE).unwrap();
+    let (code, stdout, _) = validate_cli(dir.path());
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("ok: 2 pair(s)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}:1 [", nested.join("a.yaml").display())),
+        "{stdout}"
+    );
+
+    // A problem in a subfolder names that file.
+    std::fs::write(nested.join("a.yaml"), doc(&[(17, "    mode: any")], "")).unwrap();
+    let (code, stdout, _) = validate_cli(dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        stdout.starts_with(&format!(
+            "{}:17:11: error: ",
+            nested.join("a.yaml").display()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_missing_path_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let (code, stdout, stderr) = validate_cli(&missing);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec![format!(
+            "{}:1:1: error: no such file or directory (hint: pass a pair file or a directory of *.yaml files)",
+            missing.display()
+        )],
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 problem(s) found"), "{stderr}");
+    // An empty directory names the directory.
+    let (code, stdout, _) = validate_cli(dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        stdout.starts_with(&format!("{}:1:1: error: no *.yaml", dir.path().display())),
+        "{stdout}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_without_reading_them() {
+    let (code, stdout, _) = validate_cli(Path::new("/dev/zero"));
+    assert_eq!(code, Some(2));
+    assert!(
+        stdout.starts_with("/dev/zero:1:1: error: not a regular file (a character device)"),
+        "{stdout}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pair.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // No writer ever comes: reading it would hang until the timeout kills the command.
+    for path in [fifo.as_path(), dir.path()] {
+        let (code, stdout, _) = validate_cli(path);
+        assert_eq!(code, Some(2), "{stdout}");
+        assert!(
+            stdout.starts_with(&format!(
+                "{}:1:1: error: not a regular file (a named pipe (FIFO))",
+                fifo.display()
+            )),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_file_is_refused_after_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    let mut text = BASE.to_owned();
+    while (text.len() as u64) <= config::MAX_FILE_BYTES {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&big, &text).unwrap();
+    let (code, stdout, _) = validate_cli(&big);
+    assert_eq!(code, Some(2));
+    assert!(
+        stdout.starts_with(&format!(
+            "{}:1:1: error: the file is larger than 1024 KiB",
+            big.display()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn invalid_utf8_is_reported_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    let mut bytes = BASE
+        .replacen("name: a-to-b", "name: a-to-b # caf\u{e9} ", 1)
+        .into_bytes();
+    // Line 4 is `  name: a-to-b # café `: the bad byte follows it.
+    let line4_end = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(3)
+        .map(|(i, _)| i)
+        .unwrap();
+    bytes.insert(line4_end, 0xff);
+    std::fs::write(&file, bytes).unwrap();
+    let (code, stdout, _) = validate_cli(&file);
+    assert_eq!(code, Some(2));
+    // `  name: a-to-b # café ` is 22 characters: the bad byte is the 23rd.
+    assert!(
+        stdout.starts_with(&format!(
+            "{}:4:23: error: the file is not valid UTF-8 here (hint: save the file as UTF-8)",
+            file.display()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn custom_yaml_tags_are_refused() {
+    let ps = problems(&doc(&[(2, "kind: !custom SyncPair")], ""));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert!(ps[0].starts_with("2:"), "{}", ps[0]);
+    assert!(ps[0].contains("invalid YAML"), "{}", ps[0]);
+    assert!(ps[0].contains("(hint: remove the tag"), "{}", ps[0]);
+    let ps = problems(&doc(&[(4, "  !custom name: a-to-b")], ""));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert!(ps[0].starts_with("4:"), "{}", ps[0]);
+}
+
+#[test]
+fn an_unclosed_brace_is_reported_on_its_line() {
+    // Line 10 opens `{` and never closes it; the parser notices on line 11.
+    one(
+        &doc(&[(10, "      clientSecret: { env: A_SECRET")], ""),
+        "10:21",
+        "this `{` is not closed",
+    );
+}
+
+#[test]
+fn the_all_zero_tenant_is_refused() {
+    one(
+        &doc(
+            &[(7, "    tenantId: 00000000-0000-0000-0000-000000000000")],
+            "",
+        ),
+        "7:15",
+        "source tenantId is the all-zero GUID",
+    );
+}
+
+#[test]
+fn mapping_targets_must_be_graph_user_properties_or_extensions() {
+    let text = with_mappings(
+        "    - { target: favouriteColour, source: department }\n\
+         \x20   - { target: deparment, source: department }\n\
+         \x20   - { target: extension_0123456789abcdef0123456789abcdef_team, source: department }\n\
+         \x20   - { target: jobTitle, source: department }\n",
+    );
+    let ps = problems(&text);
+    assert_eq!(ps.len(), 2, "{ps:#?}");
+    assert!(
+        ps[0].contains("mapping target `favouriteColour` is not a Microsoft Graph user property"),
+        "{}",
+        ps[0]
+    );
+    assert!(ps[1].contains("did you mean `department`?"), "{}", ps[1]);
 }

@@ -262,8 +262,23 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(body_problem(&e)))
+}
+
+/// What is wrong with a rejected body, by position only: serde's own message quotes the
+/// offending value, and a body is never echoed back (it may be a script aimed at a browser,
+/// or a secret pasted into the wrong place).
+fn body_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "is not valid JSON",
+        Category::Data => "does not have the expected fields and types",
+    };
+    format!(
+        "the request body {what} (line {}, column {}); see the admin API in README.md",
+        e.line(),
+        e.column()
+    )
 }
 
 /// Graph's restart: `{"criteria":{"resetScope":"Watermark, Escrows, ..."}}`; no body (or no
@@ -282,9 +297,15 @@ pub(super) async fn restart(
         .unwrap_or_default();
     match state.handle.restart(&pair, &scope).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(crate::engine::daemon::RestartError::Scope(e)) => {
-            Err(ApiError::bad_request(e.to_string()))
-        }
+        // Not `e.to_string()`: that quotes the rejected value from the body.
+        Err(crate::engine::daemon::RestartError::Scope(e)) => Err(ApiError::bad_request(match e {
+            crate::engine::reset::ResetScopeError::Unknown(_) => {
+                "criteria.resetScope holds a value that is not one of Watermark, Escrows, \
+                 QuarantineState, ForceDeletes, Full or None"
+                    .to_owned()
+            }
+            other => other.to_string(),
+        })),
         Err(crate::engine::daemon::RestartError::Command(e)) => Err(e.into()),
     }
 }
@@ -431,16 +452,34 @@ pub(super) async fn plan(
     let planned = compute_plan(&rt, store.as_ref(), &preview)
         .await
         .map_err(engine_error)?;
+    let groups = crate::engine::groups::preview_group_plan(&rt, store.as_ref(), false)
+        .await
+        .map_err(engine_error)?;
+    let serialization = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Serialization",
+            e.to_string(),
+        )
+    };
     match params.format.as_deref() {
-        Some("text") => Ok(planned.plan.to_text().into_response()),
+        Some("text") => {
+            let mut text = planned.plan.to_text();
+            if let Some(g) = &groups {
+                text.push_str(&g.to_text());
+            }
+            Ok(text.into_response())
+        }
         None | Some("json") => {
-            let value: Value = serde_json::from_str(&planned.plan.to_json()).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Serialization",
-                    e.to_string(),
-                )
-            })?;
+            let mut value: Value =
+                serde_json::from_str(&planned.plan.to_json()).map_err(serialization)?;
+            if let Value::Object(map) = &mut value {
+                // `null` when the pair does not sync groups.
+                map.insert(
+                    "groups".into(),
+                    serde_json::to_value(&groups).map_err(serialization)?,
+                );
+            }
             Ok(Json(value).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(

@@ -99,17 +99,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Json => {
-            let values: Vec<serde_json::Value> = plans
-                .iter()
-                .map(|(kind, p)| {
-                    let mut value =
-                        serde_json::from_str(&p.to_json()).unwrap_or(serde_json::Value::Null);
-                    if let serde_json::Value::Object(map) = &mut value {
-                        map.insert("cycle".into(), serde_json::Value::from(kind.as_str()));
-                    }
-                    value
-                })
-                .collect();
+            let mut values = Vec::with_capacity(plans.len());
+            for ((kind, p), groups) in plans.iter().zip(&group_plans) {
+                let mut value: serde_json::Value = serde_json::from_str(&p.to_json())?;
+                if let serde_json::Value::Object(map) = &mut value {
+                    map.insert("cycle".into(), serde_json::Value::from(kind.as_str()));
+                    // `null` when the pair does not sync groups.
+                    map.insert("groups".into(), serde_json::to_value(groups)?);
+                }
+                values.push(value);
+            }
             println!("{}", serde_json::to_string_pretty(&values)?);
         }
     }

@@ -1,11 +1,13 @@
 //! Pair configuration: YAML → validated [`SyncPair`]s, with file:line:column errors.
 //!
 //! A file holds one or more `kind: SyncPair` documents (separated by `---`); a directory of
-//! such files (`*.yaml`, `*.yml`, not recursive) is a topology. Loading checks, in order:
+//! such files (`*.yaml`, `*.yml`, in it and its subfolders; hidden entries skipped) is a
+//! topology. Only regular files are read, up to [`MAX_FILE_BYTES`] each. Loading checks, in order:
 //! YAML syntax; structure against `config/syncpair.schema.json` (every problem, not just the
 //! first); the rules in `rules.rs`; and across files, unique names and one pair per
 //! (source, target). Every problem found in every file is returned together.
 
+mod files;
 mod model;
 mod rules;
 mod schema;
@@ -14,6 +16,7 @@ mod tree;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use files::MAX_FILE_BYTES;
 pub use model::*;
 pub use schema::SCHEMA_JSON;
 pub use tree::Pos;
@@ -120,47 +123,12 @@ impl Topology {
     }
 }
 
-/// Loads a file or a directory of `*.yaml`/`*.yml` files.
+/// Loads a pair file, or every `*.yaml`/`*.yml` file in a directory and its subfolders.
 pub fn load(path: &Path) -> Result<Topology, ConfigError> {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    let at_start = |file: &Path, message: String, hint: Option<String>| Problem {
-        file: file.to_owned(),
-        line: 1,
-        column: 1,
-        message,
-        hint,
-    };
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
-            Ok(entries) => {
-                for entry in entries.flatten() {
-                    let p = entry.path();
-                    let is_yaml = p
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| e == "yaml" || e == "yml");
-                    if is_yaml && p.is_file() {
-                        files.push(p);
-                    }
-                }
-                files.sort();
-            }
-            Err(e) => problems.push(at_start(path, format!("cannot read directory: {e}"), None)),
-        },
-        Ok(_) => files.push(path.to_owned()),
-        Err(e) => problems.push(at_start(
-            path,
-            format!("cannot read configuration: {e}"),
-            Some("pass a pair file or a directory of *.yaml files".into()),
-        )),
-    }
-    let mut sources = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => sources.push((file, text)),
-            Err(e) => problems.push(at_start(&file, format!("cannot read file: {e}"), None)),
-        }
+    let (sources, mut problems) = files::read_all(path);
+    // A path that cannot be read is the one thing to say: no "no pairs found" after it.
+    if sources.is_empty() && !problems.is_empty() {
+        return Err(ConfigError { problems });
     }
     let refs: Vec<(&Path, &str)> = sources
         .iter()
@@ -190,7 +158,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Topology, ConfigError> 
                     line: e.pos.line,
                     column: e.pos.column,
                     message: format!("invalid YAML: {}", e.message),
-                    hint: None,
+                    hint: e.hint,
                 });
                 continue;
             }

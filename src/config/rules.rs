@@ -111,6 +111,18 @@ pub fn check(doc: &Node, text: &str) -> Vec<RuleProblem> {
             "a pair synchronizes one tenant into another; use two different tenant ids",
         );
     }
+    for side in ["source", "target"] {
+        if let Some(id) = cx.str(&["spec", side, "tenantId"])
+            && is_nil_guid(id)
+        {
+            let pos = cx.at(&["spec", side, "tenantId"]);
+            cx.report(
+                pos,
+                format!("{side} tenantId is the all-zero GUID, which is no tenant"),
+                "use the tenant's directory id (Entra admin center: Overview → Tenant ID)",
+            );
+        }
+    }
     scope(&mut cx);
     mappings(&mut cx);
     groups(&mut cx);
@@ -293,9 +305,43 @@ fn filters(cx: &mut Ctx<'_>) {
     }
 }
 
+/// `00000000-0000-0000-0000-000000000000`: matches the GUID pattern, names nothing.
+fn is_nil_guid(id: &str) -> bool {
+    uuid::Uuid::parse_str(id.trim()).is_ok_and(|u| u.is_nil())
+}
+
+/// A mapping target must be a property of Graph's `user` (or `manager`, or a directory
+/// extension, which the target registers): Graph answers anything else with a 400 on every
+/// write, so a typo would fail every user of the pair.
+fn unknown_user_targets(cx: &mut Ctx<'_>) {
+    for (idx, m) in cx.items(&["spec", "mappings"]).iter().enumerate() {
+        let Some(target) = m.get("target").and_then(str_of).map(str::trim) else {
+            continue;
+        };
+        if target.is_empty() || target.starts_with("extension_") || mapping::is_user_target(target)
+        {
+            continue;
+        }
+        let idx = idx.to_string();
+        let pos = cx.at(&["spec", "mappings", idx.as_str(), "target"]);
+        let hint = match super::schema::closest(target, mapping::USER_TARGETS.iter().copied()) {
+            Some(near) => format!(
+                "did you mean `{near}`? a target is a Graph user property, `manager`, or a directory extension (extension_<appId>_<name>)"
+            ),
+            None => "a target is a Graph user property (displayName, department, ...), `manager`, or a directory extension (extension_<appId>_<name>)".to_owned(),
+        };
+        cx.report(
+            pos,
+            format!("mapping target `{target}` is not a Microsoft Graph user property or a directory extension"),
+            &hint,
+        );
+    }
+}
+
 /// Mappings, checked by the mapping module's own compiler (kinds, duplicates, expression
 /// syntax, attribute names), plus the pair-level matching rules.
 fn mappings(cx: &mut Ctx<'_>) {
+    unknown_user_targets(cx);
     let mut targets = HashSet::new();
     let mut has_priority = false;
     for m in cx.items(&["spec", "mappings"]) {

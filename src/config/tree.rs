@@ -238,12 +238,17 @@ impl<'de> Deserialize<'de> for KeyText {
 pub struct SyntaxError {
     pub pos: Pos,
     pub message: String,
+    pub hint: Option<String>,
 }
 
 /// Parses every document of a YAML stream (documents separated by `---`). Empty documents are
-/// skipped.
+/// skipped. Tags other than YAML's own (`!custom`) are refused: a pair file is plain data, and a
+/// tag that was silently dropped would make the file mean something other than it says.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
-    match serde_saphyr::from_multiple::<Spanned<Raw>>(text) {
+    let mut options = serde_saphyr::Options::default();
+    options.reject_unsupported_tags = true;
+    options.reject_tagged_field_names = true;
+    match serde_saphyr::from_multiple_with_options::<Spanned<Raw>>(text, options) {
         Ok(docs) => Ok(docs.into_iter().map(node).collect()),
         Err(err) => {
             let pos = err
@@ -255,9 +260,101 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 .unwrap_or(Pos { line: 1, column: 1 });
             let message = err.without_snippet().to_string();
             let message = tidy_message(message.lines().next().unwrap_or("invalid YAML"));
-            Err(SyntaxError { pos, message })
+            Err(explain(text, pos, message))
         }
     }
+}
+
+/// Adds a hint to the parser's message and, for an unclosed `{` or `[`, moves the position
+/// from where the parser gave up (the next line, or later) to the bracket itself.
+fn explain(text: &str, pos: Pos, message: String) -> SyntaxError {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("tag") {
+        return SyntaxError {
+            pos,
+            message,
+            hint: Some(
+                "remove the tag (`!name`): pair files are plain YAML data, without custom tags"
+                    .into(),
+            ),
+        };
+    }
+    // The parser names the flow collection, or trips over the next line's `key:` inside it.
+    let flow = lower.contains("flow mapping") || lower.contains("flow sequence");
+    if let Some((open, at)) = unclosed_bracket(text, pos)
+        && (flow || at.line < pos.line)
+    {
+        let close = if open == '{' { '}' } else { ']' };
+        return SyntaxError {
+            pos: at,
+            message: format!(
+                "this `{open}` is not closed (the parser gave up at line {}, column {}: {message})",
+                pos.line, pos.column
+            ),
+            hint: Some(format!(
+                "add the missing `{close}` on this line, or write the value in block style"
+            )),
+        };
+    }
+    SyntaxError {
+        pos,
+        message,
+        hint: None,
+    }
+}
+
+/// The innermost `{` or `[` still open when the scan reaches `until`, skipping quoted text and
+/// comments. A plain scalar may hold a bracket, so this is used only when the parser itself
+/// says a flow collection is unfinished.
+fn unclosed_bracket(text: &str, until: Pos) -> Option<(char, Pos)> {
+    let mut stack: Vec<(char, Pos)> = Vec::new();
+    for (line_idx, line) in text.lines().enumerate() {
+        let line_no = line_idx as u64 + 1;
+        if line_no > until.line {
+            break;
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        let mut chars = line.chars().enumerate().peekable();
+        while let Some((col_idx, c)) = chars.next() {
+            let column = col_idx as u64 + 1;
+            if line_no == until.line && column >= until.column {
+                break;
+            }
+            match quote {
+                Some('\'') if c == '\'' => {
+                    // '' is an escaped quote inside a single-quoted scalar.
+                    if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '\'' | '"' => quote = Some(c),
+                    '#' if prev.is_whitespace() => break,
+                    '{' | '[' => stack.push((
+                        c,
+                        Pos {
+                            line: line_no,
+                            column,
+                        },
+                    )),
+                    '}' | ']' => {
+                        stack.pop();
+                    }
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+    }
+    stack.pop()
 }
 
 /// Drops the parser's own position suffix (we print the position in front) and its advice
@@ -295,6 +392,25 @@ mod tests {
         assert_eq!(docs[1].get("z").unwrap().pos, Pos { line: 6, column: 4 });
         assert_eq!(docs[1].get("z").unwrap().value, Value::Float(2.5));
         assert_eq!(a.locate(&["b", "9"]), (Pos { line: 3, column: 3 }, false));
+    }
+
+    #[test]
+    fn an_unclosed_brace_is_reported_on_its_own_line() {
+        let text = "a: 1\nb: { c: 'x }', d: \"{\" # {\nc: 3\n";
+        let err = parse_documents(text).unwrap_err();
+        assert_eq!(err.pos, Pos { line: 2, column: 4 }, "{err:?}");
+        assert!(err.message.contains("`{` is not closed"), "{err:?}");
+        let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 1, column: 4 }, "{err:?}");
+    }
+
+    #[test]
+    fn custom_tags_are_refused() {
+        let err = parse_documents("kind: !custom SyncPair\n").unwrap_err();
+        assert_eq!(err.pos.line, 1, "{err:?}");
+        assert!(err.hint.as_deref().unwrap_or("").contains("tag"), "{err:?}");
+        // YAML's own tags are plain data.
+        assert!(parse_documents("a: !!str 1\n").is_ok());
     }
 
     #[test]

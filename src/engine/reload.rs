@@ -193,7 +193,13 @@ pub fn watch(
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
     };
-    watcher.watch(&watched, RecursiveMode::NonRecursive)?;
+    // A directory is read with its subfolders (`config::load`), so it is watched with them.
+    let mode = if config.is_dir() {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    watcher.watch(&watched, mode)?;
     Ok(tokio::spawn(async move {
         // Dropped with the task: watching stops at shutdown.
         let _watcher = watcher;

@@ -49,6 +49,53 @@ const STRINGS: &[&str] = &[
     "userType",
 ];
 
+/// Every property of Graph v1.0's `user` a mapping may target (the CSDL's writable ones), and
+/// `manager` (a reference the engine resolves). Read-only properties are refused separately,
+/// with their own reason ([`unwritable_target`]).
+pub const USER_TARGETS: &[&str] = &[
+    "accountEnabled",
+    "ageGroup",
+    "businessPhones",
+    "city",
+    "companyName",
+    "consentProvidedForMinor",
+    "country",
+    "department",
+    "displayName",
+    "employeeHireDate",
+    "employeeId",
+    "employeeLeaveDateTime",
+    "employeeOrgData",
+    "employeeType",
+    "faxNumber",
+    "givenName",
+    "imAddresses",
+    "jobTitle",
+    "mail",
+    "mailNickname",
+    "manager",
+    "mobilePhone",
+    "officeLocation",
+    "onPremisesExtensionAttributes",
+    "passwordPolicies",
+    "postalCode",
+    "preferredDataLocation",
+    "preferredLanguage",
+    "showInAddressList",
+    "state",
+    "streetAddress",
+    "surname",
+    "usageLocation",
+    "userPrincipalName",
+    "userType",
+];
+
+/// Is `name` a Graph user property (writable or not) or `manager`? Directory extensions are
+/// not: see [`is_directory_extension`].
+pub fn is_user_target(name: &str) -> bool {
+    USER_TARGETS.iter().any(|a| a.eq_ignore_ascii_case(name)) || unwritable_target(name).is_some()
+}
+
 /// Target attributes Graph or CTS does not let a sync write (Microsoft "known issues": `otherMails`
 /// is computed, `proxyAddresses` is read-only; the rest are read-only in Graph).
 pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
@@ -215,6 +262,8 @@ mod tests {
             TargetType::Unknown
         );
         assert_eq!(TargetType::of("somethingElse"), TargetType::Unknown);
+        assert!(!is_user_target("somethingElse"));
+        assert!(is_user_target("Department") && is_user_target("manager"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use attributes::{TargetType, is_directory_extension};
+pub use attributes::{TargetType, USER_TARGETS, is_directory_extension, is_user_target};
 pub use compile::{MappingError, MappingField, compile};
 pub use defaults::default_mappings;
 pub use source::SourceUser;

@@ -499,3 +499,238 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
         set(&["adele", "bob"])
     );
 }
+
+/// Makes the next `count` requests matching `rule` fail (the emulator's fault injection).
+async fn fail_next(world: &World, rule: Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/_emulator/faults/fail-next",
+            world.emulator.base_url()
+        ))
+        .json(&rule)
+        .send()
+        .await
+        .expect("emulator control");
+    assert!(response.status().is_success(), "{:?}", response.status());
+}
+
+/// Graph's answer to a member add on a group that has not replicated yet (group-post-members:
+/// 400, retry after a short delay).
+fn not_replicated_yet(count: u32) -> Value {
+    json!({"tenant": FABRIKAM, "method": "PATCH", "pathContains": "/groups/", "count": count,
+        "status": 400, "code": "Request_BadRequest",
+        "message": "The source resource object or one of the objects being referenced don't exist."})
+}
+
+#[tokio::test]
+async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
+    let (world, file) = big_world().await;
+    // The 5 members past the 20 bound at creation are added by a PATCH on the new group:
+    // its first attempt meets the replication delay.
+    fail_next(&world, not_replicated_yet(1)).await;
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    let g = report.groups.expect("groups");
+    assert_eq!((g.succeeded, g.failed), (1, 0), "{g:?}");
+    assert!(g.watermark_saved, "{g:?}");
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    let expected: BTreeSet<String> = (0..25).map(|i| format!("rep{i:02}")).collect();
+    assert_eq!(member_aliases(&world, &group.id).await, expected);
+    // The failed attempt reached the emulator (the fault was used up), and only one group exists.
+    let writes = world.emulator.writes();
+    let patches = writes
+        .iter()
+        .filter(|w| w.method == "PATCH" && w.path == format!("/groups/{}", group.id))
+        .count();
+    assert_eq!(patches, 1, "one successful member PATCH after the retry");
+}
+
+#[tokio::test]
+async fn a_group_that_stays_unreplicated_fails_its_entry_and_the_next_cycle_completes_it() {
+    let (world, file) = big_world().await;
+    // More 400s than the retries: the entry fails, the watermark stays, nothing is lost.
+    fail_next(&world, not_replicated_yet(10)).await;
+    let rt = world.runtime(&file, "groups");
+    let g = world.cycle(&rt).await.groups.expect("groups");
+    assert_eq!(g.failed, 1, "{g:?}");
+    assert!(!g.watermark_saved, "{g:?}");
+    clear_faults(&world).await;
+    let g = world.cycle(&rt).await.groups.expect("groups");
+    assert_eq!(g.failed, 0, "{g:?}");
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("one group");
+    assert_eq!(member_aliases(&world, &group.id).await.len(), 25);
+}
+
+async fn clear_faults(world: &World) {
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
+        .send()
+        .await
+        .expect("emulator control");
+}
+
+/// Replaces every id the emulator generated (not the seed's fixed group ids) with a marker, and
+/// sorts arrays of strings, so the snapshot does not depend on them.
+fn redact_generated_ids(value: &mut Value) {
+    match value {
+        Value::String(s) if uuid::Uuid::parse_str(s).is_ok() && s != SALES && s != INNER => {
+            *s = "[generated id]".into();
+        }
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                redact_generated_ids(item);
+            }
+            if items.iter().all(Value::is_string) {
+                items.sort_by_key(|v| v.to_string());
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                redact_generated_ids(v);
+            }
+        }
+        _ => {}
+    }
+}
+
+// Multi-threaded: the emulator keeps serving while the test waits for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_json_carries_group_creates_updates_and_member_diffs_with_names_snapshot() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    // bob leaves Sales, Sales is renamed, and Inner (whose member is assigned) is assigned too.
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("groups/{SALES}/members/{bob}/$ref"),
+            None,
+        )
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PATCH,
+            &format!("groups/{SALES}"),
+            Some(json!({"displayName": "Sales EMEA"})),
+        )
+        .await;
+    let text = std::fs::read_to_string(&file).expect("pair");
+    std::fs::write(
+        &file,
+        text.replace(
+            &format!("groups: [{SALES}]"),
+            &format!("groups: [{SALES}, {INNER}]"),
+        ),
+    )
+    .expect("rewrite");
+    let writes_before = world.emulator.writes().len();
+    let state = world.dir.path().join("state.db");
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("ctsync")
+            .expect("binary")
+            .args(["plan", "--format", "json", "--config"])
+            .arg(&file)
+            .arg("--state")
+            .arg(state)
+            .env("RUST_LOG", "error")
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(world.emulator.writes().len(), writes_before, "plan wrote");
+    let plans: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let mut groups = plans[0]["groups"].clone();
+    let entries = groups["entries"].as_array().expect("entries");
+    let create = entries
+        .iter()
+        .find(|e| e["action"] == "create")
+        .expect("a create");
+    assert_eq!(create["displayName"], "Inner", "{groups:#}");
+    assert_eq!(create["addMembers"][0]["name"], "nested", "{groups:#}");
+    let update = entries
+        .iter()
+        .find(|e| e["action"] == "update")
+        .expect("an update");
+    assert_eq!(update["changes"]["displayName"], "Sales EMEA (Contoso)");
+    assert_eq!(update["removeMembers"][0]["name"], "bob", "{groups:#}");
+    redact_generated_ids(&mut groups);
+    insta::assert_json_snapshot!(groups);
+}
+
+#[tokio::test]
+async fn group_sync_consent_is_read_on_graph_beta_and_turning_it_off_stops_group_writes() {
+    let (world, file) = start(true, "").await;
+    world.emulator.record_requests(true);
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.groups.expect("groups").counts["create"], 1);
+    // groupSyncInbound exists on Graph beta only: the group pass reads it there.
+    let policy =
+        format!("policies/crossTenantAccessPolicy/partners/{CONTOSO}/identitySynchronization");
+    let reads: Vec<String> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.tenant == FABRIKAM && r.path.ends_with("/identitySynchronization"))
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        reads.contains(&format!("/beta/{policy}")),
+        "the group consent read on beta: {reads:?}"
+    );
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // The target's admin turns group sync off (a beta PATCH, as in Graph's docs); the source
+    // group is then renamed. Nothing is written to the group; the reason says why.
+    let admin = world.admin(FABRIKAM);
+    admin
+        .send(
+            reqwest::Method::PATCH,
+            &admin.beta_url(&policy),
+            &[],
+            Some(&json!({"groupSyncInbound": {"isSyncAllowed": false}})),
+            1,
+        )
+        .await
+        .expect("beta PATCH");
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PATCH,
+            &format!("groups/{SALES}"),
+            Some(json!({"displayName": "Sales EMEA"})),
+        )
+        .await;
+    let writes_before = world.emulator.writes().len();
+    let g = world.cycle(&rt).await.groups.expect("groups");
+    assert!(
+        g.blocked
+            .as_deref()
+            .is_some_and(|b| b.contains("groupSyncInbound")),
+        "{g:?}"
+    );
+    let unchanged = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("already-synced groups are left as they are");
+    assert_eq!(unchanged.id, group.id);
+    let group_writes = world.emulator.writes()[writes_before..]
+        .iter()
+        .filter(|w| w.path.starts_with("/groups"))
+        .count();
+    assert_eq!(group_writes, 0);
+}

@@ -1,0 +1,45 @@
+//! The job status in the store: read when a job starts, written after every change.
+
+use crate::store::{StateStore, StoreWrite};
+
+use super::super::status::JobStatus;
+use super::job::Job;
+
+pub(super) async fn load_status(store: &dyn StateStore, pair: &str) -> JobStatus {
+    match store.status(pair).await {
+        Ok(Some(value)) => serde_json::from_value(value).unwrap_or_else(|e| {
+            tracing::warn!(pair, error = %e, "stored job status unreadable; starting fresh");
+            JobStatus::default()
+        }),
+        Ok(None) => JobStatus::default(),
+        Err(e) => {
+            tracing::warn!(pair, error = %e, "cannot read job status; starting fresh");
+            JobStatus::default()
+        }
+    }
+}
+
+impl Job {
+    /// Persists the status and tells the status listeners.
+    pub(super) async fn save(&mut self) {
+        self.status.derive_code();
+        match serde_json::to_value(&self.status) {
+            Ok(value) => {
+                if let Err(e) = self
+                    .store
+                    .commit(&self.pair, vec![StoreWrite::PutStatus(value)])
+                    .await
+                {
+                    tracing::error!(pair = %self.pair, error = %e, "cannot save job status");
+                }
+            }
+            Err(e) => tracing::error!(pair = %self.pair, error = %e, "cannot serialize status"),
+        }
+        // Nobody listening is fine.
+        let _ = self
+            .handle
+            .inner
+            .statuses
+            .send((self.pair.clone(), self.status.clone()));
+    }
+}
