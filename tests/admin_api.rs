@@ -307,8 +307,10 @@ async fn pause_start_run_now_and_restart_through_the_api() {
     let paused = job(&body);
     assert_eq!(paused["status"]["code"], "Paused");
     assert_eq!(paused["schedule"]["state"], "Paused");
-    // The configured interval (the default 40 minutes), not the test's override.
-    assert_eq!(paused["schedule"]["interval"], "PT40M");
+    // The interval in force is the test daemon's override (an hour); the pair file's default
+    // 40 minutes is shown beside it.
+    assert_eq!(paused["schedule"]["interval"], "PT1H");
+    assert_eq!(paused["schedule"]["configuredInterval"], "PT40M");
     assert_eq!(
         paused["status"]["lastExecution"]["activityIdentifier"],
         json!(first.cycle_id)
@@ -1084,6 +1086,11 @@ async fn the_control_cli_talks_to_the_admin_api() {
     let out = cli(with(&["status", "--pair", PAIR], true)).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with(&format!("{PAIR}: Paused")), "{text}");
+    // The interval in force (the daemon's override), not only the pair file's.
+    assert!(
+        text.contains("  schedule: every PT1H (set by run --interval; the pair file says PT40M)"),
+        "{text}"
+    );
 
     let out = cli(with(&["start", "--pair", PAIR], true)).await.unwrap();
     assert!(out.status.success(), "{out:?}");

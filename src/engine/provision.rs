@@ -201,6 +201,7 @@ pub async fn provision_on_demand(
         approved_deletes: Default::default(),
         source_users: vec![planned_user],
         managed: managed.clone(),
+        live_managed: None,
         pending_creates: intents.iter().map(PendingCreate::from).collect(),
         target_users: target_users.clone(),
         target_read_complete: true,
@@ -260,7 +261,6 @@ pub async fn provision_on_demand(
             plan,
             delta_link: String::new(),
             source_pages: 0,
-            managed,
         };
         let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
         let outcome: ApplyOutcome =
