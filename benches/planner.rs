@@ -193,6 +193,7 @@ fn input(users: usize, linked: bool) -> PlanInput {
         approved_deletes: Default::default(),
         source_users,
         managed,
+        live_managed: None,
         pending_creates: Vec::new(),
         target_users: Vec::new(),
         target_read_complete: false,
