@@ -9,14 +9,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::expr::EvalContext;
-use crate::mapping::{AttributeTrace, MapMode, SourceUser as MappingSourceUser};
-use crate::plan::{self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceRead, SourceReadKind};
+use crate::mapping::{AttributeTrace, MapMode, SourceAttributes};
+use crate::plan::{
+    self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceCoverage, SourceReadKind,
+};
 use crate::scope::{self, ScopeDecision};
 use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
-use super::cycle::{CycleKind, PlannedCycle, plan_source_user, preflight, rand_source};
+use super::cycle::{CycleKind, PlannedCycle, evaluate_source_user, preflight, rand_source};
 use super::read;
 use super::runtime::PairRuntime;
 
@@ -180,10 +182,10 @@ pub async fn provision_on_demand(
             is_unique: &is_unique,
         };
         let (planned_user, decision) =
-            plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
+            evaluate_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
         let explained =
             rt.mappings
-                .explain_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+                .explain_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
         (planned_user, decision, explained)
     };
     let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
@@ -193,7 +195,7 @@ pub async fn provision_on_demand(
         now,
         settings: rt.settings.clone(),
         // Only this user is read: absence of the others proves nothing.
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Delta,
             complete: true,
         },
