@@ -16,7 +16,9 @@ use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
-use super::cycle::{CycleKind, PlannedCycle, plan_source_user, preflight, rand_source};
+use super::cycle::{
+    CycleKind, PlannedCycle, plan_source_user, preflight, preflight_preview, rand_source,
+};
 use super::read;
 use super::runtime::PairRuntime;
 
@@ -146,7 +148,14 @@ pub async fn provision_on_demand(
     dry_run: bool,
 ) -> Result<ProvisionReport, EngineError> {
     let now = Utc::now();
-    let inbound_sync_allowed = preflight(rt).await?;
+    // A dry run checks the same policies read-only: it never registers the anchor extension
+    // (the write a real preflight may make) and reads the target without the anchor when the
+    // extension is not there yet.
+    let (inbound_sync_allowed, anchor_registered) = if dry_run {
+        preflight_preview(rt).await?
+    } else {
+        (preflight(rt).await?, true)
+    };
     let Some(attrs) = read::source_user(rt, user).await? else {
         return Err(EngineError::Preflight {
             code: "SourceUserNotFound".into(),
@@ -167,7 +176,7 @@ pub async fn provision_on_demand(
     };
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
-    let target_users = read::target_users(rt).await?;
+    let target_users = read::target_users_with(rt, anchor_registered).await?;
 
     // The evaluation context holds a thread-local RNG: keep it out of the awaits below so the
     // future stays `Send`.

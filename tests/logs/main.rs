@@ -290,6 +290,57 @@ async fn a_one_shot_run_approves_the_staged_deletes_and_only_those() {
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
 }
 
+/// `provision --dry-run` writes nothing: no Graph write (its preflight does not register the
+/// anchor extension, as a real run's would), no state file; and it still shows the create.
+#[tokio::test]
+async fn a_provisioning_dry_run_makes_no_write() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    seed["tenants"][1]["applications"][0]["extensionProperties"] = json!([]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("dry-run-state.db");
+    let writes_before = world.emulator.writes().len();
+    let (file_arg, state_arg) = (file.clone(), state.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args([
+                "provision",
+                "--pair",
+                PAIR,
+                "--user",
+                "adele@contoso.com",
+                "--dry-run",
+            ])
+            .arg("--config")
+            .arg(&file_arg)
+            .arg("--state")
+            .arg(&state_arg)
+            .output()
+            .expect("ctsync provision runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("action: create"), "{stdout}");
+    let writes: Vec<String> = world
+        .emulator
+        .writes()
+        .iter()
+        .skip(writes_before)
+        .map(|w| format!("{} {} {}", w.method, w.tenant, w.path))
+        .collect();
+    assert!(writes.is_empty(), "a dry run wrote to Graph: {writes:?}");
+    assert!(!state.exists(), "a dry run created {}", state.display());
+}
+
 /// `ctsync plan` writes nothing: no state file appears, the directory is unchanged (the anchor
 /// extension a first cycle would register stays unregistered), and the header says which kind
 /// of cycle comes next.
