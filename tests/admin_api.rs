@@ -307,8 +307,10 @@ async fn pause_start_run_now_and_restart_through_the_api() {
     let paused = job(&body);
     assert_eq!(paused["status"]["code"], "Paused");
     assert_eq!(paused["schedule"]["state"], "Paused");
-    // The configured interval (the default 40 minutes), not the test's override.
-    assert_eq!(paused["schedule"]["interval"], "PT40M");
+    // The interval in force is the test daemon's override (an hour); the pair file's default
+    // 40 minutes is shown beside it.
+    assert_eq!(paused["schedule"]["interval"], "PT1H");
+    assert_eq!(paused["schedule"]["configuredInterval"], "PT40M");
     assert_eq!(
         paused["status"]["lastExecution"]["activityIdentifier"],
         json!(first.cycle_id)
@@ -644,6 +646,13 @@ fn check_histograms(types: &BTreeMap<String, String>, samples: &[Sample]) -> Res
                 .collect();
             if s.name == format!("{family}_bucket") {
                 let le = &s.labels["le"];
+                // Bounds people read: `0.25`, not `0.30000000000000004`.
+                let decimals = le.split_once('.').map_or(0, |(_, f)| f.len());
+                if decimals > 3 {
+                    return Err(format!(
+                        "{family}: bucket label le=\"{le}\" is not a clean decimal"
+                    ));
+                }
                 let bound = if le == "+Inf" {
                     f64::INFINITY
                 } else {
@@ -694,6 +703,7 @@ fn the_metrics_parser_rejects_malformed_text() {
         "# TYPE a counter\na_total one\n# EOF\n",          // not a number
         "# TYPE a counter\na_total 1\n",                   // no EOF
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"0.30000000000000004\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
     ] {
         assert!(parse_metrics(bad).is_err(), "accepted {bad:?}");
     }
@@ -1076,6 +1086,11 @@ async fn the_control_cli_talks_to_the_admin_api() {
     let out = cli(with(&["status", "--pair", PAIR], true)).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with(&format!("{PAIR}: Paused")), "{text}");
+    // The interval in force (the daemon's override), not only the pair file's.
+    assert!(
+        text.contains("  schedule: every PT1H (set by run --interval; the pair file says PT40M)"),
+        "{text}"
+    );
 
     let out = cli(with(&["start", "--pair", PAIR], true)).await.unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -111,14 +111,20 @@ async fn job_json(state: &AppState, pair: &str) -> Result<Value, ApiError> {
         .status(pair)
         .await
         .ok_or_else(|| ApiError::unknown_pair(pair))?;
+    // The interval in force: `run --interval` overrides the pair file's.
+    let overridden = state.handle.interval_override();
+    let mut schedule = json!({
+        "interval": iso_duration(overridden.unwrap_or(rt.pair.interval)),
+        "state": if status.paused { "Paused" } else { "Active" },
+    });
+    if overridden.is_some() {
+        schedule["configuredInterval"] = json!(iso_duration(rt.pair.interval));
+    }
     Ok(json!({
         "id": pair,
         "sourceTenantId": rt.pair.source.tenant_id,
         "targetTenantId": rt.pair.target.tenant_id,
-        "schedule": {
-            "interval": iso_duration(rt.pair.interval),
-            "state": if status.paused { "Paused" } else { "Active" },
-        },
+        "schedule": schedule,
         "status": status,
         "heldBy": state.handle.replica().map(|r| r.id.to_string()),
     }))

@@ -10,7 +10,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -69,9 +69,15 @@ struct TenantLabels {
 
 type DurationFamily = Family<PairLabels, Histogram, fn() -> Histogram>;
 
+/// 50 ms … 3 h: an incremental cycle with nothing to do up to a large initial sync. Written out
+/// rather than computed: `exponential_buckets(0.05, 3.0, …)` gives labels such as
+/// `le="0.15000000000000002"`, which people read and dashboards copy.
+const CYCLE_SECONDS_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 10800.0,
+];
+
 fn duration_histogram() -> Histogram {
-    // 50 ms … ~2.5 h: an incremental cycle with nothing to do up to a large initial sync.
-    Histogram::new(exponential_buckets(0.05, 3.0, 12))
+    Histogram::new(CYCLE_SECONDS_BUCKETS.iter().copied())
 }
 
 /// Every metric the admin API serves, and what the status page keeps of recent cycles.

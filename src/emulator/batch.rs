@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::auth::Grant;
-use super::call::{Reply, ReplyBody};
+use super::call::{ApiVersion, Reply, ReplyBody};
 use super::errors::GraphError;
 use super::server::{
     Emulator, Incoming, JSON_CONTENT_TYPE, RequestIds, error_reply, graph_segments, process,
@@ -129,17 +129,21 @@ fn parse(body: &[u8]) -> Result<Vec<Item>, GraphError> {
     Ok(items)
 }
 
-/// `/users?x` or `users?x` or an absolute Graph URL → (segments, query).
-fn split_url(url: &str) -> Option<(Vec<String>, Option<String>)> {
+/// `/users?x` or `users?x` or an absolute Graph URL → (segments, query). Items are relative to
+/// the version the `$batch` was posted to.
+fn split_url(url: &str, version: ApiVersion) -> Option<(Vec<String>, Option<String>)> {
     let rel = url
-        .strip_prefix("https://graph.microsoft.com/v1.0")
+        .strip_prefix(&format!(
+            "https://graph.microsoft.com/{}",
+            version.segment()
+        ))
         .unwrap_or(url)
         .trim_start_matches('/');
     let (path, query) = match rel.split_once('?') {
         Some((p, q)) => (p, Some(q.to_string())),
         None => (rel, None),
     };
-    let segments = graph_segments(&format!("/v1.0/{path}"))?;
+    let (_, segments) = graph_segments(&format!("/{}/{path}", version.segment()))?;
     Some((segments, query))
 }
 
@@ -207,12 +211,19 @@ fn execution_order(items: &[Item]) -> Result<Option<Vec<usize>>, GraphError> {
     Ok(Some(order))
 }
 
-async fn run_item(emu: &Emulator, grant: &Grant, it: &Item, ids: &RequestIds) -> Reply {
-    match split_url(&it.url) {
+async fn run_item(
+    emu: &Emulator,
+    grant: &Grant,
+    version: ApiVersion,
+    it: &Item,
+    ids: &RequestIds,
+) -> Reply {
+    match split_url(&it.url, version) {
         Some((segments, query)) => {
             let body = it.body.clone().unwrap_or_default();
             let req = Incoming {
                 method: it.method.clone(),
+                version,
                 segments,
                 raw_query: query.as_deref(),
                 headers: &it.headers,
@@ -230,6 +241,7 @@ async fn run_item(emu: &Emulator, grant: &Grant, it: &Item, ids: &RequestIds) ->
 pub async fn run(
     emu: &Emulator,
     grant: &Grant,
+    version: ApiVersion,
     body: &[u8],
     ids: &RequestIds,
     user_agent: Option<&HeaderValue>,
@@ -250,9 +262,12 @@ pub async fn run(
     }
     let mut responses: Vec<Value> = match order {
         None => {
-            let replies =
-                futures::future::join_all(items.iter().map(|it| run_item(emu, grant, it, ids)))
-                    .await;
+            let replies = futures::future::join_all(
+                items
+                    .iter()
+                    .map(|it| run_item(emu, grant, version, it, ids)),
+            )
+            .await;
             items
                 .iter()
                 .zip(replies)
@@ -272,7 +287,7 @@ pub async fn run(
                     );
                     error_reply(emu, &e, ids)
                 } else {
-                    run_item(emu, grant, it, ids).await
+                    run_item(emu, grant, version, it, ids).await
                 };
                 failed |= reply.status.as_u16() >= 400;
                 out.push(item_json(&it.id, reply));
@@ -326,11 +341,11 @@ mod tests {
     #[test]
     fn urls_may_be_relative_with_or_without_slash() {
         assert_eq!(
-            split_url("users?$top=1"),
+            split_url("users?$top=1", ApiVersion::V1),
             Some((vec!["users".to_string()], Some("$top=1".to_string())))
         );
         assert_eq!(
-            split_url("/users/a%23b").map(|(s, _)| s),
+            split_url("/users/a%23b", ApiVersion::Beta).map(|(s, _)| s),
             Some(vec!["users".to_string(), "a#b".to_string()])
         );
     }

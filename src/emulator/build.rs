@@ -272,7 +272,7 @@ fn tenant_from_seed(
                     .cloned()
                     .unwrap_or(json!({"isSyncAllowed": false})),
             );
-            // Beta `groupSyncInbound`: kept only when the seed sets it (see policy.rs).
+            // Beta-only `groupSyncInbound`: kept only when the seed sets it; served on /beta (policy.rs).
             if let Some(g) = s.get("groupSyncInbound") {
                 o.insert("groupSyncInbound".into(), g.clone());
             }

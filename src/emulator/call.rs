@@ -21,17 +21,36 @@ pub struct Settings {
     pub soft_delete_retention: chrono::Duration,
 }
 
+/// Graph's two API versions: `/v1.0` and `/beta`. Both reach the same directory; a few
+/// properties exist only on beta (identitySynchronization's `groupSyncInbound`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    Beta,
+}
+
+impl ApiVersion {
+    /// The path segment: `v1.0` or `beta`.
+    pub fn segment(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Call<'a> {
     pub method: Method,
-    /// Path segments after `/v1.0/`, percent-decoded.
+    pub version: ApiVersion,
+    /// Path segments after `/v1.0/` (or `/beta/`), percent-decoded.
     pub segments: Vec<String>,
     pub raw_query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub permissions: &'a BTreeSet<String>,
     pub now: DateTime<Utc>,
-    /// `{base}/v1.0`, for `@odata.context` and links.
+    /// `{base}/v1.0` (or `{base}/beta`), for `@odata.context` and links.
     pub graph_base: &'a str,
     pub settings: &'a Settings,
 }

@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 pub use errors::EmulatorError;
 pub use model::Directory;
 pub use seed::Seed;
-pub use server::WriteRecord;
+pub use server::{RequestRecord, WriteRecord};
 
 /// How to run the emulator. `Default` = 127.0.0.1:0, no state file, real time, throttling on.
 #[derive(Debug, Clone)]
@@ -126,6 +126,18 @@ impl EmulatorHandle {
     /// Every successful Graph write so far, in order.
     pub fn writes(&self) -> Vec<server::WriteRecord> {
         server::lock(&self.emulator.writes).clone()
+    }
+
+    /// Starts (or stops) recording every Graph round trip, for [`EmulatorHandle::requests`].
+    pub fn record_requests(&self, on: bool) {
+        self.emulator
+            .recording_requests
+            .store(on, Ordering::Release);
+    }
+
+    /// The Graph round trips recorded so far, in order (a `$batch` counts once).
+    pub fn requests(&self) -> Vec<server::RequestRecord> {
+        server::lock(&self.emulator.requests).clone()
     }
 
     /// A copy of the whole directory (what `/_emulator/export` returns).
@@ -236,6 +248,8 @@ pub async fn spawn(seed: Seed, options: EmulatorOptions) -> Result<EmulatorHandl
         token_lifetime: options.token_lifetime,
         base_url: format!("http://{addr}"),
         writes: Mutex::default(),
+        requests: Mutex::default(),
+        recording_requests: AtomicBool::new(false),
     });
     let app = axum::Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(server::token))

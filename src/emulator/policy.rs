@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::call::{Call, Outcome, Reply};
+use super::call::{ApiVersion, Call, Outcome, Reply};
 use super::errors::{ErrorDetail, GraphError};
 use super::model::{Obj, Partner, Tenant};
 
@@ -200,8 +200,32 @@ pub fn delete(t: &mut Tenant, call: &Call, partner: &str) -> Outcome {
     Ok(Reply::no_content())
 }
 
+const SYNC_TYPE: &str = "crossTenantIdentitySyncPolicyPartner";
+
+/// Properties of `crossTenantIdentitySyncPolicyPartner` in each version: `groupSyncInbound`
+/// (`crossTenantGroupSyncInbound`) is on beta only (the v1.0 resource page lists `displayName`,
+/// `tenantId`, `userSyncInbound`).
+fn sync_properties(version: ApiVersion) -> &'static [&'static str] {
+    match version {
+        ApiVersion::V1 => &["tenantId", "displayName", "userSyncInbound"],
+        ApiVersion::Beta => &[
+            "tenantId",
+            "displayName",
+            "userSyncInbound",
+            "groupSyncInbound",
+        ],
+    }
+}
+
 pub fn get_sync(t: &mut Tenant, call: &Call, partner: &str) -> Outcome {
     call.require(READ)?;
+    let known = sync_properties(call.version);
+    let select = call.query()?.select;
+    for name in select.as_deref().unwrap_or_default() {
+        if !known.contains(&name.as_str()) {
+            return Err(GraphError::unknown_property(name, SYNC_TYPE));
+        }
+    }
     let s = t
         .partners
         .get(partner)
@@ -214,11 +238,21 @@ pub fn get_sync(t: &mut Tenant, call: &Call, partner: &str) -> Outcome {
             "policies/crossTenantAccessPolicy/partners('{partner}')/identitySynchronization/$entity"
         ))),
     );
-    body.extend(s);
+    body.extend(s.into_iter().filter(|(k, _)| {
+        known.contains(&k.as_str())
+            && select
+                .as_ref()
+                .is_none_or(|sel| sel.iter().any(|name| name == k))
+    }));
     Ok(Reply::ok(Value::Object(body)))
 }
 
-fn sync_object(partner: &str, input: &Obj, base: Option<Obj>) -> Result<Obj, GraphError> {
+fn sync_object(
+    version: ApiVersion,
+    partner: &str,
+    input: &Obj,
+    base: Option<Obj>,
+) -> Result<Obj, GraphError> {
     let mut o = base.unwrap_or_else(|| {
         let mut o = Obj::new();
         o.insert("tenantId".into(), json!(partner));
@@ -226,14 +260,15 @@ fn sync_object(partner: &str, input: &Obj, base: Option<Obj>) -> Result<Obj, Gra
         o.insert("userSyncInbound".into(), json!({"isSyncAllowed": false}));
         o
     });
-    // `groupSyncInbound` is a beta property (crossTenantGroupSyncInbound); the emulator accepts
-    // it on v1.0 too and leaves it out until a client sets it (absent = group sync not allowed).
-    merge(
-        &mut o,
-        input,
-        &["displayName", "userSyncInbound", "groupSyncInbound"],
-        "crossTenantIdentitySyncPolicyPartner",
-    )?;
+    // `groupSyncInbound` is a beta property (crossTenantGroupSyncInbound): refused on v1.0 as
+    // an unknown property, and left out until a client sets it (absent = group sync not
+    // allowed).
+    let writable: Vec<&str> = sync_properties(version)
+        .iter()
+        .copied()
+        .filter(|p| *p != "tenantId")
+        .collect();
+    merge(&mut o, input, &writable, SYNC_TYPE)?;
     if let Some(g) = o.get("groupSyncInbound").filter(|g| !g.is_null()) {
         let well_formed = g.as_object().is_some_and(|g| {
             g.iter().all(|(k, v)| {
@@ -266,7 +301,7 @@ pub fn put_sync(t: &mut Tenant, call: &Call, partner: &str) -> Outcome {
             "A conflicting object with one or more of the specified property values is present in the directory.",
         ));
     }
-    p.identity_sync = Some(sync_object(partner, &input, None)?);
+    p.identity_sync = Some(sync_object(call.version, partner, &input, None)?);
     Ok(Reply::no_content())
 }
 
@@ -275,7 +310,7 @@ pub fn patch_sync(t: &mut Tenant, call: &Call, partner: &str) -> Outcome {
     let input = call.json_object()?;
     let p = t.partners.get_mut(partner).ok_or_else(company_not_found)?;
     let current = p.identity_sync.clone().ok_or_else(company_not_found)?;
-    p.identity_sync = Some(sync_object(partner, &input, Some(current))?);
+    p.identity_sync = Some(sync_object(call.version, partner, &input, Some(current))?);
     Ok(Reply::no_content())
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::auth::{self, Grant};
-use super::call::{Call, Reply, ReplyBody, Settings};
+use super::call::{ApiVersion, Call, Reply, ReplyBody, Settings};
 use super::clock::{Clock, error_date};
 use super::deleted_items;
 use super::dispatch::dispatch;
@@ -42,6 +42,20 @@ pub struct Emulator {
     pub base_url: String,
     /// Every successful write, in order (tests check who wrote when).
     pub writes: Mutex<Vec<WriteRecord>>,
+    /// Every authenticated Graph round trip, in order (a `$batch` is one), while
+    /// `recording_requests` is on (off by default: a long run would keep them all).
+    pub requests: Mutex<Vec<RequestRecord>>,
+    pub recording_requests: AtomicBool,
+}
+
+/// One Graph round trip as the emulator received it: a `$batch` is one request, whatever it
+/// holds (its items are in [`WriteRecord`]s when they write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub tenant: String,
+    pub method: String,
+    /// With the version: `/v1.0/groups/{id}`, `/beta/policies/…`, `/v1.0/$batch`.
+    pub path: String,
 }
 
 /// One successful Graph write as the emulator saw it: when (wall clock, not the emulator's
@@ -65,8 +79,8 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Emulator {
-    pub fn graph_base(&self) -> String {
-        format!("{}/v1.0", self.base_url)
+    pub fn graph_base(&self, version: ApiVersion) -> String {
+        format!("{}/{}", self.base_url, version.segment())
     }
 
     pub fn set_latency(&self, latency: std::time::Duration) {
@@ -167,18 +181,26 @@ pub fn render(reply: Reply, ids: &RequestIds) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Splits `/v1.0/a/b%23c` into decoded segments; `None` if the path is not under `/v1.0`.
-pub fn graph_segments(path: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix("/v1.0")?;
+/// Splits `/v1.0/a/b%23c` (or `/beta/…`) into its version and decoded segments; `None` if the
+/// path is under neither.
+pub fn graph_segments(path: &str) -> Option<(ApiVersion, Vec<String>)> {
+    let (version, rest) = [ApiVersion::V1, ApiVersion::Beta]
+        .into_iter()
+        .find_map(|v| {
+            path.strip_prefix('/')
+                .and_then(|p| p.strip_prefix(v.segment()))
+                .map(|rest| (v, rest))
+        })?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    Some(
+    Some((
+        version,
         rest.split('/')
             .filter(|s| !s.is_empty())
             .map(percent_decode)
             .collect(),
-    )
+    ))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -213,9 +235,10 @@ pub fn authenticate(emu: &Emulator, headers: &HeaderMap) -> Result<Grant, GraphE
 
 /// One Graph request through faults, throttling and dispatch. Used for top-level requests and
 /// for each `$batch` item.
-/// A Graph request after routing to `/v1.0` (top-level or a `$batch` item).
+/// A Graph request after routing to `/v1.0` or `/beta` (top-level or a `$batch` item).
 pub struct Incoming<'a> {
     pub method: Method,
+    pub version: ApiVersion,
     pub segments: Vec<String>,
     pub raw_query: Option<&'a str>,
     pub headers: &'a HeaderMap,
@@ -249,6 +272,7 @@ fn check_content_type(method: &Method, headers: &HeaderMap, body: &[u8]) -> Resu
 pub async fn process(emu: &Emulator, grant: &Grant, req: Incoming<'_>, ids: &RequestIds) -> Reply {
     let Incoming {
         method,
+        version,
         segments,
         raw_query,
         headers,
@@ -321,12 +345,13 @@ pub async fn process(emu: &Emulator, grant: &Grant, req: Incoming<'_>, ids: &Req
         ));
     }
     let settings = lock(&emu.settings).clone();
-    let graph_base = emu.graph_base();
+    let graph_base = emu.graph_base(version);
     let outcome = {
         let mut dir = lock(&emu.dir);
         emu.upkeep(&mut dir);
         let call = Call {
             method: method.clone(),
+            version,
             segments,
             raw_query,
             headers,
@@ -370,7 +395,7 @@ pub async fn graph(
     body: Bytes,
 ) -> Response {
     let ids = RequestIds::new(&headers);
-    let Some(segments) = graph_segments(uri.path()) else {
+    let Some((version, segments)) = graph_segments(uri.path()) else {
         let seg = uri
             .path()
             .trim_start_matches('/')
@@ -389,11 +414,19 @@ pub async fn graph(
         Ok(g) => g,
         Err(e) => return render(error_reply(&emu, &e, &ids), &ids),
     };
+    if emu.recording_requests.load(Ordering::Acquire) {
+        lock(&emu.requests).push(RequestRecord {
+            tenant: grant.tenant_id.clone(),
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+        });
+    }
     if segments.first().map(String::as_str) == Some("$batch") && segments.len() == 1 {
         let reply = if method == Method::POST {
             super::batch::run(
                 &emu,
                 &grant,
+                version,
                 &body,
                 &ids,
                 headers.get(axum::http::header::USER_AGENT),
@@ -406,6 +439,7 @@ pub async fn graph(
     }
     let req = Incoming {
         method,
+        version,
         segments,
         raw_query: uri.query(),
         headers: &headers,
@@ -461,7 +495,7 @@ pub async fn token(
     }
 }
 
-/// Anything outside `/v1.0`, the token endpoint and `/_emulator`.
+/// Anything outside the token endpoint and `/_emulator`: Graph (`/v1.0`, `/beta`) or a 400.
 pub async fn fallback(
     State(emu): State<Arc<Emulator>>,
     uri: Uri,
@@ -469,7 +503,7 @@ pub async fn fallback(
     method: Method,
     body: Bytes,
 ) -> Response {
-    if uri.path().starts_with("/v1.0") {
+    if graph_segments(uri.path()).is_some() {
         return graph(State(emu), method, uri, headers, body).await;
     }
     let ids = RequestIds::new(&headers);

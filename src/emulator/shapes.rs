@@ -18,8 +18,8 @@ use Shape::{Bool, Collection, Complex, String as Str};
 
 const TARGET_CONFIGURATION: &str = "crossTenantAccessPolicyTargetConfiguration";
 
-/// Declared properties of each complex type (v1.0 CSDL; `crossTenantGroupSyncInbound` and
-/// `identitySynchronization.groupSyncInbound` are beta, accepted on purpose for group sync).
+/// Declared properties of each complex type (v1.0 CSDL, plus beta's `crossTenantGroupSyncInbound`;
+/// `policy.rs` accepts `groupSyncInbound` on beta paths only).
 fn declared(type_name: &str) -> Option<&'static [(&'static str, Shape)]> {
     Some(match type_name {
         "crossTenantAccessPolicyConfigurationPartner" => &[

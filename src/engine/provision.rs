@@ -215,6 +215,7 @@ pub(crate) async fn provision_under_lease(
         approved_deletes: Default::default(),
         source_users: vec![planned_user],
         managed: managed.clone(),
+        live_managed: None,
         pending_creates: intents.iter().map(PendingCreate::from).collect(),
         target_users: target_users.clone(),
         target_read_complete: true,
@@ -274,7 +275,6 @@ pub(crate) async fn provision_under_lease(
             plan,
             delta_link: String::new(),
             source_pages: 0,
-            managed,
         };
         let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
         let outcome: ApplyOutcome = apply::apply(

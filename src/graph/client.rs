@@ -138,6 +138,8 @@ pub(crate) struct Inner {
     pub(crate) tenant_id: String,
     pub(crate) client_id: String,
     pub(crate) api_root: String,
+    /// `{base_url}/beta`, for the few properties Graph has only there.
+    beta_root: String,
     origin: String,
     pub(crate) settings: GraphSettings,
     http: reqwest::Client,
@@ -237,6 +239,7 @@ impl GraphClient {
                 tenant_id: tenant_id.to_owned(),
                 client_id: client_id.to_owned(),
                 api_root: format!("{base}/v1.0"),
+                beta_root: format!("{base}/beta"),
                 origin,
                 settings,
                 http,
@@ -263,6 +266,12 @@ impl GraphClient {
     /// `{base_url}/v1.0`.
     pub fn api_root(&self) -> &str {
         &self.inner.api_root
+    }
+
+    /// The absolute URL of `path` on Graph's beta endpoint (`{base_url}/beta/{path}`), for the
+    /// properties Graph does not have on v1.0 yet.
+    pub fn beta_url(&self, path: &str) -> String {
+        format!("{}/{}", self.inner.beta_root, path.trim_start_matches('/'))
     }
 
     /// Requests and throttled responses so far.
@@ -589,11 +598,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `PATCH users/{id}` for `PATCH {root}/v1.0/users/5b..?$select=x`: ids (GUIDs, `(appId='…')`
-/// keys, anything with a digit that is not a plain word) become `{id}`.
+/// keys, anything with a digit that is not a plain word) become `{id}`; a beta URL keeps a
+/// `beta/` prefix (`GET beta/policies/…`).
 pub fn endpoint_label(method: &Method, url: &str) -> String {
     let path = strip_query(url);
-    let path = path.split_once("/v1.0/").map_or(path, |(_, p)| p);
     let mut label = format!("{method} ");
+    let path = match path.split_once("/v1.0/") {
+        Some((_, p)) => p,
+        None => match path.split_once("/beta/") {
+            Some((_, p)) => {
+                label.push_str("beta/");
+                p
+            }
+            None => path,
+        },
+    };
     for (i, segment) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
         if i > 0 {
             label.push('/');
@@ -721,6 +740,11 @@ mod tests {
                 Method::GET,
                 format!("{root}/applications(appId='5c0ffee0')/extensionProperties?$select=name"),
                 "GET applications({id})/extensionProperties",
+            ),
+            (
+                Method::GET,
+                "http://127.0.0.1:9/beta/policies/crossTenantAccessPolicy/partners/c0000000-0000-4000-8000-000000000001/identitySynchronization?$select=groupSyncInbound".to_owned(),
+                "GET beta/policies/crossTenantAccessPolicy/partners/{id}/identitySynchronization",
             ),
         ];
         for (method, url, label) in cases {

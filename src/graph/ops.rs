@@ -322,16 +322,17 @@ impl GraphClient {
         format!("{}/directoryObjects/{}", self.api_root(), segment(id))
     }
 
-    /// `GET .../identitySynchronization` including the beta `groupSyncInbound`.
+    /// `GET /beta/.../identitySynchronization` with `groupSyncInbound`: Graph has that property
+    /// on beta only (v1.0 refuses it in `$select` and leaves it out of the object).
     pub async fn identity_synchronization_with_groups(
         &self,
         source_tenant_id: &str,
     ) -> Result<Option<IdentitySyncPolicyPartner>, GraphError> {
         let url = with_query(
-            &format!(
+            &self.beta_url(&format!(
                 "policies/crossTenantAccessPolicy/partners/{}/identitySynchronization",
                 segment(source_tenant_id)
-            ),
+            )),
             &[("$select", IDENTITY_SYNC_GROUPS_SELECT)],
         );
         match self.send_json(Method::GET, &url, None).await {

@@ -163,10 +163,10 @@ async fn bad_input_gets_graph_errors_never_a_500() {
         .await
         .expect("sent");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    // Outside /v1.0.
+    // Outside /v1.0 and /beta.
     let resp = env
         .http
-        .get(env.url("/beta/users"))
+        .get(env.url("/v2.0/users"))
         .send()
         .await
         .expect("sent");

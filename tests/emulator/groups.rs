@@ -599,34 +599,82 @@ async fn deleted_groups_are_restorable_with_their_members() {
 }
 
 #[tokio::test]
-async fn identity_synchronization_accepts_group_sync_inbound() {
+async fn group_sync_inbound_is_served_on_beta_and_refused_on_v1() {
     let env = start().await;
     let t = env.token(TARGET).await;
     let path =
         format!("/policies/crossTenantAccessPolicy/partners/{SOURCE}/identitySynchronization");
-    let (_, before) = env.get(&t, &path).await;
+    let beta = env.url(&format!("/beta{path}"));
+    let (_, before) = env.get(&t, &beta).await;
     assert!(before.get("groupSyncInbound").is_none(), "{before}");
+    // v1.0 has no such property (crossTenantIdentitySyncPolicyPartner v1.0): 400 to write it,
+    // 400 to select it.
+    let (status, body) = env
+        .patch(
+            &t,
+            &path,
+            json!({"groupSyncInbound": {"isSyncAllowed": true}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'groupSyncInbound'")),
+        "{body}"
+    );
     assert_eq!(
         env.patch(
             &t,
-            &path,
+            &beta,
             json!({"groupSyncInbound": {"isSyncAllowed": true}})
         )
         .await
         .0,
         StatusCode::NO_CONTENT
     );
-    let (_, after) = env.get(&t, &path).await;
+    let (_, after) = env.get(&t, &beta).await;
     assert_eq!(after["groupSyncInbound"]["isSyncAllowed"], true);
     assert_eq!(after["userSyncInbound"]["isSyncAllowed"], true);
+    assert!(
+        after["@odata.context"]
+            .as_str()
+            .is_some_and(|c| c.contains("/beta/$metadata")),
+        "{after}"
+    );
+    // On v1.0 the object has no groupSyncInbound, and selecting it is a 400.
+    let (status, v1) = env.get(&t, &path).await;
+    assert_eq!(status, StatusCode::OK, "{v1}");
+    assert!(v1.get("groupSyncInbound").is_none(), "{v1}");
+    let (status, body) = env
+        .get(&t, &format!("{path}?$select=tenantId,groupSyncInbound"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, selected) = env
+        .get(&t, &format!("{beta}?$select=groupSyncInbound"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{selected}");
+    assert_eq!(selected["groupSyncInbound"]["isSyncAllowed"], true);
+    assert!(selected.get("userSyncInbound").is_none(), "{selected}");
     for bad in [
         json!({"groupSyncInbound": {"isSyncAllowed": "yes"}}),
         json!({"groupSyncInbound": {"isSyncAlowed": true}}),
     ] {
         assert_eq!(
-            env.patch(&t, &path, bad.clone()).await.0,
+            env.patch(&t, &beta, bad.clone()).await.0,
             StatusCode::BAD_REQUEST,
             "{bad}"
         );
     }
+    // A beta `$batch` runs its items on beta.
+    let (status, body) = env
+        .post(
+            &t,
+            &env.url("/beta/$batch"),
+            json!({"requests": [{"id": "1", "method": "GET",
+                "url": format!("{path}?$select=groupSyncInbound")}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["responses"][0]["status"], 200, "{body}");
 }

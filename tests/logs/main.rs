@@ -30,10 +30,21 @@ async fn run_once(config: &Path, state: &Path) -> Vec<Value> {
 
 /// [`run_once`], expecting exit status `code` (3: deletes were staged).
 async fn run_once_status(config: &Path, state: &Path, code: i32) -> Vec<Value> {
+    run_once_with(config, state, code, &[]).await
+}
+
+/// [`run_once_status`] with more arguments for `run`.
+async fn run_once_with(
+    config: &Path,
+    state: &Path,
+    code: i32,
+    extra: &'static [&'static str],
+) -> Vec<Value> {
     let (config, state) = (config.to_owned(), state.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         World::run_command(&config, &state)
             .args(["--once", "--log-format", "json"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .output()
             .expect("ctsync runs")
@@ -206,6 +217,77 @@ async fn every_action_line_names_the_user_and_json_fields_are_json() {
     let staged = named(&lines, "stagedDelete", "isaiah");
     assert_eq!(staged["intended_action"], "softDelete", "{staged}");
     named(&lines, "stagedDelete", "joni");
+}
+
+/// `run --once` exits 3 when the guard stages deletes; `run --once --approve-deletes` then lets
+/// exactly that set through (and logs each approval by name). Deletes its own cycle stages are
+/// not approved by it: it exits 3 again.
+#[tokio::test]
+async fn a_one_shot_run_approves_the_staged_deletes_and_only_those() {
+    let sales = json!({"department": "Sales"});
+    let aliases = ["adele", "bob", "carol", "dan", "erin"];
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            aliases
+                .iter()
+                .map(|a| user(a, "contoso.com", sales.clone()))
+                .collect(),
+        )],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let state = world.dir.path().join("approve-state.db");
+    run_once(&file, &state).await;
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 5);
+    let delete_source = |upn: &'static str| {
+        let world = &world;
+        async move {
+            let id = world.source_id(CONTOSO, upn).await;
+            world
+                .call(
+                    CONTOSO,
+                    reqwest::Method::DELETE,
+                    &format!("users/{id}"),
+                    None,
+                )
+                .await;
+        }
+    };
+    delete_source("bob@contoso.com").await;
+    delete_source("carol@contoso.com").await;
+    let lines = run_once_status(&file, &state, 3).await;
+    named(&lines, "stagedDelete", "bob");
+    assert_eq!(
+        world.b2b_users(FABRIKAM).await.len(),
+        5,
+        "nothing deleted yet"
+    );
+
+    // Approved in a one-shot run: both go, each approval named; exit 0.
+    let lines = run_once_with(&file, &state, 0, &["--approve-deletes"]).await;
+    let approved: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "staged removal approved")
+        .collect();
+    assert_eq!(approved.len(), 2, "{lines:#?}");
+    assert!(
+        approved
+            .iter()
+            .any(|l| l["user_principal_name"] == "bob@contoso.com"),
+        "{approved:?}"
+    );
+    named(&lines, "delete", "bob");
+    named(&lines, "delete", "carol");
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
+
+    // Nothing staged before this run: its own staged deletes wait for a person (exit 3).
+    delete_source("dan@contoso.com").await;
+    delete_source("erin@contoso.com").await;
+    let lines = run_once_with(&file, &state, 3, &["--approve-deletes"]).await;
+    named(&lines, "stagedDelete", "dan");
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
 }
 
 /// `ctsync plan` writes nothing: no state file appears, the directory is unchanged (the anchor

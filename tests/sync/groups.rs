@@ -670,3 +670,67 @@ async fn plan_json_carries_group_creates_updates_and_member_diffs_with_names_sna
     redact_generated_ids(&mut groups);
     insta::assert_json_snapshot!(groups);
 }
+
+#[tokio::test]
+async fn group_sync_consent_is_read_on_graph_beta_and_turning_it_off_stops_group_writes() {
+    let (world, file) = start(true, "").await;
+    world.emulator.record_requests(true);
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.groups.expect("groups").counts["create"], 1);
+    // groupSyncInbound exists on Graph beta only: the group pass reads it there.
+    let policy =
+        format!("policies/crossTenantAccessPolicy/partners/{CONTOSO}/identitySynchronization");
+    let reads: Vec<String> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.tenant == FABRIKAM && r.path.ends_with("/identitySynchronization"))
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        reads.contains(&format!("/beta/{policy}")),
+        "the group consent read on beta: {reads:?}"
+    );
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // The target's admin turns group sync off (a beta PATCH, as in Graph's docs); the source
+    // group is then renamed. Nothing is written to the group; the reason says why.
+    let admin = world.admin(FABRIKAM);
+    admin
+        .send(
+            reqwest::Method::PATCH,
+            &admin.beta_url(&policy),
+            &[],
+            Some(&json!({"groupSyncInbound": {"isSyncAllowed": false}})),
+            1,
+        )
+        .await
+        .expect("beta PATCH");
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PATCH,
+            &format!("groups/{SALES}"),
+            Some(json!({"displayName": "Sales EMEA"})),
+        )
+        .await;
+    let writes_before = world.emulator.writes().len();
+    let g = world.cycle(&rt).await.groups.expect("groups");
+    assert!(
+        g.blocked
+            .as_deref()
+            .is_some_and(|b| b.contains("groupSyncInbound")),
+        "{g:?}"
+    );
+    let unchanged = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("already-synced groups are left as they are");
+    assert_eq!(unchanged.id, group.id);
+    let group_writes = world.emulator.writes()[writes_before..]
+        .iter()
+        .filter(|w| w.path.starts_with("/groups"))
+        .count();
+    assert_eq!(group_writes, 0);
+}

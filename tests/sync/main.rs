@@ -4,6 +4,7 @@
 mod executor;
 mod groups;
 mod heal;
+mod store_reads;
 mod world;
 
 use serde_json::json;

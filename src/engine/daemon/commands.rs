@@ -177,25 +177,37 @@ impl Job {
             }
         }
         if scope.force_deletes {
-            // The approval covers exactly the removals staged now; one that appears later is
-            // judged by the guard on its own.
-            match &self.status.staged_deletes {
-                Some(staged) => {
-                    self.pending
-                        .approved_deletes
-                        .extend(staged.users.iter().filter_map(|u| Anchor::parse(&u.anchor)));
-                    self.pending
-                        .reread
-                        .extend(staged.users.iter().map(|u| u.source_object_id.clone()));
-                }
-                None => {
-                    tracing::info!(pair = %self.pair, "ForceDeletes: no staged deletes to approve");
-                }
-            }
+            self.approve_staged_deletes();
         }
         self.status.paused = false;
         self.status.escrows_pruned = false;
         self.save().await;
+    }
+
+    /// Lets the removals staged now through in the next cycle (restart `ForceDeletes`, or
+    /// `run --once --approve-deletes`). The approval covers exactly this set; one that appears
+    /// later is judged by the guard on its own. Returns how many were approved.
+    pub(super) fn approve_staged_deletes(&mut self) -> usize {
+        let Some(staged) = &self.status.staged_deletes else {
+            tracing::info!(pair = %self.pair, "ForceDeletes: no staged deletes to approve");
+            return 0;
+        };
+        for user in &staged.users {
+            tracing::info!(
+                pair = %self.pair,
+                user_principal_name = %user.user_principal_name,
+                intended_action = %user.intended_action,
+                target_id = %user.target_id,
+                "staged removal approved"
+            );
+        }
+        self.pending
+            .approved_deletes
+            .extend(staged.users.iter().filter_map(|u| Anchor::parse(&u.anchor)));
+        self.pending
+            .reread
+            .extend(staged.users.iter().map(|u| u.source_object_id.clone()));
+        staged.users.len()
     }
 
     pub(super) async fn reconfigure(&mut self, runtime: Arc<PairRuntime>, full: bool) -> bool {

@@ -212,6 +212,9 @@ pub(super) async fn run_job(
         pending: Pending::default(),
         retry_in: None,
     };
+    if options.once && options.approve_staged_deletes {
+        job.approve_staged_deletes();
+    }
     loaded.store(true, std::sync::atomic::Ordering::Release);
     // Shutdown or removal of the pair stops the job the same way.
     let stopping = CancellationToken::new();

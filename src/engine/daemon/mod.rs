@@ -44,6 +44,10 @@ pub struct DaemonOptions {
     pub once: bool,
     /// Overrides every pair's interval (demos and tests).
     pub interval_override: Option<std::time::Duration>,
+    /// With `once`: approve, before the cycle, the deletes the deletion guard had staged (the
+    /// set a person reviewed after the previous run exited 3). Deletes staged by this run's
+    /// own cycle stay staged.
+    pub approve_staged_deletes: bool,
 }
 
 /// The jobs of a topology.
@@ -90,6 +94,7 @@ impl Daemon {
                     statuses,
                     reloads,
                     spawns: spawn_tx,
+                    interval_override: options.interval_override,
                 }),
             },
             options,
