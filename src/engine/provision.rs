@@ -140,10 +140,24 @@ impl ProvisionReport {
     }
 }
 
-/// Provisions (or previews) one source user given by object id or UPN.
+/// Provisions (or previews) one source user given by object id or UPN, outside any daemon
+/// (`ctsync provision`). A running daemon provisions through the job's mailbox instead
+/// ([`crate::engine::DaemonHandle::provision`]), so that it never overlaps a cycle.
 pub async fn provision_on_demand(
     rt: &PairRuntime,
     store: &dyn StateStore,
+    user: &str,
+    dry_run: bool,
+) -> Result<ProvisionReport, EngineError> {
+    provision_under_lease(rt, store, None, user, dry_run).await
+}
+
+/// [`provision_on_demand`] by the pair's job: its writes stop before they start once the
+/// pair's `lease` (several replicas) may have lapsed, as a cycle's do.
+pub(crate) async fn provision_under_lease(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    lease: Option<&crate::store::LeaseGuard>,
     user: &str,
     dry_run: bool,
 ) -> Result<ProvisionReport, EngineError> {
@@ -272,8 +286,17 @@ pub async fn provision_on_demand(
             source_pages: 0,
         };
         let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
-        let outcome: ApplyOutcome =
-            apply::apply(rt, store, &planned.plan, &cycle_id, Default::default()).await?;
+        let outcome: ApplyOutcome = apply::apply(
+            rt,
+            store,
+            &planned.plan,
+            &cycle_id,
+            apply::ApplyContext {
+                lease,
+                ..Default::default()
+            },
+        )
+        .await?;
         succeeded = Some(outcome.failed == 0);
     }
     Ok(ProvisionReport {

@@ -413,6 +413,62 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
     assert_eq!(json[0]["cycle"], "full", "{json}");
 }
 
+/// `ctsync plan` says "full" when the periodic full reconcile is due (`fullSyncInterval` has
+/// passed since the last full cycle), as the daemon will run it, not "incremental" (within
+/// the interval it says "incremental": `plan_writes_nothing_and_says_which_cycle_comes_next`).
+#[tokio::test]
+async fn plan_says_full_when_the_full_reconcile_is_due() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    ))
+    .await;
+    let spec = "  scope: { mode: all }\n  fullSyncInterval: 2s\n";
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, spec);
+    let state = world.dir.path().join("state.db");
+    let run = |args: &'static [&'static str], plan: bool| {
+        let (file, state) = (file.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = if plan {
+                let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"));
+                c.arg("plan")
+                    .arg("--config")
+                    .arg(&file)
+                    .arg("--state")
+                    .arg(&state);
+                c
+            } else {
+                World::run_command(&file, &state)
+            };
+            command.args(args).output().expect("ctsync runs")
+        })
+    };
+    let ran = run(&["--once"], false).await.expect("joined");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
+    // Once the interval has passed (the status's fullSync.next is the cycle's start + 2 s):
+    // the next cycle is the full reconcile, in text and in JSON.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let out = run(&[], true).await.expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("next cycle: full (the full reconcile is due"),
+        "{stdout}"
+    );
+    let out = run(&["--format", "json"], true).await.expect("joined");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    assert_eq!(json[0]["cycle"], "full", "{json}");
+}
+
 /// `provision --user` for someone the source does not have says so in words.
 #[tokio::test]
 async fn provision_of_an_unknown_user_says_it_was_not_found() {
