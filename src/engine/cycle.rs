@@ -64,7 +64,6 @@ pub struct PlannedCycle {
     /// The watermark to save after the cycle is recorded.
     pub delta_link: String,
     pub source_pages: usize,
-    pub managed: Vec<ManagedUser>,
 }
 
 /// What one applied cycle did.
@@ -122,7 +121,7 @@ pub(super) async fn preflight_cached(rt: &PairRuntime) -> Result<(bool, bool), E
 
 /// The preflight of a preview: the same checks, nothing registered, nothing cached. Returns
 /// (inbound sync allowed, anchor extension registered).
-async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
+pub(super) async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
     let allowed = preflight_checks(rt, false).await?;
     let registered = rt.anchor_ready.get().is_some() || !allowed || anchor_registered(rt).await?;
     Ok((allowed, registered))
@@ -322,16 +321,18 @@ async fn ensure_anchor_extension(rt: &PairRuntime, register: bool) -> Result<(),
 
 /// Reads the source for this cycle: a full enumeration without a watermark (or when asked, or
 /// when Graph says the token expired), otherwise the delta since the watermark with each
-/// changed user re-read in full.
+/// changed user re-read in full. An incremental read asks the store only about the users the
+/// delta names (and, with assignment scoping, the anchors alone): never every managed user.
 async fn read_source(
     rt: &PairRuntime,
+    store: &dyn StateStore,
     watermark: Option<&Watermark>,
     full: bool,
     assignments: Option<&AssignmentIndex>,
-    managed: &[ManagedUser],
     reread: &BTreeSet<String>,
 ) -> Result<(CycleKind, SourceRead), EngineError> {
     let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
+    let tenant = rt.pair.source.tenant_id.as_str();
     if let (Some(watermark), false) = (watermark, full) {
         match read::source_delta(rt, &watermark.delta_link).await {
             Ok(mut changes) => {
@@ -341,33 +342,25 @@ async fn read_source(
                 // A report's manager reference follows its manager, but when the manager is
                 // deleted or changes (leaves scope, say), the delta does not name the report:
                 // re-read the linked users whose exported manager is one of the changed users.
-                let touched: BTreeSet<&str> = changes
+                let touched: Vec<Anchor> = changes
                     .users
                     .keys()
                     .chain(changes.removed.keys())
-                    .map(String::as_str)
+                    .map(|id| Anchor::new(tenant, id))
                     .collect();
-                for m in managed {
-                    let manager_id = m
-                        .last_exported
-                        .get("manager")
-                        .and_then(serde_json::Value::as_str)
-                        .and_then(|anchor| anchor.rsplit('/').next());
-                    if manager_id.is_some_and(|id| touched.contains(id)) {
-                        wanted.insert(m.anchor.source_object_id().to_owned());
-                    }
+                for report in store.reports_of(rt.name(), &touched).await? {
+                    wanted.insert(report.source_object_id().to_owned());
                 }
                 // Assignment changes do not show in the users' delta: re-evaluate users whose
-                // assignment and link disagree.
+                // assignment and link disagree. (Assignment scoping reads every assignment each
+                // cycle anyway; this reads the linked anchors alone, not their values.)
                 if let Some(index) = assignments {
-                    let linked: BTreeSet<&str> = managed
-                        .iter()
-                        .map(|m| m.anchor.source_object_id())
-                        .collect();
-                    for m in managed {
-                        let id = m.anchor.source_object_id();
+                    let anchors = store.managed_anchors(rt.name()).await?;
+                    let linked: BTreeSet<&str> =
+                        anchors.iter().map(Anchor::source_object_id).collect();
+                    for id in &linked {
                         if index.assignment_of(id) == scope::Assignment::None {
-                            wanted.insert(id.to_owned());
+                            wanted.insert((*id).to_owned());
                         }
                     }
                     for id in index.user_ids() {
@@ -379,19 +372,25 @@ async fn read_source(
                 // The reverse: a user who may be created or restored in this cycle (changed,
                 // and not linked or soft-deleted by us) can be the manager of linked users whose
                 // reference could not be set while it was missing; the delta does not name them.
-                let linked_live: BTreeSet<&str> = managed
-                    .iter()
-                    .filter(|m| m.soft_deleted_by_us_at.is_none())
-                    .map(|m| m.anchor.source_object_id())
-                    .collect();
-                let newcomers: Vec<String> = changes
+                let changed: Vec<Anchor> = changes
                     .users
                     .keys()
-                    .filter(|id| !linked_live.contains(id.as_str()))
-                    .cloned()
+                    .map(|id| Anchor::new(tenant, id))
                     .collect();
-                for id in newcomers {
-                    let reports = rt.source.direct_reports(&id).await.map_err(source_error)?;
+                let linked_live: BTreeSet<Anchor> = store
+                    .managed_users_among(rt.name(), &changed)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.soft_deleted_by_us_at.is_none())
+                    .map(|m| m.anchor)
+                    .collect();
+                let newcomers = changed.iter().filter(|a| !linked_live.contains(*a));
+                for anchor in newcomers {
+                    let reports = rt
+                        .source
+                        .direct_reports(anchor.source_object_id())
+                        .await
+                        .map_err(source_error)?;
                     wanted.extend(reports.into_iter().map(|r| r.id));
                 }
                 let mut users = BTreeMap::new();
@@ -423,6 +422,71 @@ async fn read_source(
         .await
         .map_err(source_error)?;
     Ok((CycleKind::Initial, read))
+}
+
+/// What the store knows that this cycle needs. A cycle that reads everything (initial, or the
+/// target in full for drift correction) loads every managed user; an incremental one loads the
+/// users it read and, once their managers are known, those managers
+/// ([`ManagedView::add_managers`]), and counts the live links for the deletion guard.
+struct ManagedView {
+    users: Vec<ManagedUser>,
+    /// None when `users` holds every managed user.
+    live_count: Option<usize>,
+}
+
+impl ManagedView {
+    async fn load(
+        rt: &PairRuntime,
+        store: &dyn StateStore,
+        everything: bool,
+        source: &SourceRead,
+    ) -> Result<ManagedView, EngineError> {
+        if everything {
+            return Ok(ManagedView {
+                users: store.managed_users(rt.name()).await?,
+                live_count: None,
+            });
+        }
+        let tenant = rt.pair.source.tenant_id.as_str();
+        let anchors: Vec<Anchor> = source
+            .users
+            .keys()
+            .chain(source.removed.keys())
+            .map(|id| Anchor::new(tenant, id))
+            .collect();
+        Ok(ManagedView {
+            users: store.managed_users_among(rt.name(), &anchors).await?,
+            live_count: Some(store.live_managed_count(rt.name()).await?),
+        })
+    }
+
+    /// Loads the managers the source users name that are not loaded yet (the manager pass
+    /// resolves a reference through the manager's link).
+    async fn add_managers(
+        &mut self,
+        rt: &PairRuntime,
+        store: &dyn StateStore,
+        users: &[SourceUser],
+    ) -> Result<(), EngineError> {
+        if self.live_count.is_none() {
+            return Ok(());
+        }
+        let loaded: BTreeSet<&Anchor> = self.users.iter().map(|m| &m.anchor).collect();
+        let missing: Vec<Anchor> = users
+            .iter()
+            .filter_map(|u| match &u.manager {
+                ManagerRef::Set(id) => Some(Anchor::new(&rt.pair.source.tenant_id, id)),
+                _ => None,
+            })
+            .filter(|a| !loaded.contains(a))
+            .collect();
+        if !missing.is_empty() {
+            self.users
+                .extend(store.managed_users_among(rt.name(), &missing).await?);
+            self.users.sort_by(|a, b| a.anchor.cmp(&b.anchor));
+        }
+        Ok(())
+    }
 }
 
 /// Builds the planner's view of one source user: scope, mapping, manager, matching.
@@ -538,7 +602,6 @@ pub async fn compute_plan(
         (allowed, cached, true)
     };
     let watermark = store.watermark(rt.name()).await?;
-    let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
     let escrows = store.escrows(rt.name()).await?;
     let assignments = match rt.scope_setting() {
@@ -547,14 +610,16 @@ pub async fn compute_plan(
     };
     let (kind, source) = read_source(
         rt,
+        store,
         watermark.as_ref(),
         options.full,
         assignments.as_ref(),
-        &managed,
         &options.reread,
     )
     .await?;
     let read_target = kind == CycleKind::Initial || rt.pair.drift_correction;
+    // Reading the whole target (link conflicts, adoption candidates) needs every link.
+    let mut managed = ManagedView::load(rt, store, read_target, &source).await?;
     let target_users = if read_target {
         read::target_users_with(rt, anchor_registered).await?
     } else {
@@ -566,6 +631,7 @@ pub async fn compute_plan(
     // evaluate again with what was learnt.
     let unique_attributes = unique::attributes(rt);
     let linked: BTreeMap<&str, &str> = managed
+        .users
         .iter()
         .map(|m| (m.anchor.source_object_id(), m.target_id.as_str()))
         .collect();
@@ -598,6 +664,7 @@ pub async fn compute_plan(
     for id in source.removed.keys() {
         source_users.push(deleted_source_user(id));
     }
+    managed.add_managers(rt, store, &source_users).await?;
     let input = PlanInput {
         pair: rt.name().to_owned(),
         source_tenant_id: rt.pair.source.tenant_id.clone(),
@@ -613,7 +680,8 @@ pub async fn compute_plan(
         inbound_sync_allowed,
         approved_deletes: options.approved_deletes.clone(),
         source_users,
-        managed: managed.clone(),
+        managed: managed.users,
+        live_managed: managed.live_count,
         pending_creates: intents
             .iter()
             .map(|i| PendingCreate {
@@ -632,7 +700,7 @@ pub async fn compute_plan(
             .collect(),
     };
     let mut plan = plan::plan(&input);
-    let book = names::read_names(rt, source.users.iter(), &input.target_users, &managed);
+    let book = names::read_names(rt, source.users.iter(), &input.target_users, &input.managed);
     // A cached verdict only serves cycles that write nothing: before writing, check again,
     // and plan again if the target's policy changed meanwhile.
     if preflight_was_cached && plan_writes(&plan) {
@@ -651,7 +719,6 @@ pub async fn compute_plan(
         plan,
         delta_link: source.delta_link,
         source_pages: source.pages,
-        managed,
     })
 }
 

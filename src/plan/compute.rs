@@ -99,11 +99,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         update.clears_escrow = escrowed.contains(&(&update.anchor, true));
     }
 
-    let managed_count = input
-        .managed
-        .iter()
-        .filter(|m| m.soft_deleted_by_us_at.is_none())
-        .count();
+    let managed_count = input.live_managed.unwrap_or_else(|| {
+        input
+            .managed
+            .iter()
+            .filter(|m| m.soft_deleted_by_us_at.is_none())
+            .count()
+    });
     let guard = super::guard::outcome_not_evaluated(&input.settings.deletion_guard);
     let raw = Plan::new(
         input.pair.clone(),

@@ -26,8 +26,14 @@ pub struct PlanInput {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub approved_deletes: BTreeSet<Anchor>,
     pub source_users: Vec<SourceUser>,
-    /// The store's knowledge: one record per anchor linked to a target user.
+    /// The store's knowledge: one record per anchor linked to a target user. On a full read,
+    /// every one; on a delta read, at least those of the source users read and of their
+    /// managers (the engine reads no more than the cycle touches).
     pub managed: Vec<ManagedUser>,
+    /// How many live users ctsync manages (the deletion guard's base) when `managed` holds only
+    /// some of them; None: count `managed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_managed: Option<usize>,
     /// Creates recorded as intended but not yet resolved (invariant 6).
     pub pending_creates: Vec<PendingCreate>,
     /// Target users the engine read this cycle: users carrying an anchor and candidate B2B users

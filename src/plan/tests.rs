@@ -35,6 +35,7 @@ fn input() -> PlanInput {
         approved_deletes: Default::default(),
         source_users: vec![],
         managed: vec![],
+        live_managed: None,
         pending_creates: vec![],
         target_users: vec![],
         target_read_complete: false,

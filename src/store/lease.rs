@@ -447,6 +447,30 @@ impl StateStore for FencedStore {
         self.inner.managed_user(pair, anchor)
     }
 
+    fn managed_users_among<'a>(
+        &'a self,
+        pair: &'a str,
+        anchors: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<ManagedUser>>> {
+        self.inner.managed_users_among(pair, anchors)
+    }
+
+    fn reports_of<'a>(
+        &'a self,
+        pair: &'a str,
+        managers: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<Anchor>>> {
+        self.inner.reports_of(pair, managers)
+    }
+
+    fn managed_anchors<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<Anchor>>> {
+        self.inner.managed_anchors(pair)
+    }
+
+    fn live_managed_count<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<usize>> {
+        self.inner.live_managed_count(pair)
+    }
+
     fn create_intents<'a>(
         &'a self,
         pair: &'a str,

@@ -173,6 +173,29 @@ pub trait StateStore: Send + Sync {
         anchor: &'a Anchor,
     ) -> BoxFuture<'a, StoreResult<Option<ManagedUser>>>;
 
+    /// The managed users among `anchors` with their last exported values, sorted by anchor; an
+    /// anchor ctsync does not manage is left out. What an incremental cycle reads: the users
+    /// that changed and their managers, never the whole pair.
+    fn managed_users_among<'a>(
+        &'a self,
+        pair: &'a str,
+        anchors: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<ManagedUser>>>;
+
+    /// The anchors of the managed users whose last exported manager is one of `managers`,
+    /// sorted (the delta does not name the reports of a manager who changed or left).
+    fn reports_of<'a>(
+        &'a self,
+        pair: &'a str,
+        managers: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<Anchor>>>;
+
+    /// Every managed anchor, sorted, without the exported values (assignment reconciliation).
+    fn managed_anchors<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<Anchor>>>;
+
+    /// How many managed users are live (not soft-deleted by ctsync): the deletion guard's base.
+    fn live_managed_count<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<usize>>;
+
     /// Creates recorded but not resolved, sorted by anchor.
     fn create_intents<'a>(&'a self, pair: &'a str)
     -> BoxFuture<'a, StoreResult<Vec<CreateIntent>>>;

@@ -137,6 +137,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         saved_at    TEXT COLLATE "C" NOT NULL
     );
     "#,
+    // 4: incremental cycles read only what changed (same purpose as SQLite's migration 3): the
+    // reports of a manager, by the manager's anchor (the JSON string under `manager`, as text),
+    // and the count of live links.
+    r#"
+    CREATE INDEX exported_values_manager ON exported_values (pair, (value #>> '{}'))
+        WHERE attribute = 'manager';
+    CREATE INDEX managed_users_live ON managed_users (pair) WHERE soft_deleted_by_us_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

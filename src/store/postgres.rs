@@ -521,10 +521,11 @@ async fn put_exported(
 }
 
 impl PostgresStore {
+    /// Every managed user of `pair`, or (with `only`) those among the given anchors.
     async fn read_managed(
         &self,
         pair: &str,
-        only: Option<&Anchor>,
+        only: Option<&[Anchor]>,
     ) -> StoreResult<Vec<ManagedUser>> {
         let client = self.client().await?;
         // One statement: the links and their values come from one snapshot.
@@ -534,11 +535,11 @@ impl PostgresStore {
                         m.soft_deleted_by_us_at, e.attribute, e.value
                  FROM managed_users m
                  LEFT JOIN exported_values e ON e.pair = m.pair AND e.anchor = m.anchor
-                 WHERE m.pair = $1 AND ($2::text IS NULL OR m.anchor = $2)
+                 WHERE m.pair = $1 AND ($2::text[] IS NULL OR m.anchor = ANY($2))
                  ORDER BY m.anchor, e.attribute",
             )
             .await?;
-        let filter = only.map(Anchor::as_str);
+        let filter: Option<Vec<&str>> = only.map(|a| a.iter().map(Anchor::as_str).collect());
         let rows = client.query(&stmt, &[&pair, &filter]).await?;
         let mut out: Vec<ManagedUser> = Vec::new();
         for row in rows {
@@ -705,10 +706,78 @@ impl StateStore for PostgresStore {
     ) -> BoxFuture<'a, StoreResult<Option<ManagedUser>>> {
         Box::pin(async move {
             Ok(self
-                .read_managed(pair, Some(anchor))
+                .read_managed(pair, Some(std::slice::from_ref(anchor)))
                 .await?
                 .into_iter()
                 .next())
+        })
+    }
+
+    fn managed_users_among<'a>(
+        &'a self,
+        pair: &'a str,
+        anchors: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<ManagedUser>>> {
+        Box::pin(async move {
+            if anchors.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.read_managed(pair, Some(anchors)).await
+        })
+    }
+
+    fn reports_of<'a>(
+        &'a self,
+        pair: &'a str,
+        managers: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<Anchor>>> {
+        Box::pin(async move {
+            if managers.is_empty() {
+                return Ok(Vec::new());
+            }
+            let client = self.client().await?;
+            // The partial index's condition names the attribute literally:
+            // `plan::MANAGER_ATTRIBUTE` (the store suite writes the reports under that constant).
+            let stmt = client
+                .prepare_cached(
+                    "SELECT DISTINCT anchor FROM exported_values
+                     WHERE pair = $1 AND attribute = 'manager' AND (value #>> '{}') = ANY($2)
+                     ORDER BY anchor",
+                )
+                .await?;
+            let managers: Vec<&str> = managers.iter().map(Anchor::as_str).collect();
+            let rows = client.query(&stmt, &[&pair, &managers]).await?;
+            rows.iter()
+                .map(|row| parse_anchor(row.try_get(0)?))
+                .collect()
+        })
+    }
+
+    fn managed_anchors<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<Anchor>>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached("SELECT anchor FROM managed_users WHERE pair = $1 ORDER BY anchor")
+                .await?;
+            let rows = client.query(&stmt, &[&pair]).await?;
+            rows.iter()
+                .map(|row| parse_anchor(row.try_get(0)?))
+                .collect()
+        })
+    }
+
+    fn live_managed_count<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<usize>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM managed_users
+                     WHERE pair = $1 AND soft_deleted_by_us_at IS NULL",
+                    &[&pair],
+                )
+                .await?
+                .try_get(0)?;
+            usize::try_from(n).map_err(|e| StoreError::Corrupt(format!("count {n}: {e}")))
         })
     }
 

@@ -85,6 +85,13 @@ const MIGRATIONS: &[&str] = &[
         saved_at    TEXT NOT NULL
     );
     ",
+    // 3: incremental cycles read only what changed: the reports of a manager (by the manager's
+    // anchor, kept as a JSON string under `manager`) and the count of live links.
+    "
+    CREATE INDEX exported_values_manager ON exported_values (pair, value)
+        WHERE attribute = 'manager';
+    CREATE INDEX managed_users_live ON managed_users (pair, soft_deleted_by_us_at);
+    ",
 ];
 
 /// The schema version this build writes.

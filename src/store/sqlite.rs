@@ -304,18 +304,13 @@ struct ManagedRow {
     soft_deleted_by_us_at: Option<String>,
 }
 
-fn read_managed(
-    conn: &Connection,
-    pair: &str,
-    only: Option<&Anchor>,
-) -> StoreResult<Vec<ManagedUser>> {
-    let filter = only.map(Anchor::as_str);
+fn read_managed(conn: &Connection, pair: &str) -> StoreResult<Vec<ManagedUser>> {
     let mut stmt = conn.prepare_cached(
         "SELECT anchor, target_id, disabled_before_scope_exit, soft_deleted_by_us_at
-         FROM managed_users WHERE pair = ?1 AND (?2 IS NULL OR anchor = ?2) ORDER BY anchor",
+         FROM managed_users WHERE pair = ?1 ORDER BY anchor",
     )?;
     let rows = stmt
-        .query_map(params![pair, filter], |r| {
+        .query_map(params![pair], |r| {
             Ok(ManagedRow {
                 anchor: r.get(0)?,
                 target_id: r.get(1)?,
@@ -326,11 +321,9 @@ fn read_managed(
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT anchor, attribute, value FROM exported_values
-         WHERE pair = ?1 AND (?2 IS NULL OR anchor = ?2)",
-    )?;
-    let mut cursor = stmt.query(params![pair, filter])?;
+    let mut stmt = conn
+        .prepare_cached("SELECT anchor, attribute, value FROM exported_values WHERE pair = ?1")?;
+    let mut cursor = stmt.query(params![pair])?;
     while let Some(r) = cursor.next()? {
         let anchor: String = r.get(0)?;
         let attribute: String = r.get(1)?;
@@ -343,19 +336,96 @@ fn read_managed(
 
     rows.into_iter()
         .map(|row| {
-            Ok(ManagedUser {
-                anchor: parse_anchor(&row.anchor)?,
-                last_exported: values.remove(&row.anchor).unwrap_or_default(),
-                target_id: row.target_id,
-                disabled_before_scope_exit: row.disabled_before_scope_exit,
-                soft_deleted_by_us_at: row
-                    .soft_deleted_by_us_at
-                    .as_deref()
-                    .map(parse_ts)
-                    .transpose()?,
-            })
+            let last_exported = values.remove(&row.anchor).unwrap_or_default();
+            managed_from_row(row, last_exported)
         })
         .collect()
+}
+
+fn managed_from_row(
+    row: ManagedRow,
+    last_exported: BTreeMap<String, Value>,
+) -> StoreResult<ManagedUser> {
+    Ok(ManagedUser {
+        anchor: parse_anchor(&row.anchor)?,
+        last_exported,
+        target_id: row.target_id,
+        disabled_before_scope_exit: row.disabled_before_scope_exit,
+        soft_deleted_by_us_at: row
+            .soft_deleted_by_us_at
+            .as_deref()
+            .map(parse_ts)
+            .transpose()?,
+    })
+}
+
+/// The managed users among `anchors`, one primary-key lookup each, in one read transaction
+/// (the links and their values come from one snapshot).
+fn read_managed_among(
+    conn: &mut Connection,
+    pair: &str,
+    anchors: &[Anchor],
+) -> StoreResult<Vec<ManagedUser>> {
+    let mut wanted: Vec<&str> = anchors.iter().map(Anchor::as_str).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let tx = conn.transaction()?;
+    let mut out = Vec::new();
+    {
+        let mut link = tx.prepare_cached(
+            "SELECT anchor, target_id, disabled_before_scope_exit, soft_deleted_by_us_at
+             FROM managed_users WHERE pair = ?1 AND anchor = ?2",
+        )?;
+        let mut exported = tx.prepare_cached(
+            "SELECT attribute, value FROM exported_values WHERE pair = ?1 AND anchor = ?2",
+        )?;
+        for anchor in wanted {
+            let row = link
+                .query_row(params![pair, anchor], |r| {
+                    Ok(ManagedRow {
+                        anchor: r.get(0)?,
+                        target_id: r.get(1)?,
+                        disabled_before_scope_exit: r.get(2)?,
+                        soft_deleted_by_us_at: r.get(3)?,
+                    })
+                })
+                .optional()?;
+            let Some(row) = row else { continue };
+            let mut values = BTreeMap::new();
+            let mut cursor = exported.query(params![pair, anchor])?;
+            while let Some(r) = cursor.next()? {
+                let attribute: String = r.get(0)?;
+                let text: String = r.get(1)?;
+                values.insert(attribute, serde_json::from_str(&text)?);
+            }
+            out.push(managed_from_row(row, values)?);
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// The reports of `managers`: one lookup each in the partial index on the `manager` values
+/// (stored as JSON text, so the anchor is looked up in its JSON form).
+fn read_reports(conn: &Connection, pair: &str, managers: &[Anchor]) -> StoreResult<Vec<Anchor>> {
+    // The index's condition names the attribute literally: `plan::MANAGER_ATTRIBUTE` (the
+    // store suite writes the reports under that constant, so a rename fails there).
+    let mut stmt = conn.prepare_cached(
+        "SELECT anchor FROM exported_values
+         WHERE pair = ?1 AND attribute = 'manager' AND value = ?2",
+    )?;
+    let mut reports = Vec::new();
+    for manager in managers {
+        let json = serde_json::to_string(manager.as_str())?;
+        let mut cursor = stmt.query(params![pair, json])?;
+        while let Some(r) = cursor.next()? {
+            let anchor: String = r.get(0)?;
+            reports.push(parse_anchor(&anchor)?);
+        }
+    }
+    reports.sort();
+    reports.dedup();
+    Ok(reports)
 }
 
 fn read_log(
@@ -454,7 +524,7 @@ impl StateStore for SqliteStore {
 
     fn managed_users<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<ManagedUser>>> {
         let pair = pair.to_owned();
-        self.run(move |conn| read_managed(conn, &pair, None))
+        self.run(move |conn| read_managed(conn, &pair))
     }
 
     fn managed_user<'a>(
@@ -464,7 +534,59 @@ impl StateStore for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Option<ManagedUser>>> {
         let pair = pair.to_owned();
         let anchor = anchor.clone();
-        self.run(move |conn| Ok(read_managed(conn, &pair, Some(&anchor))?.into_iter().next()))
+        self.run(move |conn| {
+            Ok(
+                read_managed_among(conn, &pair, std::slice::from_ref(&anchor))?
+                    .into_iter()
+                    .next(),
+            )
+        })
+    }
+
+    fn managed_users_among<'a>(
+        &'a self,
+        pair: &'a str,
+        anchors: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<ManagedUser>>> {
+        let pair = pair.to_owned();
+        let anchors = anchors.to_vec();
+        self.run(move |conn| read_managed_among(conn, &pair, &anchors))
+    }
+
+    fn reports_of<'a>(
+        &'a self,
+        pair: &'a str,
+        managers: &'a [Anchor],
+    ) -> BoxFuture<'a, StoreResult<Vec<Anchor>>> {
+        let pair = pair.to_owned();
+        let managers = managers.to_vec();
+        self.run(move |conn| read_reports(conn, &pair, &managers))
+    }
+
+    fn managed_anchors<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<Vec<Anchor>>> {
+        let pair = pair.to_owned();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT anchor FROM managed_users WHERE pair = ?1 ORDER BY anchor",
+            )?;
+            let texts = stmt
+                .query_map(params![pair], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            texts.iter().map(|t| parse_anchor(t)).collect()
+        })
+    }
+
+    fn live_managed_count<'a>(&'a self, pair: &'a str) -> BoxFuture<'a, StoreResult<usize>> {
+        let pair = pair.to_owned();
+        self.run(move |conn| {
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM managed_users
+                 WHERE pair = ?1 AND soft_deleted_by_us_at IS NULL",
+                params![pair],
+                |r| r.get(0),
+            )?;
+            usize::try_from(n).map_err(|e| StoreError::Corrupt(format!("count {n}: {e}")))
+        })
     }
 
     fn create_intents<'a>(

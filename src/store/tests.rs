@@ -10,7 +10,7 @@ use serde_json::{Map, json};
 
 use super::harness::{Harness, on_both_backends};
 use super::*;
-use crate::plan::{Action, Anchor, ManagedUser};
+use crate::plan::{Action, Anchor, MANAGER_ATTRIBUTE, ManagedUser};
 
 on_both_backends!(
     watermark_round_trips_and_clears,
@@ -27,6 +27,7 @@ on_both_backends!(
     stored_managed_users_feed_the_planner_unchanged,
     copying_a_store_moves_every_record_of_every_pair,
     group_links_and_group_watermark_round_trip,
+    reads_by_anchor_return_only_the_users_asked_for,
 );
 
 const PAIR: &str = "contoso-to-fabrikam";
@@ -693,6 +694,7 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
             mapping_error: None,
         }],
         managed: store.managed_users(PAIR).await.unwrap(),
+        live_managed: None,
         pending_creates: vec![],
         target_users: vec![],
         target_read_complete: false,
@@ -889,4 +891,107 @@ async fn group_links_and_group_watermark_round_trip(h: Harness) {
         GroupState::default()
     );
     assert_eq!(store.watermark(PAIR).await.unwrap(), None);
+}
+
+/// What an incremental cycle reads: the managed users among some anchors (with their values,
+/// flags included), the reports of some managers, the anchors alone, and the live count.
+async fn reads_by_anchor_return_only_the_users_asked_for(h: Harness) {
+    let store = h.open().await;
+    let with_manager = |n: u32, boss: u32| {
+        let mut m = managed(n);
+        m.last_exported
+            .insert(MANAGER_ATTRIBUTE.into(), json!(anchor(boss).to_string()));
+        m
+    };
+    let mut gone = with_manager(5, 1);
+    gone.soft_deleted_by_us_at = Some(t0());
+    gone.disabled_before_scope_exit = true;
+    let mut writes: Vec<StoreWrite> = (1..=3)
+        .map(|n| StoreWrite::PutManaged(managed(n)))
+        .collect();
+    writes.push(StoreWrite::PutManaged(with_manager(4, 1)));
+    writes.push(StoreWrite::PutManaged(gone.clone()));
+    writes.push(StoreWrite::PutManaged(with_manager(6, 2)));
+    store.commit(PAIR, writes).await.unwrap();
+    // Another pair's link with the same manager and anchors is never returned.
+    store
+        .commit(
+            "other-pair",
+            vec![
+                StoreWrite::PutManaged(with_manager(7, 1)),
+                StoreWrite::PutManaged(managed(2)),
+            ],
+        )
+        .await
+        .unwrap();
+
+    // Among: unsorted and repeated anchors in, sorted and unique out; unknown ones left out.
+    let among = store
+        .managed_users_among(PAIR, &[anchor(5), anchor(9), anchor(2), anchor(5)])
+        .await
+        .unwrap();
+    assert_eq!(among, vec![managed(2), gone.clone()]);
+    assert!(
+        store
+            .managed_users_among(PAIR, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .managed_users_among("no-such-pair", &[anchor(2)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Reports: by the manager's anchor, whatever the report's own flags.
+    assert_eq!(
+        store.reports_of(PAIR, &[anchor(1)]).await.unwrap(),
+        vec![anchor(4), anchor(5)]
+    );
+    assert_eq!(
+        store
+            .reports_of(PAIR, &[anchor(2), anchor(1), anchor(3)])
+            .await
+            .unwrap(),
+        vec![anchor(4), anchor(5), anchor(6)]
+    );
+    assert!(store.reports_of(PAIR, &[]).await.unwrap().is_empty());
+    // A changed manager value moves the report; a removed one drops it.
+    store
+        .commit(
+            PAIR,
+            vec![
+                StoreWrite::SetExported {
+                    anchor: anchor(4),
+                    attribute: MANAGER_ATTRIBUTE.into(),
+                    value: Some(json!(anchor(2).to_string())),
+                },
+                StoreWrite::SetExported {
+                    anchor: anchor(6),
+                    attribute: MANAGER_ATTRIBUTE.into(),
+                    value: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.reports_of(PAIR, &[anchor(1)]).await.unwrap(),
+        vec![anchor(5)]
+    );
+    assert_eq!(
+        store.reports_of(PAIR, &[anchor(2)]).await.unwrap(),
+        vec![anchor(4)]
+    );
+
+    assert_eq!(
+        store.managed_anchors(PAIR).await.unwrap(),
+        (1..=6).map(anchor).collect::<Vec<_>>()
+    );
+    // Five live links: the one soft-deleted by ctsync does not count.
+    assert_eq!(store.live_managed_count(PAIR).await.unwrap(), 5);
+    assert_eq!(store.live_managed_count("no-such-pair").await.unwrap(), 0);
 }
