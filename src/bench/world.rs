@@ -270,6 +270,7 @@ impl BenchWorld {
             DaemonOptions {
                 once: false,
                 interval_override: Some(std::time::Duration::from_secs(86_400)),
+                ..DaemonOptions::default()
             },
         );
         let handle = daemon.handle();

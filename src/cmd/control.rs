@@ -210,6 +210,14 @@ fn job_text(job: &Value) -> String {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
+    let schedule = &job["schedule"];
+    if let Some(interval) = schedule["interval"].as_str() {
+        let configured = schedule["configuredInterval"]
+            .as_str()
+            .map(|c| format!(" (set by run --interval; the pair file says {c})"))
+            .unwrap_or_default();
+        out.push_str(&format!("  schedule: every {interval}{configured}\n"));
+    }
     let last = &status["lastExecution"];
     if last.is_object() {
         out.push_str(&format!(

@@ -13,6 +13,10 @@ pub struct Args {
     /// deletes (nothing failed, but a person must look).
     #[arg(long)]
     pub once: bool,
+    /// With --once: let the deletes the deletion guard had staged (review them with `ctsync
+    /// plan`) through in this run. Deletes this run's cycle stages anew stay staged (exit 3).
+    #[arg(long, requires = "once")]
+    pub approve_deletes: bool,
     /// The SQLite state file.
     #[arg(long, default_value = "ctsync-state.db", env = "CTSYNC_STATE")]
     pub state: PathBuf,
@@ -127,6 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = DaemonOptions {
         once: args.once,
         interval_override: args.interval,
+        approve_staged_deletes: args.approve_deletes,
     };
     // Read back after a --once run: did a cycle stage deletes?
     let status_store = store.clone();
@@ -226,7 +231,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!(pairs = ?staged, "deletes were staged by the deletion guard");
         eprintln!(
             "ctsync: the deletion guard staged deletes in {}: review them with `ctsync plan`, \
-             approve them in the daemon with `ctsync restart --force-deletes --pair NAME`",
+             then approve them with `ctsync run --once --approve-deletes` (or, in a running \
+             daemon, `ctsync restart --force-deletes --pair NAME`)",
             staged.join(", ")
         );
         Ok(ExitCode::from(super::EXIT_STAGED_DELETES))

@@ -181,6 +181,17 @@ pub fn extension_value_fits(data_type: &str, value: &Value) -> bool {
     }
 }
 
+/// The values user.md allows for string properties that take a fixed set ("Allowed values: null,
+/// minor, notAdult and adult"); anything else is a 400. Compared ignoring case (a choice: the
+/// docs do not say).
+pub fn allowed_values(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "ageGroup" => Some(&["minor", "notAdult", "adult"]),
+        "consentProvidedForMinor" => Some(&["granted", "denied", "notRequired"]),
+        _ => None,
+    }
+}
+
 /// Maximum lengths from user.md; longer values are a 400.
 pub fn max_length(name: &str) -> Option<usize> {
     match name {

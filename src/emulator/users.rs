@@ -280,6 +280,11 @@ fn apply_properties(
             {
                 return Err(invalid_value(name));
             }
+            if let (Some(allowed), Some(s)) = (props::allowed_values(name), value.as_str())
+                && !allowed.iter().any(|a| a.eq_ignore_ascii_case(s))
+            {
+                return Err(invalid_value(name));
+            }
         } else if props::is_user_property(name) {
             return Err(GraphError::bad_request(format!(
                 "Property '{name}' is read-only and cannot be set."

@@ -40,6 +40,9 @@ pub const USER_SELECT: &[&str] = &[
     "faxNumber",
     "identities",
     "onPremisesExtensionAttributes",
+    "ageGroup",
+    "consentProvidedForMinor",
+    "imAddresses",
 ];
 
 /// `objectIdentity`.
@@ -122,6 +125,15 @@ pub struct User {
     pub identities: Option<Vec<ObjectIdentity>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_premises_extension_attributes: Option<BTreeMap<String, Option<String>>>,
+    /// `null`, `minor`, `notAdult` or `adult`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_group: Option<String>,
+    /// `null`, `granted`, `denied` or `notRequired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_provided_for_minor: Option<String>,
+    /// SIP addresses; read-only in Graph, so a source attribute only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub im_addresses: Option<Vec<String>>,
     /// Set on items of `deletedItems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_date_time: Option<String>,
@@ -137,10 +149,15 @@ pub struct User {
     /// `@removed` entry when the manager was cleared); see [`User::manager_change`].
     #[serde(default, rename = "manager@delta", skip_serializing)]
     pub manager_delta: Option<Vec<DeltaReference>>,
-    /// Directory extension values (`extension_{appIdNoHyphens}_{name}`); other unknown
-    /// properties are dropped.
+    /// Directory extension values (`extension_{appIdNoHyphens}_{name}`).
     #[serde(flatten, deserialize_with = "only_extensions")]
     pub extensions: BTreeMap<String, serde_json::Value>,
+    /// Any other property the read `$select`ed that has no field above (a mapping or scoping
+    /// filter may read any user property): kept, so that nothing asked for is dropped. OData
+    /// annotations (`@odata.context`, `x@delta`) are not properties and are left out; `null`
+    /// is left out like absent, as for the fields above.
+    #[serde(flatten, deserialize_with = "other_properties")]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// An entry of a `...@delta` reference collection.
@@ -192,6 +209,16 @@ fn only_extensions<'de, D: Deserializer<'de>>(
     Ok(all
         .into_iter()
         .filter(|(k, _)| k.starts_with("extension_"))
+        .collect())
+}
+
+fn other_properties<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, serde_json::Value>, D::Error> {
+    let all = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    Ok(all
+        .into_iter()
+        .filter(|(k, v)| !k.starts_with("extension_") && !k.contains('@') && !v.is_null())
         .collect())
 }
 
@@ -455,28 +482,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_keeps_extensions_and_drops_unknown_properties() {
+    fn user_keeps_every_selected_property_and_drops_annotations() {
         let json = serde_json::json!({
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
             "id": "u1",
             "displayName": "Adele",
             "accountEnabled": true,
-            "crossCloudSomething": {"x": 1},
+            "employeeHireDate": "2020-01-01T00:00:00Z",
             "extension_abc_ctsyncAnchor": "src/u1",
             "manager": {"id": "m1", "displayName": "Boss"},
-            "givenName": null
+            "givenName": null,
+            "ageGroup": "adult",
+            "consentProvidedForMinor": "notRequired",
+            "imAddresses": ["sip:adele@contoso.com"]
         });
         let user: User = serde_json::from_value(json).unwrap();
         assert_eq!(user.display_name.as_deref(), Some("Adele"));
         assert_eq!(user.given_name, None);
         assert_eq!(user.manager_id.as_deref(), Some("m1"));
+        assert_eq!(user.age_group.as_deref(), Some("adult"));
+        assert_eq!(
+            user.consent_provided_for_minor.as_deref(),
+            Some("notRequired")
+        );
+        assert_eq!(
+            user.im_addresses.as_deref(),
+            Some(&["sip:adele@contoso.com".to_owned()][..])
+        );
         assert_eq!(
             user.extensions.keys().collect::<Vec<_>>(),
             vec!["extension_abc_ctsyncAnchor"]
         );
+        assert_eq!(
+            user.other.keys().collect::<Vec<_>>(),
+            vec!["employeeHireDate"]
+        );
         let attrs = user.to_attributes();
         assert_eq!(attrs["extension_abc_ctsyncAnchor"], "src/u1");
-        assert!(!attrs.contains_key("crossCloudSomething"));
+        assert_eq!(attrs["employeeHireDate"], "2020-01-01T00:00:00Z");
+        assert_eq!(attrs["ageGroup"], "adult");
+        assert!(!attrs.keys().any(|k| k.contains('@')), "{attrs:?}");
+    }
+
+    /// Every user property a mapping may target is kept through the typed user into the
+    /// attributes mappings, filters and the planner read (reads `$select` what is mapped).
+    #[test]
+    fn every_user_property_the_mapping_catalogue_knows_survives_a_read() {
+        for (name, value) in crate::mapping::catalogue_examples() {
+            let json = serde_json::json!({"id": "u1", name: value.clone()});
+            let user: User = serde_json::from_value(json).unwrap();
+            assert_eq!(
+                user.to_attributes().get(name),
+                Some(&value),
+                "{name} was dropped by graph::User"
+            );
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub enum TargetType {
 }
 
 const BOOLEAN: &[&str] = &["accountEnabled", "showInAddressList"];
-const STRING_COLLECTIONS: &[&str] = &["businessPhones", "imAddresses"];
+const STRING_COLLECTIONS: &[&str] = &["businessPhones"];
 const STRINGS: &[&str] = &[
     "ageGroup",
     "city",
@@ -69,7 +69,6 @@ pub const USER_TARGETS: &[&str] = &[
     "employeeType",
     "faxNumber",
     "givenName",
-    "imAddresses",
     "jobTitle",
     "mail",
     "mailNickname",
@@ -110,6 +109,8 @@ pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
         "identities",
         "onPremisesSyncEnabled",
         "onPremisesImmutableId",
+        // user.md: "imAddresses … Read-only." (a source attribute only)
+        "imAddresses",
     ];
     if name.eq_ignore_ascii_case("otherMails") {
         Some(
@@ -120,6 +121,28 @@ pub(crate) fn unwritable_target(name: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Every user property a mapping may target (`manager` aside), with an example value of its
+/// shape: what a read of the source or target must not drop (`graph::User` keeps each).
+#[cfg(test)]
+pub(crate) fn catalogue_examples() -> Vec<(&'static str, Json)> {
+    USER_TARGETS
+        .iter()
+        .filter(|n| **n != "manager")
+        .map(|n| {
+            let example = match TargetType::of(n) {
+                TargetType::Boolean => Json::Bool(false),
+                TargetType::StringCollection => serde_json::json!(["+1 555 0100"]),
+                _ if *n == "onPremisesExtensionAttributes" => {
+                    serde_json::json!({"extensionAttribute1": "x"})
+                }
+                _ if *n == "employeeOrgData" => serde_json::json!({"division": "x"}),
+                _ => Json::String("x".into()),
+            };
+            (*n, example)
+        })
+        .collect()
 }
 
 impl TargetType {

@@ -326,11 +326,14 @@ mod tests {
                 json!({"target": "DisplayName", "source": "givenName"}),
                 json!({"target": "otherMails", "source": "mail"}),
                 json!({"target": "extension_abc_cost", "source": "department"}),
+                // Read-only in Graph (user.md); a source attribute only.
+                json!({"target": "imAddresses", "source": "imAddresses"}),
             ]),
             vec![
                 (1, MappingField::Target),
                 (2, MappingField::Target),
-                (3, MappingField::Target)
+                (3, MappingField::Target),
+                (4, MappingField::Target)
             ]
         );
     }

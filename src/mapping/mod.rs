@@ -28,6 +28,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+#[cfg(test)]
+pub(crate) use attributes::catalogue_examples;
 pub use attributes::{TargetType, USER_TARGETS, is_directory_extension, is_user_target};
 pub use compile::{MappingError, MappingField, compile};
 pub use defaults::default_mappings;

@@ -281,6 +281,39 @@ async fn unknown_nested_properties_are_400() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
+/// Old: any string for `ageGroup` and `consentProvidedForMinor`, and `imAddresses` writable.
+#[tokio::test]
+async fn age_group_and_consent_take_only_their_documented_values_and_im_addresses_is_read_only() {
+    let env = start().await;
+    let t = env.token(TARGET).await;
+    let admin = "/users/admin@fabrikam.onmicrosoft.com";
+    for body in [
+        json!({"ageGroup": "teenager"}),
+        json!({"consentProvidedForMinor": "maybe"}),
+        json!({"imAddresses": ["sip:admin@fabrikam.com"]}),
+    ] {
+        let (s, err) = env.patch(&t, admin, body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {err}");
+    }
+    let (s, err) = env
+        .patch(
+            &t,
+            admin,
+            json!({"ageGroup": "notAdult", "consentProvidedForMinor": "granted"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{err}");
+    let (s, user) = env
+        .get(
+            &t,
+            &format!("{admin}?$select=ageGroup,consentProvidedForMinor,imAddresses"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{user}");
+    assert_eq!(user["ageGroup"], "notAdult");
+    assert_eq!(user["consentProvidedForMinor"], "granted");
+}
+
 /// Old: 404 for an unknown segment; `$select` of any `extension_*` name; delta `$filter` with
 /// anything on `id` and any number of ids.
 #[tokio::test]

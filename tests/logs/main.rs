@@ -30,10 +30,21 @@ async fn run_once(config: &Path, state: &Path) -> Vec<Value> {
 
 /// [`run_once`], expecting exit status `code` (3: deletes were staged).
 async fn run_once_status(config: &Path, state: &Path, code: i32) -> Vec<Value> {
+    run_once_with(config, state, code, &[]).await
+}
+
+/// [`run_once_status`] with more arguments for `run`.
+async fn run_once_with(
+    config: &Path,
+    state: &Path,
+    code: i32,
+    extra: &'static [&'static str],
+) -> Vec<Value> {
     let (config, state) = (config.to_owned(), state.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         World::run_command(&config, &state)
             .args(["--once", "--log-format", "json"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .output()
             .expect("ctsync runs")
@@ -208,6 +219,128 @@ async fn every_action_line_names_the_user_and_json_fields_are_json() {
     named(&lines, "stagedDelete", "joni");
 }
 
+/// `run --once` exits 3 when the guard stages deletes; `run --once --approve-deletes` then lets
+/// exactly that set through (and logs each approval by name). Deletes its own cycle stages are
+/// not approved by it: it exits 3 again.
+#[tokio::test]
+async fn a_one_shot_run_approves_the_staged_deletes_and_only_those() {
+    let sales = json!({"department": "Sales"});
+    let aliases = ["adele", "bob", "carol", "dan", "erin"];
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            aliases
+                .iter()
+                .map(|a| user(a, "contoso.com", sales.clone()))
+                .collect(),
+        )],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let state = world.dir.path().join("approve-state.db");
+    run_once(&file, &state).await;
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 5);
+    let delete_source = |upn: &'static str| {
+        let world = &world;
+        async move {
+            let id = world.source_id(CONTOSO, upn).await;
+            world
+                .call(
+                    CONTOSO,
+                    reqwest::Method::DELETE,
+                    &format!("users/{id}"),
+                    None,
+                )
+                .await;
+        }
+    };
+    delete_source("bob@contoso.com").await;
+    delete_source("carol@contoso.com").await;
+    let lines = run_once_status(&file, &state, 3).await;
+    named(&lines, "stagedDelete", "bob");
+    assert_eq!(
+        world.b2b_users(FABRIKAM).await.len(),
+        5,
+        "nothing deleted yet"
+    );
+
+    // Approved in a one-shot run: both go, each approval named; exit 0.
+    let lines = run_once_with(&file, &state, 0, &["--approve-deletes"]).await;
+    let approved: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "staged removal approved")
+        .collect();
+    assert_eq!(approved.len(), 2, "{lines:#?}");
+    assert!(
+        approved
+            .iter()
+            .any(|l| l["user_principal_name"] == "bob@contoso.com"),
+        "{approved:?}"
+    );
+    named(&lines, "delete", "bob");
+    named(&lines, "delete", "carol");
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
+
+    // Nothing staged before this run: its own staged deletes wait for a person (exit 3).
+    delete_source("dan@contoso.com").await;
+    delete_source("erin@contoso.com").await;
+    let lines = run_once_with(&file, &state, 3, &["--approve-deletes"]).await;
+    named(&lines, "stagedDelete", "dan");
+    assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
+}
+
+/// `provision --dry-run` writes nothing: no Graph write (its preflight does not register the
+/// anchor extension, as a real run's would), no state file; and it still shows the create.
+#[tokio::test]
+async fn a_provisioning_dry_run_makes_no_write() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    seed["tenants"][1]["applications"][0]["extensionProperties"] = json!([]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("dry-run-state.db");
+    let writes_before = world.emulator.writes().len();
+    let (file_arg, state_arg) = (file.clone(), state.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args([
+                "provision",
+                "--pair",
+                PAIR,
+                "--user",
+                "adele@contoso.com",
+                "--dry-run",
+            ])
+            .arg("--config")
+            .arg(&file_arg)
+            .arg("--state")
+            .arg(&state_arg)
+            .output()
+            .expect("ctsync provision runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("action: create"), "{stdout}");
+    let writes: Vec<String> = world
+        .emulator
+        .writes()
+        .iter()
+        .skip(writes_before)
+        .map(|w| format!("{} {} {}", w.method, w.tenant, w.path))
+        .collect();
+    assert!(writes.is_empty(), "a dry run wrote to Graph: {writes:?}");
+    assert!(!state.exists(), "a dry run created {}", state.display());
+}
+
 /// `ctsync plan` writes nothing: no state file appears, the directory is unchanged (the anchor
 /// extension a first cycle would register stays unregistered), and the header says which kind
 /// of cycle comes next.
@@ -276,6 +409,62 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
         "{out:?}"
     );
     let out = plan(&["--full", "--format", "json"]).await.expect("joined");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    assert_eq!(json[0]["cycle"], "full", "{json}");
+}
+
+/// `ctsync plan` says "full" when the periodic full reconcile is due (`fullSyncInterval` has
+/// passed since the last full cycle), as the daemon will run it, not "incremental" (within
+/// the interval it says "incremental": `plan_writes_nothing_and_says_which_cycle_comes_next`).
+#[tokio::test]
+async fn plan_says_full_when_the_full_reconcile_is_due() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    ))
+    .await;
+    let spec = "  scope: { mode: all }\n  fullSyncInterval: 2s\n";
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, spec);
+    let state = world.dir.path().join("state.db");
+    let run = |args: &'static [&'static str], plan: bool| {
+        let (file, state) = (file.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = if plan {
+                let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"));
+                c.arg("plan")
+                    .arg("--config")
+                    .arg(&file)
+                    .arg("--state")
+                    .arg(&state);
+                c
+            } else {
+                World::run_command(&file, &state)
+            };
+            command.args(args).output().expect("ctsync runs")
+        })
+    };
+    let ran = run(&["--once"], false).await.expect("joined");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
+    // Once the interval has passed (the status's fullSync.next is the cycle's start + 2 s):
+    // the next cycle is the full reconcile, in text and in JSON.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let out = run(&[], true).await.expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("next cycle: full (the full reconcile is due"),
+        "{stdout}"
+    );
+    let out = run(&["--format", "json"], true).await.expect("joined");
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(json[0]["cycle"], "full", "{json}");
 }

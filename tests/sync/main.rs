@@ -68,6 +68,86 @@ async fn initial_sync_creates_in_scope_members_with_mapped_attributes() {
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 1);
 }
 
+/// `ageGroup`, `consentProvidedForMinor` and `imAddresses` reach the target through mappings:
+/// the typed Graph user once dropped them, so the mappings saw null and wrote nothing.
+/// `imAddresses` is read-only in Graph, so it is mapped into a directory extension.
+#[tokio::test]
+async fn age_group_consent_and_im_addresses_are_mapped_into_the_target() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user(
+                "minnie",
+                "contoso.com",
+                json!({
+                    "ageGroup": "notAdult",
+                    "consentProvidedForMinor": "granted",
+                    "imAddresses": ["sip:minnie@contoso.com", "sip:m@contoso.com"],
+                }),
+            )],
+        )],
+    );
+    for tenant in seed["tenants"].as_array_mut().expect("tenants") {
+        tenant["applications"][0]["extensionProperties"]
+            .as_array_mut()
+            .expect("extension properties")
+            .push(json!({"name": "sipAddresses"}));
+    }
+    let world = World::start(to_seed(seed)).await;
+    let sip = format!("extension_{}_sipAddresses", APP.replace('-', ""));
+    let spec = format!(
+        "  scope: {{ mode: all }}
+  mappings:
+    - {{ target: displayName, source: displayName }}
+    - {{ target: ageGroup, source: ageGroup }}
+    - {{ target: consentProvidedForMinor, source: consentProvidedForMinor }}
+    - {{ target: {sip}, expression: 'Join(\";\", [imAddresses])' }}
+    - {{ target: userType, constant: Member, apply: onCreate }}
+"
+    );
+    let file = world.pair_file("minors", CONTOSO, FABRIKAM, &spec);
+    let rt = world.runtime(&file, "minors");
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.counts["create"], 1, "{report:?}");
+    let minnie: ctsync::graph::User = world
+        .admin(FABRIKAM)
+        .list_users(Some("creationType eq 'Invitation'"), &[sip.as_str()])
+        .await
+        .expect("list target users")
+        .pop()
+        .expect("minnie was created");
+    assert_eq!(minnie.age_group.as_deref(), Some("notAdult"));
+    assert_eq!(
+        minnie.consent_provided_for_minor.as_deref(),
+        Some("granted")
+    );
+    assert_eq!(
+        minnie.extensions.get(&sip),
+        Some(&json!("sip:minnie@contoso.com;sip:m@contoso.com"))
+    );
+
+    // A change in the source reaches the target on the next (incremental) cycle.
+    let source_id = world.source_id(CONTOSO, "minnie@contoso.com").await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PATCH,
+            &format!("users/{source_id}"),
+            Some(json!({"ageGroup": "adult", "consentProvidedForMinor": "notRequired"})),
+        )
+        .await;
+    let report = world.cycle(&rt).await;
+    assert_eq!(report.counts["update"], 1, "{report:?}");
+    let minnie = world.b2b_user(FABRIKAM, "minnie").await.expect("minnie");
+    assert_eq!(minnie.age_group.as_deref(), Some("adult"));
+    assert_eq!(
+        minnie.consent_provided_for_minor.as_deref(),
+        Some("notRequired")
+    );
+}
+
 /// A Contoso → Fabrikam world with these Contoso users and a pair that syncs the Sales
 /// department only; nothing synced yet.
 async fn sales_pair(
@@ -903,6 +983,7 @@ fn demo_runs_its_script_and_shows_each_kind_of_action() {
         "contoso-to-fabrikam",
         "  created    2  Adele Vance, Megan Bowen",
         "  restored   1  Megan Bowen",
+        "  groups     3  Sales Team: create +Adele Vance +Megan Bowen; Sales Team: membership -Megan Bowen; Sales Team: membership +Megan Bowen",
         "contoso-to-northwind",
         "  disabled   1  Alex Wilber",
         "  deleted    1  Lynne Robbins",

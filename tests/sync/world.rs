@@ -175,6 +175,7 @@ spec:
             ctsync::engine::DaemonOptions {
                 once: false,
                 interval_override: Some(std::time::Duration::from_secs(3600)),
+                ..Default::default()
             },
         )
     }

@@ -53,6 +53,8 @@ pub(super) struct HandleInner {
     pub(super) statuses: broadcast::Sender<(String, JobStatus)>,
     pub(super) reloads: broadcast::Sender<ReloadOutcome>,
     pub(super) spawns: mpsc::UnboundedSender<JobSpawn>,
+    /// `run --interval`: the interval every job uses instead of its pair's.
+    pub(super) interval_override: Option<std::time::Duration>,
 }
 
 /// A command for a pair the daemon does not run, or a job that stopped.
@@ -87,6 +89,11 @@ impl DaemonHandle {
     }
 
     /// The pair's current runtime (the last good configuration).
+    /// The interval the jobs run on when `run --interval` overrides the pairs' own.
+    pub fn interval_override(&self) -> Option<std::time::Duration> {
+        self.inner.interval_override
+    }
+
     pub fn runtime(&self, pair: &str) -> Option<Arc<PairRuntime>> {
         self.jobs().get(pair).map(|slot| slot.runtime.clone())
     }
