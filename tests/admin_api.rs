@@ -1319,3 +1319,74 @@ async fn the_status_page_is_locked_down_and_rejected_bodies_are_not_echoed() {
     }
     running.shutdown.cancel();
 }
+
+/// One writer per pair: on-demand provisioning is a message to the pair's job, carried out
+/// between cycles. Here a cycle is held at its source read (a 429 with `Retry-After: 4`) when
+/// the provisioning arrives: the answer comes only after that cycle finished, and finds the
+/// user already updated by it. Run beside the cycle (the old way), the provisioning would
+/// answer first and write the change itself.
+#[tokio::test]
+async fn on_demand_provisioning_waits_for_the_cycle_in_flight() {
+    let world = sales_world(&["adele"]).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let (daemon, mut running) = daemon(&world, &file);
+    let base = running.api(Some(TOKEN), false).await;
+    running.run(daemon);
+    assert_eq!(running.next_cycle(PAIR).await.counts["create"], 1);
+
+    let adele = world.source_id(CONTOSO, "adele@contoso.com").await;
+    world
+        .patch(CONTOSO, &adele, json!({"jobTitle": "Director"}))
+        .await;
+    // The next source delta read is throttled once, holding the cycle for four seconds.
+    let rule = json!({"tenant": CONTOSO, "method": "GET", "pathContains": "/users/delta",
+        "count": 1, "status": 429, "code": "TooManyRequests", "retryAfter": 4});
+    let response = running
+        .http
+        .post(format!(
+            "{}/_emulator/faults/fail-next",
+            world.emulator.base_url()
+        ))
+        .json(&rule)
+        .send()
+        .await
+        .expect("emulator control");
+    assert!(response.status().is_success());
+
+    running.drain();
+    let url = |action: &str| format!("{base}/v1/jobs/{PAIR}/{action}");
+    assert_eq!(
+        running.post(&url("run-now"), Some(TOKEN), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = running
+        .post(
+            &url("provisionOnDemand"),
+            Some(TOKEN),
+            Some(json!({"userId": "adele@contoso.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The cycle had finished (its report is out) before the provisioning answered …
+    let cycle = running
+        .cycles
+        .try_recv()
+        .expect("the cycle in flight finished before on-demand provisioning ran");
+    assert_eq!(cycle.counts.get("update"), Some(&1), "{cycle:?}");
+    // … and the provisioning found the change already made: it wrote nothing itself.
+    let report: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(report["userPrincipalName"], "adele@contoso.com");
+    assert_ne!(report["entry"]["action"], "update", "{report:#}");
+    assert!(
+        report["attributes"]
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .all(|row| row["changed"] == false),
+        "{report:#}"
+    );
+    let target = world.b2b_user(FABRIKAM, "adele").await.expect("adele");
+    assert_eq!(target.job_title.as_deref(), Some("Director"));
+    running.shutdown.cancel();
+}

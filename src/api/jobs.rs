@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{CycleOptions, JobCommand, PairRuntime, compute_plan};
+use crate::engine::{CommandError, JobCommand, PairRuntime, Preview, QueryError};
 use crate::store::{LogQuery, ProvisioningAction, ProvisioningResult};
 
 use super::AppState;
@@ -144,10 +144,9 @@ async fn other_replicas_jobs(state: &AppState) -> Vec<Value> {
             return Vec::new();
         }
     };
-    let store = state.handle.store();
     let mut out = Vec::new();
     for lease in table.into_iter().filter(|l| !mine.contains(&l.pair)) {
-        let status = store.status(&lease.pair).await.ok().flatten();
+        let status = state.handle.stored_status(&lease.pair).await.ok().flatten();
         out.push(json!({
             "id": lease.pair,
             "heldBy": lease.holder,
@@ -196,34 +195,37 @@ async fn command(
     match state.handle.send(pair, command.clone()).await {
         Ok(()) => {}
         // Another replica runs the pair: the command waits in the store for its holder.
-        Err(crate::engine::CommandError::UnknownPair(_)) if state.handle.replica().is_some() => {
-            let replica = state
-                .handle
-                .replica()
-                .ok_or_else(|| ApiError::unknown_pair(pair))?;
-            let known = replica
-                .lease_table()
-                .await
-                .map(|t| t.iter().any(|l| l.pair == pair))
-                .unwrap_or(false);
-            if !known {
-                return Err(ApiError::unknown_pair(pair));
-            }
-            crate::engine::replica::queue_command(replica.leases.as_ref(), pair, &command)
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "StoreUnavailable",
-                        e.to_string(),
-                    )
-                })?;
+        Err(CommandError::UnknownPair(_)) if state.handle.replica().is_some() => {
+            queue_for_holder(state, pair, &command).await?;
             return Ok(StatusCode::ACCEPTED);
         }
         Err(e) => return Err(e.into()),
     }
     // Graph answers its job actions with 204; the job carries the command out right away.
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Queues `command` in the store for the replica holding `pair` (which takes it on its next
+/// renewal); a pair no replica holds is unknown.
+async fn queue_for_holder(
+    state: &AppState,
+    pair: &str,
+    command: &JobCommand,
+) -> Result<(), ApiError> {
+    let replica = state
+        .handle
+        .replica()
+        .ok_or_else(|| ApiError::unknown_pair(pair))?;
+    held_by_a_replica(state, pair).await?;
+    crate::engine::replica::queue_command(replica.leases.as_ref(), pair, command)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "StoreUnavailable",
+                e.to_string(),
+            )
+        })
 }
 
 pub(super) async fn pause(
@@ -325,32 +327,77 @@ struct ProvisionBody {
     dry_run: bool,
 }
 
+/// Graph's `provisionOnDemand`. The job runs it between cycles (one writer per pair) and the
+/// answer waits for it. A pair another replica holds gets the provisioning queued for its
+/// holder, like every other mutation (202; the outcome is in the provisioning log); a dry run
+/// cannot be answered from here and is refused with the holder's name.
 pub(super) async fn provision_on_demand(
     State(state): Shared,
     Path(pair): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     state.policy.check(Access::Mutate, &headers)?;
     let body: ProvisionBody = json_body(&body)?;
     let user = body
         .user_id
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("the body needs a userId (object id or UPN)"))?;
-    let rt = runtime(&state, &pair)?;
-    let store = state.handle.store();
     let user = user.trim().to_owned();
     let dry_run = body.dry_run;
-    let report = crate::engine::provision_on_demand(&rt, store.as_ref(), &user, dry_run)
-        .await
-        .map_err(engine_error)?;
-    serde_json::to_value(&report).map(Json).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Serialization",
-            e.to_string(),
-        )
-    })
+    let report = match state.handle.provision(&pair, &user, dry_run).await {
+        Ok(report) => report,
+        Err(QueryError::Command(CommandError::UnknownPair(_)))
+            if state.handle.replica().is_some() =>
+        {
+            if dry_run {
+                held_by_a_replica(&state, &pair).await?;
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "HeldByAnotherReplica",
+                    format!(
+                        "pair {pair} runs on another replica; ask that replica for a dry run \
+                         (GET /v1/jobs lists who holds it)"
+                    ),
+                ));
+            }
+            let command = JobCommand::ProvisionOnDemand { user };
+            queue_for_holder(&state, &pair, &command).await?;
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"queued": true, "pair": pair})),
+            )
+                .into_response());
+        }
+        Err(QueryError::Command(e)) => return Err(e.into()),
+        Err(QueryError::Engine(e)) => return Err(engine_error(e)),
+    };
+    serde_json::to_value(&report)
+        .map(|v| Json(v).into_response())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Serialization",
+                e.to_string(),
+            )
+        })
+}
+
+/// 404 unless some replica holds `pair` (shared store).
+async fn held_by_a_replica(state: &AppState, pair: &str) -> Result<(), ApiError> {
+    let known = match state.handle.replica() {
+        Some(replica) => replica
+            .lease_table()
+            .await
+            .map(|t| t.iter().any(|l| l.pair == pair))
+            .unwrap_or(false),
+        None => false,
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::unknown_pair(pair))
+    }
 }
 
 /// Engine failures: a missing user is the caller's problem, the rest is upstream's.
@@ -423,7 +470,6 @@ pub(super) async fn provisioning_logs(
     let query = params.to_query()?;
     let entries = state
         .handle
-        .store()
         .provisioning_log(&pair, &query)
         .await
         .map_err(|e| {
@@ -449,18 +495,13 @@ pub(super) async fn plan(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.policy.check(Access::Read, &headers)?;
-    let rt = runtime(&state, &pair)?;
-    let store = state.handle.store();
-    let preview = CycleOptions {
-        preview: true,
-        ..CycleOptions::default()
-    };
-    let planned = compute_plan(&rt, store.as_ref(), &preview)
-        .await
-        .map_err(engine_error)?;
-    let groups = crate::engine::groups::preview_group_plan(&rt, store.as_ref(), false)
-        .await
-        .map_err(engine_error)?;
+    let Preview {
+        users: planned,
+        groups,
+    } = state.handle.preview(&pair).await.map_err(|e| match e {
+        QueryError::Command(e) => e.into(),
+        QueryError::Engine(e) => engine_error(e),
+    })?;
     let serialization = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -349,7 +349,6 @@ impl Metrics {
                 .inc_by(refusals.saturating_sub(seen.1));
             *seen = (takeovers.max(seen.0), refusals.max(seen.1));
         }
-        let store = handle.store();
         let pairs = handle.pairs();
         // Removed pairs disappear from the gauges.
         self.escrows.clear();
@@ -359,7 +358,7 @@ impl Metrics {
         for pair in &pairs {
             let status = handle.status(pair).await.unwrap_or_default();
             self.set_status(pair, &status);
-            match store.escrows(pair).await {
+            match handle.escrows(pair).await {
                 Ok(escrows) => {
                     let references = escrows.iter().filter(|e| e.reference).count();
                     for (kind, n) in [
@@ -519,7 +518,7 @@ async fn cycle_actions(handle: &DaemonHandle, report: &CycleReport) -> Vec<(Stri
         status: None,
         limit: Some(u32::MAX),
     };
-    match handle.store().provisioning_log(&report.pair, &query).await {
+    match handle.provisioning_log(&report.pair, &query).await {
         Ok(entries) => entries
             .iter()
             .filter(|e| e.cycle_id == report.cycle_id)

@@ -68,7 +68,6 @@ pub(super) async fn index(
         };
         let failures = state
             .handle
-            .store()
             .provisioning_log(
                 &pair,
                 &LogQuery {

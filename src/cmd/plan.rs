@@ -3,8 +3,9 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
+use ctsync::engine::daemon::load_status;
 use ctsync::engine::{CycleKind, CycleOptions, compute_plan};
-use ctsync::store::{SqliteStore, StateStore, StoreSpec};
+use ctsync::store::StateStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -50,40 +51,36 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     }
-    // A plan writes nothing: without a state file there is no state to read, and none is
-    // created (opening SQLite would create the file).
-    let missing_sqlite = match args.store.spec(&args.state) {
-        Ok(StoreSpec::Sqlite(path)) if !path.exists() => Some(path),
-        _ => None,
-    };
-    let store: Arc<dyn StateStore> = match &missing_sqlite {
-        Some(path) => {
-            eprintln!(
-                "ctsync plan: no state at {}: planning as the first (initial) cycle would, \
-                 without creating the file",
-                path.display()
-            );
-            Arc::new(SqliteStore::open_in_memory()?)
-        }
-        None => match args.store.open(&args.state).await? {
-            Ok((_spec, store)) => store,
-            Err(code) => return Ok(code),
-        },
-    };
-    let options = CycleOptions {
-        full: args.full,
-        preview: true,
-        ..CycleOptions::default()
+    // A plan writes nothing, not even an empty state file.
+    let store: Arc<dyn StateStore> = match args.store.open_for_reading(&args.state, "plan").await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
     };
     let mut plans = Vec::new();
     let mut group_plans = Vec::new();
     for rt in &runtimes {
         eprintln!("ctsync plan: reading {} ...", rt.name());
+        // As the daemon decides: the periodic full reconcile when `fullSyncInterval` has
+        // passed since the last one.
+        // Without a watermark the next cycle is the initial one whatever the status says.
+        let status = load_status(store.as_ref(), rt.name()).await;
+        let watermark = store
+            .watermark(rt.name())
+            .await
+            .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
+        let reconcile =
+            !args.full && watermark.is_some() && status.full_sync_due(chrono::Utc::now());
+        let full = args.full || reconcile;
+        let options = CycleOptions {
+            full,
+            preview: true,
+            ..CycleOptions::default()
+        };
         let planned = compute_plan(rt, store.as_ref(), &options)
             .await
             .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
-        plans.push((cycle_kind(planned.kind, args.full), planned.plan));
-        let groups = ctsync::engine::groups::preview_group_plan(rt, store.as_ref(), args.full)
+        plans.push((cycle_kind(planned.kind, args.full, reconcile), planned.plan));
+        let groups = ctsync::engine::groups::preview_group_plan(rt, store.as_ref(), full)
             .await
             .map_err(|e| anyhow::anyhow!("pair {} (groups): {e}", rt.name()))?;
         group_plans.push(groups);
@@ -124,6 +121,8 @@ enum NextCycle {
     Incremental,
     /// Asked for (`--full`): everything read again although a watermark exists.
     Full,
+    /// The periodic full reconcile: `fullSyncInterval` has passed since the last one.
+    Reconcile,
 }
 
 impl NextCycle {
@@ -131,7 +130,7 @@ impl NextCycle {
         match self {
             NextCycle::Initial => "initial",
             NextCycle::Incremental => "incremental",
-            NextCycle::Full => "full",
+            NextCycle::Full | NextCycle::Reconcile => "full",
         }
     }
 
@@ -140,14 +139,21 @@ impl NextCycle {
             NextCycle::Initial => "initial (no watermark: every source user is read)",
             NextCycle::Incremental => "incremental (the changes since the last cycle)",
             NextCycle::Full => "full (--full: every source user is read again)",
+            NextCycle::Reconcile => {
+                "full (the full reconcile is due: fullSyncInterval has passed; source and \
+                 target are read again)"
+            }
         }
     }
 }
 
-fn cycle_kind(kind: CycleKind, full: bool) -> NextCycle {
+/// `asked`: `--full`; `reconcile`: the full reconcile is due. A full cycle reports itself as
+/// `Initial`, so these tell a first cycle (no watermark) from a full one.
+fn cycle_kind(kind: CycleKind, asked: bool, reconcile: bool) -> NextCycle {
     match kind {
         CycleKind::Incremental => NextCycle::Incremental,
-        CycleKind::Initial if full => NextCycle::Full,
+        CycleKind::Initial if asked => NextCycle::Full,
+        CycleKind::Initial if reconcile => NextCycle::Reconcile,
         CycleKind::Initial => NextCycle::Initial,
     }
 }

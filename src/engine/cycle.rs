@@ -120,7 +120,7 @@ pub(super) async fn preflight_cached(rt: &PairRuntime) -> Result<(bool, bool), E
 
 /// The preflight of a preview: the same checks, nothing registered, nothing cached. Returns
 /// (inbound sync allowed, anchor extension registered).
-async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
+pub(super) async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
     let allowed = preflight_checks(rt, false).await?;
     let registered = rt.anchor_ready.get().is_some() || !allowed || anchor_registered(rt).await?;
     Ok((allowed, registered))
@@ -752,6 +752,7 @@ pub async fn run_cycle(
         super::groups::run_group_pass(
             rt,
             store,
+            &cycle_id,
             users_changed,
             planned.kind == CycleKind::Initial,
             ctx.crash,

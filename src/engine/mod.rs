@@ -10,6 +10,8 @@ pub mod apply;
 pub mod cycle;
 pub mod daemon;
 pub mod escrow;
+mod group_action_log;
+pub mod group_apply;
 pub mod groups;
 pub mod killpoint;
 mod names;
@@ -24,7 +26,9 @@ pub mod status;
 mod unique;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
-pub use daemon::{CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand, ResetScope};
+pub use daemon::{
+    CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand, Preview, QueryError, ResetScope,
+};
 pub use provision::{ProvisionReport, provision_on_demand};
 pub use quarantine::{Quarantine, QuarantineReason};
 pub use runtime::PairRuntime;

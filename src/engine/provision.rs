@@ -18,7 +18,9 @@ use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
-use super::cycle::{CycleKind, PlannedCycle, evaluate_source_user, preflight, rand_source};
+use super::cycle::{
+    CycleKind, PlannedCycle, evaluate_source_user, preflight, preflight_preview, rand_source,
+};
 use super::read;
 use super::runtime::PairRuntime;
 
@@ -140,15 +142,36 @@ impl ProvisionReport {
     }
 }
 
-/// Provisions (or previews) one source user given by object id or UPN.
+/// Provisions (or previews) one source user given by object id or UPN, outside any daemon
+/// (`ctsync provision`). A running daemon provisions through the job's mailbox instead
+/// ([`crate::engine::DaemonHandle::provision`]), so that it never overlaps a cycle.
 pub async fn provision_on_demand(
     rt: &PairRuntime,
     store: &dyn StateStore,
     user: &str,
     dry_run: bool,
 ) -> Result<ProvisionReport, EngineError> {
+    provision_under_lease(rt, store, None, user, dry_run).await
+}
+
+/// [`provision_on_demand`] by the pair's job: its writes stop before they start once the
+/// pair's `lease` (several replicas) may have lapsed, as a cycle's do.
+pub(crate) async fn provision_under_lease(
+    rt: &PairRuntime,
+    store: &dyn StateStore,
+    lease: Option<&crate::store::LeaseGuard>,
+    user: &str,
+    dry_run: bool,
+) -> Result<ProvisionReport, EngineError> {
     let now = Utc::now();
-    let inbound_sync_allowed = preflight(rt).await?;
+    // A dry run checks the same policies read-only: it never registers the anchor extension
+    // (the write a real preflight may make) and reads the target without the anchor when the
+    // extension is not there yet.
+    let (inbound_sync_allowed, anchor_registered) = if dry_run {
+        preflight_preview(rt).await?
+    } else {
+        (preflight(rt).await?, true)
+    };
     let Some(attrs) = read::source_user(rt, user).await? else {
         return Err(EngineError::Preflight {
             code: "SourceUserNotFound".into(),
@@ -169,7 +192,7 @@ pub async fn provision_on_demand(
     };
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
-    let target_users = read::target_users(rt).await?;
+    let target_users = read::target_users_with(rt, anchor_registered).await?;
 
     // The evaluation context holds a thread-local RNG: keep it out of the awaits below so the
     // future stays `Send`.
@@ -265,8 +288,17 @@ pub async fn provision_on_demand(
             source_pages: 0,
         };
         let cycle_id = format!("ondemand-{}", uuid::Uuid::new_v4());
-        let outcome: ApplyOutcome =
-            apply::apply(rt, store, &planned.plan, &cycle_id, Default::default()).await?;
+        let outcome: ApplyOutcome = apply::apply(
+            rt,
+            store,
+            &planned.plan,
+            &cycle_id,
+            apply::ApplyContext {
+                lease,
+                ..Default::default()
+            },
+        )
+        .await?;
         succeeded = Some(outcome.failed == 0);
     }
     Ok(ProvisionReport {

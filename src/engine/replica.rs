@@ -81,6 +81,9 @@ fn encode(command: &JobCommand) -> Value {
             json!({"command": "restartWith", "resetScope": scope.to_string()})
         }
         JobCommand::ApproveDeletes => json!({"command": "approveDeletes"}),
+        JobCommand::ProvisionOnDemand { user } => {
+            json!({"command": "provisionOnDemand", "user": user})
+        }
     }
 }
 
@@ -97,6 +100,9 @@ fn decode(value: &Value) -> Option<JobCommand> {
             JobCommand::RestartWith(ResetScope::parse(value.get("resetScope")?.as_str()?).ok()?)
         }
         "approveDeletes" => JobCommand::ApproveDeletes,
+        "provisionOnDemand" => JobCommand::ProvisionOnDemand {
+            user: value.get("user")?.as_str()?.to_owned(),
+        },
         _ => return None,
     })
 }
@@ -429,6 +435,9 @@ mod tests {
                 force_deletes: false,
             },
             JobCommand::ApproveDeletes,
+            JobCommand::ProvisionOnDemand {
+                user: "adele@contoso.com".into(),
+            },
         ] {
             assert_eq!(decode(&encode(&command)), Some(command));
         }

@@ -131,6 +131,13 @@ pub struct FullSync {
 }
 
 impl JobStatus {
+    /// Whether the next cycle is the periodic full reconcile (level-triggered: a full read of
+    /// source and target heals what incremental cycles missed): none has run yet, or
+    /// `fullSyncInterval` has passed since the last.
+    pub fn full_sync_due(&self, now: DateTime<Utc>) -> bool {
+        self.full_sync.as_ref().is_none_or(|f| f.next <= now)
+    }
+
     /// Folds a finished cycle into the status. `escrowed` = escrows outstanding after it.
     pub fn record_cycle(&mut self, report: &CycleReport, escrowed: usize) {
         let ended = report.started + chrono::Duration::milliseconds(report.duration_ms as i64);

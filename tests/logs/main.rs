@@ -290,6 +290,57 @@ async fn a_one_shot_run_approves_the_staged_deletes_and_only_those() {
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
 }
 
+/// `provision --dry-run` writes nothing: no Graph write (its preflight does not register the
+/// anchor extension, as a real run's would), no state file; and it still shows the create.
+#[tokio::test]
+async fn a_provisioning_dry_run_makes_no_write() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    seed["tenants"][1]["applications"][0]["extensionProperties"] = json!([]);
+    let world = World::start(to_seed(seed)).await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("dry-run-state.db");
+    let writes_before = world.emulator.writes().len();
+    let (file_arg, state_arg) = (file.clone(), state.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args([
+                "provision",
+                "--pair",
+                PAIR,
+                "--user",
+                "adele@contoso.com",
+                "--dry-run",
+            ])
+            .arg("--config")
+            .arg(&file_arg)
+            .arg("--state")
+            .arg(&state_arg)
+            .output()
+            .expect("ctsync provision runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("action: create"), "{stdout}");
+    let writes: Vec<String> = world
+        .emulator
+        .writes()
+        .iter()
+        .skip(writes_before)
+        .map(|w| format!("{} {} {}", w.method, w.tenant, w.path))
+        .collect();
+    assert!(writes.is_empty(), "a dry run wrote to Graph: {writes:?}");
+    assert!(!state.exists(), "a dry run created {}", state.display());
+}
+
 /// `ctsync plan` writes nothing: no state file appears, the directory is unchanged (the anchor
 /// extension a first cycle would register stays unregistered), and the header says which kind
 /// of cycle comes next.
@@ -358,6 +409,62 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
         "{out:?}"
     );
     let out = plan(&["--full", "--format", "json"]).await.expect("joined");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    assert_eq!(json[0]["cycle"], "full", "{json}");
+}
+
+/// `ctsync plan` says "full" when the periodic full reconcile is due (`fullSyncInterval` has
+/// passed since the last full cycle), as the daemon will run it, not "incremental" (within
+/// the interval it says "incremental": `plan_writes_nothing_and_says_which_cycle_comes_next`).
+#[tokio::test]
+async fn plan_says_full_when_the_full_reconcile_is_due() {
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, vec![user("adele", "contoso.com", json!({}))])],
+    ))
+    .await;
+    let spec = "  scope: { mode: all }\n  fullSyncInterval: 2s\n";
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, spec);
+    let state = world.dir.path().join("state.db");
+    let run = |args: &'static [&'static str], plan: bool| {
+        let (file, state) = (file.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = if plan {
+                let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"));
+                c.arg("plan")
+                    .arg("--config")
+                    .arg(&file)
+                    .arg("--state")
+                    .arg(&state);
+                c
+            } else {
+                World::run_command(&file, &state)
+            };
+            command.args(args).output().expect("ctsync runs")
+        })
+    };
+    let ran = run(&["--once"], false).await.expect("joined");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
+    // Once the interval has passed (the status's fullSync.next is the cycle's start + 2 s):
+    // the next cycle is the full reconcile, in text and in JSON.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let out = run(&[], true).await.expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("next cycle: full (the full reconcile is due"),
+        "{stdout}"
+    );
+    let out = run(&["--format", "json"], true).await.expect("joined");
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(json[0]["cycle"], "full", "{json}");
 }

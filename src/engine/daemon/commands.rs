@@ -1,8 +1,14 @@
 //! A job's mailbox: the commands the API and the CLI send (run now, pause, start, restart
-//! with a reset scope, approve deletes) and hot reconfiguration, carried out between cycles.
+//! with a reset scope, approve deletes, provision one user) and hot reconfiguration, carried
+//! out between cycles: whatever writes for a pair goes through here, so nothing overlaps a
+//! cycle (one writer per pair).
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
+use super::super::EngineError;
+use super::super::provision::{ProvisionReport, provision_under_lease};
 use super::super::runtime::PairRuntime;
 use super::super::status::JobState;
 use super::ResetScope;
@@ -27,6 +33,10 @@ pub enum JobCommand {
     RestartWith(ResetScope),
     /// Lets the staged deletes through in the next cycle (same as restart `ForceDeletes`).
     ApproveDeletes,
+    /// Provisions one source user (object id or UPN) between cycles, answering nobody: the
+    /// form another replica queues for the holder of the pair. Its outcome is in the
+    /// provisioning log. (The admin API of the holder sends [`JobMessage::Provision`].)
+    ProvisionOnDemand { user: String },
 }
 
 impl JobCommand {
@@ -61,6 +71,12 @@ pub(crate) enum JobMessage {
         runtime: Arc<PairRuntime>,
         full: bool,
     },
+    /// On-demand provisioning of one user, answered on `reply`; run between cycles.
+    Provision {
+        user: String,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<ProvisionReport, EngineError>>,
+    },
 }
 
 impl Job {
@@ -93,8 +109,49 @@ impl Job {
                 self.save().await;
                 true
             }
+            JobCommand::ProvisionOnDemand { user } => {
+                let _ = self.provision(&user, false).await;
+                false
+            }
             _ => false,
         }
+    }
+
+    /// On-demand provisioning with the job's own store (fenced by its lease when several
+    /// replicas share the store) and lease: the job is the pair's only writer. The watermark
+    /// and the status are not touched.
+    pub(super) async fn provision(
+        &mut self,
+        user: &str,
+        dry_run: bool,
+    ) -> Result<ProvisionReport, EngineError> {
+        tracing::info!(pair = %self.pair, user, dry_run, "provisioning on demand");
+        let result = provision_under_lease(
+            &self.rt,
+            self.store.as_ref(),
+            self.lease.as_deref(),
+            user,
+            dry_run,
+        )
+        .await;
+        match &result {
+            Ok(report) => tracing::info!(
+                pair = %self.pair,
+                user_principal_name = report.user_principal_name.as_deref().unwrap_or(user),
+                action = report.entry.as_ref().map(|e| e.action.to_string()).unwrap_or_default(),
+                succeeded = ?report.succeeded,
+                dry_run,
+                "provisioned on demand"
+            ),
+            Err(e) => tracing::warn!(
+                pair = %self.pair,
+                user,
+                error_code = %e.code(),
+                error = %e,
+                "on-demand provisioning failed"
+            ),
+        }
+        result
     }
 
     /// Graph's restart: each criterion resets its part; the job resumes and runs now.

@@ -124,7 +124,7 @@ impl Job {
         let mut reread = escrow::due(&escrows, began);
         reread.extend(pending.reread);
         CycleOptions {
-            full: pending.full || self.full_sync_due(began),
+            full: pending.full || self.status.full_sync_due(began),
             approved_deletes: pending.approved_deletes,
             reread,
             cancel: Some(shutdown.clone()),
@@ -132,12 +132,6 @@ impl Job {
             preview: false,
             lease: self.lease.clone(),
         }
-    }
-
-    /// Level-triggered: a full read of source and target heals what incremental cycles
-    /// missed (unlinked anchors, missing creates, stale values, orphaned intents).
-    fn full_sync_due(&self, now: chrono::DateTime<Utc>) -> bool {
-        self.status.full_sync.as_ref().is_none_or(|f| f.next <= now)
     }
 
     async fn succeeded(&mut self, report: &CycleReport, forced: bool) {
@@ -270,6 +264,11 @@ pub(super) async fn run_job(
                 None => break true,
                 Some(JobMessage::Command(command)) => job.command(command).await,
                 Some(JobMessage::Reconfigure { runtime, full }) => job.reconfigure(runtime, full).await,
+                Some(JobMessage::Provision { user, dry_run, reply }) => {
+                    // The caller may have gone away; the provisioning log has the outcome.
+                    let _ = reply.send(job.provision(&user, dry_run).await);
+                    false
+                }
             },
         };
     };

@@ -8,7 +8,8 @@
 //! - [`job`]: one job's loop and schedule, and how a cycle's outcome is folded in;
 //! - [`commands`]: the job's mailbox (run now, pause, restart, reconfigure);
 //! - [`bookkeeping`]: after a cycle: staged deletes, quarantine, escrow pruning;
-//! - [`persist`]: the job status in the store.
+//! - [`persist`]: the job status in the store;
+//! - [`queries`]: what the admin API may read, and on-demand provisioning through the mailbox.
 
 mod bookkeeping;
 mod commands;
@@ -16,6 +17,7 @@ mod handle;
 mod job;
 mod leases;
 mod persist;
+mod queries;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -32,6 +34,8 @@ pub use commands::JobCommand;
 pub use handle::{CommandError, DaemonHandle, RestartError};
 use handle::{HandleInner, JobSpawn, new_job};
 use job::run_job;
+pub use persist::load_status;
+pub use queries::{Preview, QueryError};
 
 /// How the daemon runs.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,8 @@ use crate::store::{StateStore, StoreWrite};
 use super::super::status::JobStatus;
 use super::job::Job;
 
-pub(super) async fn load_status(store: &dyn StateStore, pair: &str) -> JobStatus {
+/// The pair's stored status (`NotRun` when none or unreadable).
+pub async fn load_status(store: &dyn StateStore, pair: &str) -> JobStatus {
     match store.status(pair).await {
         Ok(Some(value)) => serde_json::from_value(value).unwrap_or_else(|e| {
             tracing::warn!(pair, error = %e, "stored job status unreadable; starting fresh");
