@@ -806,6 +806,7 @@ pub async fn run_cycle(
         super::groups::run_group_pass(
             rt,
             store,
+            &cycle_id,
             users_changed,
             planned.kind == CycleKind::Initial,
             ctx.crash,
