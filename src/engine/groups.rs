@@ -76,6 +76,20 @@ pub async fn run_group_pass(
     let state = store.group_state(rt.name()).await?;
     let start = rt.source.groups_delta_start(&[]);
     let (round, restarted) = match &state.watermark {
+        // A link from another Graph endpoint (`graph.baseUrl` changed) cannot be followed.
+        Some(w) if !rt.source.is_own_link(&w.delta_link) => {
+            tracing::warn!(
+                pair = rt.name(),
+                event = "watermarkFromAnotherEndpoint",
+                graph_origin = %rt.source.origin(),
+                "the stored group delta link is for another Graph endpoint (graph.baseUrl \
+                 changed): this pass reads the groups in full"
+            );
+            (
+                rt.source.groups_delta(&start).await.map_err(source_error)?,
+                true,
+            )
+        }
         Some(w) => match rt.source.groups_delta(&w.delta_link).await {
             Ok(r) => (r, false),
             Err(GraphError::DeltaResyncRequired { .. }) => (
