@@ -332,6 +332,22 @@ async fn read_source(
 ) -> Result<(CycleKind, SourceRead), EngineError> {
     let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
     let tenant = rt.pair.source.tenant_id.as_str();
+    // A delta link from another Graph endpoint (`graph.baseUrl` changed, a new port say)
+    // cannot be followed: the client refuses links to other hosts. Start over from a full read.
+    let watermark = watermark.filter(|w| {
+        let own = rt.source.is_own_link(&w.delta_link);
+        if !own {
+            tracing::warn!(
+                pair = rt.name(),
+                event = "watermarkFromAnotherEndpoint",
+                stored_origin = %link_origin(&w.delta_link),
+                graph_origin = %rt.source.origin(),
+                "the stored delta link is for another Graph endpoint (graph.baseUrl changed): \
+                 this cycle reads the source in full"
+            );
+        }
+        own
+    });
     if let (Some(watermark), false) = (watermark, full) {
         match read::source_delta(rt, &watermark.delta_link).await {
             Ok(mut changes) => {
@@ -421,6 +437,14 @@ async fn read_source(
         .await
         .map_err(source_error)?;
     Ok((CycleKind::Initial, read))
+}
+
+/// `scheme://host:port` of a link, without its path and query (a delta link's token is not
+/// for logs).
+fn link_origin(link: &str) -> String {
+    url::Url::parse(link)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "(not a URL)".to_owned())
 }
 
 /// What the store knows that this cycle needs. A cycle that reads everything (initial, or the
