@@ -107,3 +107,45 @@ fn bad_bench_options_are_usage_errors() {
     let out = bench(&["--users", "5", "--time-scale", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The soak runs rounds of churn through the daemon and checks the target against the source
+/// at the end; its report has one memory sample per round. (Memory figures are not asserted:
+/// the soak is measured by running it, see README.)
+#[test]
+fn a_small_soak_churns_through_the_daemon_and_the_target_still_matches() {
+    let out = bench(&[
+        "--users",
+        "80",
+        "--changes",
+        "20",
+        "--time-scale",
+        "100",
+        "--soak",
+        "--soak-rounds",
+        "4",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench --soak failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let soak = &report["soak"];
+    assert_eq!(soak["rounds"], 4, "{soak:#}");
+    assert_eq!(soak["changesPerRound"], 20, "{soak:#}");
+    assert_eq!(soak["targetMatches"], true, "{soak:#}");
+    assert!(soak.get("mismatch").is_none(), "{soak:#}");
+    assert_eq!(soak["failed"], 0, "{soak:#}");
+    // Every round wrote something (each carries updates, joiners and leavers).
+    assert!(soak["written"].as_u64() >= Some(4), "{soak:#}");
+    let samples = soak["rssBytes"].as_array().expect("rssBytes");
+    assert_eq!(samples.len(), 4, "{soak:#}");
+    assert!(samples.iter().all(|s| s.as_u64() > Some(0)), "{soak:#}");
+    assert!(soak["requests"].as_u64() > Some(0), "{soak:#}");
+}
+
+#[test]
+fn a_soak_with_plan_only_is_a_usage_error() {
+    let out = bench(&["--users", "10", "--changes", "1", "--plan-only", "--soak"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--plan-only"));
+}

@@ -52,6 +52,10 @@ pub struct BenchOptions {
     pub time_scale: f64,
     /// Stop after the `plan` phase (for sizes whose initial cycle would take too long).
     pub plan_only: bool,
+    /// After the quiet cycle, this many soak rounds (0: none): `changes` source changes and one
+    /// daemon cycle each, memory sampled after every cycle.
+    #[serde(default)]
+    pub soak_rounds: usize,
 }
 
 impl Default for BenchOptions {
@@ -63,6 +67,7 @@ impl Default for BenchOptions {
             quota: QuotaMode::Graph,
             time_scale: 1.0,
             plan_only: false,
+            soak_rounds: 0,
         }
     }
 }
@@ -175,8 +180,90 @@ pub struct BenchReport {
     /// The target holds exactly the in-scope users after the initial cycle (and after the
     /// incremental one, the in-scope users as changed).
     pub target_matches: Option<bool>,
+    /// The soak, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakReport>,
     /// How CPU and memory were read.
     pub measurement: String,
+}
+
+/// What the phases produced (the report's middle part).
+pub(crate) struct Phases {
+    pub phases: Vec<PhaseReport>,
+    pub target_matches: Option<bool>,
+    pub soak: Option<SoakReport>,
+}
+
+/// How the target differs from the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mismatch {
+    /// Enabled in-scope source users with no target user.
+    pub missing: usize,
+    /// Target users of ctsync's whose source user is gone or out of scope.
+    pub extra: usize,
+}
+
+/// A day of churn through the daemon: memory after each cycle, and whether the target still
+/// matches the source at the end.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SoakReport {
+    pub rounds: usize,
+    pub changes_per_round: usize,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    pub requests: u64,
+    pub throttled: u64,
+    /// Entries the soak's cycles wrote, and those that failed (escrowed).
+    pub written: usize,
+    pub failed: usize,
+    /// Resident memory of the whole process (emulator included) after each round's cycle.
+    pub rss_bytes: Vec<u64>,
+    /// Growth from the end of the first quarter of the rounds (allocator and caches warmed up)
+    /// to the end; negative when memory shrank.
+    pub rss_growth_after_warmup_bytes: i64,
+    pub rss_max_bytes: u64,
+    pub target_matches: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<Mismatch>,
+}
+
+impl SoakReport {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        options: &BenchOptions,
+        rss_bytes: Vec<u64>,
+        wall: Duration,
+        cpu_seconds: f64,
+        requests: u64,
+        throttled: u64,
+        written: usize,
+        failed: usize,
+        mismatch: Option<Mismatch>,
+    ) -> SoakReport {
+        let warm = rss_bytes
+            .get(rss_bytes.len().saturating_sub(1) / 4)
+            .copied()
+            .unwrap_or(0);
+        let last = rss_bytes.last().copied().unwrap_or(0);
+        SoakReport {
+            rounds: options.soak_rounds,
+            changes_per_round: options.changes,
+            wall_seconds: round(wall.as_secs_f64(), 3),
+            cpu_seconds: round(cpu_seconds, 4),
+            requests,
+            throttled,
+            written,
+            failed,
+            rss_growth_after_warmup_bytes: i64::try_from(last).unwrap_or(i64::MAX)
+                - i64::try_from(warm).unwrap_or(i64::MAX),
+            rss_max_bytes: rss_bytes.iter().copied().max().unwrap_or(0),
+            rss_bytes,
+            target_matches: mismatch.is_none(),
+            mismatch,
+        }
+    }
 }
 
 /// A phase in progress: the readings taken at its start.
@@ -301,15 +388,25 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let setup = Instant::now();
     let world = BenchWorld::start(&options).await?;
     let setup_seconds = round(setup.elapsed().as_secs_f64(), 3);
+    if options.soak_rounds > 0 && options.plan_only {
+        return Err(BenchError::Usage(
+            "--soak runs the daemon: it cannot be combined with --plan-only".into(),
+        ));
+    }
     let result = world.run_phases(&options).await;
     world.stop().await;
-    let (phases, target_matches) = result?;
+    let Phases {
+        phases,
+        target_matches,
+        soak,
+    } = result?;
     Ok(BenchReport {
         expected_in_scope: generate::in_scope(options.users),
         options,
         setup_seconds,
         phases,
         target_matches,
+        soak,
         measurement: "CPU: /proc/self/task/*/schedstat, client threads vs the emulator's; \
                       memory: VmRSS/VmHWM of the whole process (emulator included), peak \
                       reset per phase through /proc/self/clear_refs"
@@ -373,6 +470,40 @@ pub fn render_text(report: &BenchReport) -> String {
                 let _ = writeln!(out, "    {side:6} {endpoint:48} {n}");
             }
         }
+    }
+    if let Some(soak) = &report.soak {
+        let _ = writeln!(
+            out,
+            "\nsoak: {} rounds of {} changes, wall {:.1} s, CPU {:.2} s, {} requests, 429s {}, \
+             {} entries written, {} failed",
+            soak.rounds,
+            soak.changes_per_round,
+            soak.wall_seconds,
+            soak.cpu_seconds,
+            soak.requests,
+            soak.throttled,
+            soak.written,
+            soak.failed
+        );
+        let first = soak.rss_bytes.first().copied().unwrap_or(0);
+        let last = soak.rss_bytes.last().copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  RSS {:.1} MB after the first round, {:.1} MB after the last, max {:.1} MB, \
+             {:+.1} MB after warm-up",
+            mb(first),
+            mb(last),
+            mb(soak.rss_max_bytes),
+            soak.rss_growth_after_warmup_bytes as f64 / 1_048_576.0
+        );
+        let _ = writeln!(
+            out,
+            "  target matches the source after the soak: {}",
+            match soak.mismatch {
+                None => "yes".to_owned(),
+                Some(m) => format!("NO ({} missing, {} extra)", m.missing, m.extra),
+            }
+        );
     }
     if let Some(ok) = report.target_matches {
         let _ = writeln!(

@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::generate::{self, APP, SECRET, SOURCE, TARGET};
-use super::{BenchError, BenchOptions, CYCLE_TIMEOUT, ClientCounts, PhaseReport, Probe, QuotaMode};
+use super::{
+    BenchError, BenchOptions, CYCLE_TIMEOUT, ClientCounts, Mismatch, Phases, Probe, QuotaMode,
+    SoakReport,
+};
 use crate::emulator::{self, EmulatorHandle, EmulatorOptions};
 use crate::engine::{
     CycleOptions, CycleReport, Daemon, DaemonHandle, DaemonOptions, JobCommand, PairRuntime,
@@ -189,11 +192,16 @@ impl BenchWorld {
     /// The target holds a user for every enabled in-scope source user, and none for a user
     /// out of scope or deleted (a user disabled after it was created stays, disabled).
     fn target_matches(&self) -> bool {
+        self.target_mismatch().is_none()
+    }
+
+    /// How the target differs from the source (see [`BenchWorld::target_matches`]), if it does.
+    fn target_mismatch(&self) -> Option<Mismatch> {
         let anchor = format!("extension_{}_ctsyncAnchor", APP.replace('-', ""));
         self.emulator.with_directory(|dir| {
             let (Some(source), Some(target)) = (dir.tenants.get(SOURCE), dir.tenants.get(TARGET))
             else {
-                return false;
+                return Some(Mismatch::default());
             };
             let in_scope: BTreeMap<&str, bool> = source
                 .users
@@ -214,17 +222,21 @@ impl BenchWorld {
                 .filter_map(|u| u.get(&anchor).and_then(Value::as_str))
                 .filter_map(|a| a.rsplit_once('/').map(|(_, id)| id))
                 .collect();
-            linked.iter().all(|id| in_scope.contains_key(id))
-                && in_scope
+            let mismatch = Mismatch {
+                extra: linked
                     .iter()
-                    .all(|(id, enabled)| !enabled || linked.contains(id))
+                    .filter(|id| !in_scope.contains_key(*id))
+                    .count(),
+                missing: in_scope
+                    .iter()
+                    .filter(|(id, enabled)| **enabled && !linked.contains(*id))
+                    .count(),
+            };
+            (mismatch.extra + mismatch.missing > 0).then_some(mismatch)
         })
     }
 
-    pub(super) async fn run_phases(
-        &self,
-        options: &BenchOptions,
-    ) -> Result<(Vec<PhaseReport>, Option<bool>), BenchError> {
+    pub(super) async fn run_phases(&self, options: &BenchOptions) -> Result<Phases, BenchError> {
         let mut phases = Vec::new();
         // `ctsync plan` on a fresh state: its own runtime and clients, like the command.
         {
@@ -245,7 +257,11 @@ impl BenchWorld {
             phases.push(probe.finish(self, options, actions));
         }
         if options.plan_only {
-            return Ok((phases, None));
+            return Ok(Phases {
+                phases,
+                target_matches: None,
+                soak: None,
+            });
         }
 
         let daemon = Daemon::new(
@@ -271,7 +287,7 @@ impl BenchWorld {
             phases.push(probe.finish(self, options, report.counts.clone()));
             let mut matches = self.target_matches();
 
-            self.make_changes(options.changes).await?;
+            self.make_changes(options, 0).await?;
             let probe = Probe::start("incremental", self);
             let report = cycle_now(&handle, "incremental", &mut cycles, &mut statuses).await?;
             phases.push(probe.finish(self, options, report.counts.clone()));
@@ -280,33 +296,67 @@ impl BenchWorld {
             let probe = Probe::start("quiet", self);
             let report = cycle_now(&handle, "quiet", &mut cycles, &mut statuses).await?;
             phases.push(probe.finish(self, options, report.counts.clone()));
-            Ok::<_, BenchError>(matches)
+
+            let soak = if options.soak_rounds > 0 {
+                Some(
+                    self.soak(&handle, options, &mut cycles, &mut statuses)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            Ok::<_, BenchError>((matches, soak))
         }
         .await;
         shutdown.cancel();
         let _ = running.await;
-        let matches = result?;
-        Ok((phases, Some(matches)))
+        let (matches, soak) = result?;
+        Ok(Phases {
+            phases,
+            target_matches: Some(matches),
+            soak,
+        })
     }
 
     /// `changes` source changes through Graph, sixteen at a time: title and department
-    /// updates, manager moves, disables, leavers (deleted) and joiners (created).
-    async fn make_changes(&self, changes: usize) -> Result<(), BenchError> {
-        let users = self
-            .emulator
-            .with_directory(|dir| dir.tenants.get(SOURCE).map_or(0, |t| t.users.len()));
-        let stride = (users / changes.max(1)).max(1);
+    /// updates, renames, manager moves, disables, leavers (deleted) and joiners (created).
+    /// `round` (the soak's) spreads the changes over other users each time: they are picked
+    /// among the source's live users, and joiners get numbers no earlier round used.
+    async fn make_changes(&self, options: &BenchOptions, round: usize) -> Result<(), BenchError> {
+        let changes = options.changes;
+        let ids: Vec<String> = self.emulator.with_directory(|dir| {
+            dir.tenants
+                .get(SOURCE)
+                .map(|t| t.users.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        let live = ids.len();
+        if live == 0 {
+            return Err(BenchError::Phase {
+                phase: "changes".into(),
+                message: "the source has no user left to change".into(),
+            });
+        }
+        let stride = (live / changes.max(1)).max(1);
+        // A different offset each round, so no user is picked twice in a row.
+        let offset = stride / 2 + round.wrapping_mul(7919);
         let admin = &self.admin;
+        let ids = &ids;
         let results: Vec<Result<(), String>> = futures::stream::iter(0..changes)
             .map(|k| {
-                let i = (k * stride + stride / 2) % users.max(1);
-                let id = generate::user_id(i);
+                let i = (k * stride + offset) % live;
+                let id = ids[i].clone();
                 async move {
                     let (method, path, body) = match k % 10 {
-                        0..=4 => (
+                        0..=3 => (
                             reqwest::Method::PATCH,
                             format!("users/{id}"),
-                            Some(json!({"jobTitle": format!("Senior title {k}")})),
+                            Some(json!({"jobTitle": format!("Senior title {round}.{k}")})),
+                        ),
+                        4 => (
+                            reqwest::Method::PATCH,
+                            format!("users/{id}"),
+                            Some(json!({"displayName": format!("Renamed {round}.{k}"), "surname": format!("Renamed{k}")})),
                         ),
                         5 => (
                             reqwest::Method::PATCH,
@@ -319,7 +369,9 @@ impl BenchWorld {
                             Some(json!({"@odata.id": format!(
                                 "{}/v1.0/users/{}",
                                 admin.api_root().trim_end_matches("/v1.0"),
-                                generate::user_id(k % i.max(1))
+                                // Half a stride away: never a user this round changes
+                                // (deletes) itself, and never the user itself.
+                                ids[(i + (stride / 2).max(1)) % live]
                             )})),
                         ),
                         7 => (
@@ -328,7 +380,7 @@ impl BenchWorld {
                             Some(json!({"accountEnabled": false})),
                         ),
                         8 => {
-                            let mut props = generate::user_properties(users + k);
+                            let mut props = generate::user_properties(options.users + round * changes + k);
                             props.insert(
                                 "passwordProfile".into(),
                                 json!({"password": "Bench-Pa55word!", "forceChangePasswordNextSignIn": false}),
@@ -358,6 +410,49 @@ impl BenchWorld {
                 ),
             }),
         }
+    }
+
+    /// The soak: `rounds` rounds of `changes` source changes and one daemon cycle each,
+    /// resident memory sampled after every cycle; then the target is compared with the source.
+    async fn soak(
+        &self,
+        handle: &DaemonHandle,
+        options: &BenchOptions,
+        cycles: &mut tokio::sync::broadcast::Receiver<CycleReport>,
+        statuses: &mut tokio::sync::broadcast::Receiver<(String, crate::engine::JobStatus)>,
+    ) -> Result<SoakReport, BenchError> {
+        let started = std::time::Instant::now();
+        let before = super::process::sample();
+        let (source_before, target_before) = self.counts();
+        let mut rss = Vec::with_capacity(options.soak_rounds);
+        let mut failed = 0;
+        let mut written = 0;
+        for round in 1..=options.soak_rounds {
+            self.make_changes(options, round).await?;
+            let report = cycle_now(handle, "soak", cycles, statuses).await?;
+            failed += report.failed;
+            written += report.succeeded;
+            rss.push(super::process::sample().rss_bytes);
+        }
+        let after = super::process::sample();
+        let (source_after, target_after) = self.counts();
+        let source = source_after.minus(&source_before);
+        let target = target_after.minus(&target_before);
+        let mismatch = self.target_mismatch();
+        Ok(SoakReport::new(
+            options,
+            rss,
+            started.elapsed(),
+            after
+                .client_cpu
+                .saturating_sub(before.client_cpu)
+                .as_secs_f64(),
+            source.requests + target.requests,
+            source.throttled + target.throttled,
+            written,
+            failed,
+            mismatch,
+        ))
     }
 
     pub(super) async fn stop(mut self) {

@@ -41,6 +41,15 @@ pub struct Args {
     /// Only the `plan` phase (fresh state): for sizes whose initial cycle would take hours.
     #[arg(long)]
     pub plan_only: bool,
+    /// After the quiet cycle, a soak: --soak-rounds rounds of --changes source changes
+    /// (joiners, leavers, renames, manager moves, disables, updates), one daemon cycle each,
+    /// memory sampled after every cycle; fails when the target no longer matches the source.
+    #[arg(long)]
+    pub soak: bool,
+    /// Soak rounds: 48 is a day of cycles 30 minutes apart (idle time between cycles is not
+    /// waited for: it changes nothing the soak measures).
+    #[arg(long, default_value_t = 48, requires = "soak")]
+    pub soak_rounds: usize,
     /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -57,6 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         time_scale: args.time_scale,
         plan_only: args.plan_only,
+        soak_rounds: if args.soak { args.soak_rounds } else { 0 },
     };
     let report = match bench::run(options).await {
         Ok(report) => report,
@@ -70,7 +80,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print!("{}", bench::render_text(&report)),
     }
-    Ok(if report.target_matches == Some(false) {
+    let soak_failed = report.soak.as_ref().is_some_and(|s| !s.target_matches);
+    if soak_failed {
+        eprintln!("ctsync bench: the target no longer matches the source after the soak");
+    }
+    Ok(if report.target_matches == Some(false) || soak_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -174,7 +174,12 @@ fn summary(pair: &str, logs: &[ProvisioningLogEntry]) -> String {
         "created", "updated", "disabled", "deleted", "restored", "staged", "failed",
     ];
     let mut names: Vec<Vec<String>> = vec![Vec::new(); kinds.len()];
+    let mut groups = Vec::new();
     for log in logs {
+        if log.source_identity.identity_type == "Group" {
+            groups.push(group_line(log));
+            continue;
+        }
         let plan_action = log
             .target_system
             .details
@@ -207,7 +212,39 @@ fn summary(pair: &str, logs: &[ProvisioningLogEntry]) -> String {
         out.push_str(format!("  {kind:<9} {:>2}  {}\n", who.len(), who.join(", ")).trim_end());
         out.push('\n');
     }
+    if !groups.is_empty() {
+        out.push_str(&format!(
+            "  groups    {:>2}  {}\n",
+            groups.len(),
+            groups.join("; ")
+        ));
+    }
     out
+}
+
+/// One group action in the summary: `Sales Team: create +Megan Bowen`.
+fn group_line(log: &ProvisioningLogEntry) -> String {
+    let details = &log.target_system.details;
+    let action = details
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut line = format!("{}: {action}", log.source_identity.display_name);
+    if log.provisioning_status_info.status == ProvisioningResult::Failure {
+        line.push_str(" (failed)");
+    }
+    for (key, sign) in [("membersAdded", '+'), ("membersRemoved", '-')] {
+        for name in details
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            line.push_str(&format!(" {sign}{name}"));
+        }
+    }
+    line
 }
 
 #[cfg(test)]

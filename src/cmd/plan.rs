@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ctsync::engine::daemon::load_status;
 use ctsync::engine::{CycleKind, CycleOptions, compute_plan};
-use ctsync::store::{SqliteStore, StateStore, StoreSpec};
+use ctsync::store::StateStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -51,25 +51,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     }
-    // A plan writes nothing: without a state file there is no state to read, and none is
-    // created (opening SQLite would create the file).
-    let missing_sqlite = match args.store.spec(&args.state) {
-        Ok(StoreSpec::Sqlite(path)) if !path.exists() => Some(path),
-        _ => None,
-    };
-    let store: Arc<dyn StateStore> = match &missing_sqlite {
-        Some(path) => {
-            eprintln!(
-                "ctsync plan: no state at {}: planning as the first (initial) cycle would, \
-                 without creating the file",
-                path.display()
-            );
-            Arc::new(SqliteStore::open_in_memory()?)
-        }
-        None => match args.store.open(&args.state).await? {
-            Ok((_spec, store)) => store,
-            Err(code) => return Ok(code),
-        },
+    // A plan writes nothing, not even an empty state file.
+    let store: Arc<dyn StateStore> = match args.store.open_for_reading(&args.state, "plan").await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
     };
     let mut plans = Vec::new();
     let mut group_plans = Vec::new();

@@ -53,8 +53,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
-    let (_spec, store) = match args.store.open(&args.state).await? {
-        Ok(opened) => opened,
+    // A dry run writes nothing, not even an empty state file.
+    let opened = if args.dry_run {
+        args.store
+            .open_for_reading(&args.state, "provision")
+            .await?
+    } else {
+        args.store
+            .open(&args.state)
+            .await?
+            .map(|(_spec, store)| store)
+    };
+    let store = match opened {
+        Ok(store) => store,
         Err(code) => return Ok(code),
     };
     let report = match provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run).await {

@@ -53,6 +53,27 @@ impl StoreArgs {
             .map(|(spec, store, _)| (spec, store)))
     }
 
+    /// Opens the store for a command that only reads (`plan`, `provision --dry-run`): without
+    /// a SQLite file there is no state to read, and none is created (opening SQLite would
+    /// create the file); an empty in-memory store stands in, and `command` says so on stderr.
+    pub async fn open_for_reading(
+        &self,
+        state: &Path,
+        command: &str,
+    ) -> anyhow::Result<Result<Arc<dyn StateStore>, ExitCode>> {
+        if let Ok(StoreSpec::Sqlite(path)) = self.spec(state)
+            && !path.exists()
+        {
+            eprintln!(
+                "ctsync {command}: no state at {}: as before the first (initial) cycle, \
+                 without creating the file",
+                path.display()
+            );
+            return Ok(Ok(Arc::new(ctsync::store::SqliteStore::open_in_memory()?)));
+        }
+        Ok(self.open(state).await?.map(|(_spec, store)| store))
+    }
+
     /// [`StoreArgs::open`], with the lease table of a shared store.
     pub async fn open_with_leases(
         &self,

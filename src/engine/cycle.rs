@@ -121,7 +121,7 @@ pub(super) async fn preflight_cached(rt: &PairRuntime) -> Result<(bool, bool), E
 
 /// The preflight of a preview: the same checks, nothing registered, nothing cached. Returns
 /// (inbound sync allowed, anchor extension registered).
-async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
+pub(super) async fn preflight_preview(rt: &PairRuntime) -> Result<(bool, bool), EngineError> {
     let allowed = preflight_checks(rt, false).await?;
     let registered = rt.anchor_ready.get().is_some() || !allowed || anchor_registered(rt).await?;
     Ok((allowed, registered))
@@ -333,6 +333,22 @@ async fn read_source(
 ) -> Result<(CycleKind, SourceRead), EngineError> {
     let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
     let tenant = rt.pair.source.tenant_id.as_str();
+    // A delta link from another Graph endpoint (`graph.baseUrl` changed, a new port say)
+    // cannot be followed: the client refuses links to other hosts. Start over from a full read.
+    let watermark = watermark.filter(|w| {
+        let own = rt.source.is_own_link(&w.delta_link);
+        if !own {
+            tracing::warn!(
+                pair = rt.name(),
+                event = "watermarkFromAnotherEndpoint",
+                stored_origin = %link_origin(&w.delta_link),
+                graph_origin = %rt.source.origin(),
+                "the stored delta link is for another Graph endpoint (graph.baseUrl changed): \
+                 this cycle reads the source in full"
+            );
+        }
+        own
+    });
     if let (Some(watermark), false) = (watermark, full) {
         match read::source_delta(rt, &watermark.delta_link).await {
             Ok(mut changes) => {
@@ -422,6 +438,14 @@ async fn read_source(
         .await
         .map_err(source_error)?;
     Ok((CycleKind::Initial, read))
+}
+
+/// `scheme://host:port` of a link, without its path and query (a delta link's token is not
+/// for logs).
+fn link_origin(link: &str) -> String {
+    url::Url::parse(link)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "(not a URL)".to_owned())
 }
 
 /// What the store knows that this cycle needs. A cycle that reads everything (initial, or the
@@ -782,6 +806,7 @@ pub async fn run_cycle(
         super::groups::run_group_pass(
             rt,
             store,
+            &cycle_id,
             users_changed,
             planned.kind == CycleKind::Initial,
             ctx.crash,

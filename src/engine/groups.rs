@@ -25,7 +25,7 @@ use crate::plan::groups::{
 use crate::store::{StateStore, StoreWrite, Watermark};
 
 use super::EngineError;
-use super::killpoint::{self, CrashAt, Step};
+use super::killpoint::CrashAt;
 use super::read::graph_error;
 use super::runtime::PairRuntime;
 use super::unique;
@@ -53,6 +53,7 @@ pub struct GroupPassReport {
 pub async fn run_group_pass(
     rt: &PairRuntime,
     store: &dyn StateStore,
+    cycle_id: &str,
     users_changed: bool,
     full: bool,
     crash: Option<&CrashAt>,
@@ -76,6 +77,20 @@ pub async fn run_group_pass(
     let state = store.group_state(rt.name()).await?;
     let start = rt.source.groups_delta_start(&[]);
     let (round, restarted) = match &state.watermark {
+        // A link from another Graph endpoint (`graph.baseUrl` changed) cannot be followed.
+        Some(w) if !rt.source.is_own_link(&w.delta_link) => {
+            tracing::warn!(
+                pair = rt.name(),
+                event = "watermarkFromAnotherEndpoint",
+                graph_origin = %rt.source.origin(),
+                "the stored group delta link is for another Graph endpoint (graph.baseUrl \
+                 changed): this pass reads the groups in full"
+            );
+            (
+                rt.source.groups_delta(&start).await.map_err(source_error)?,
+                true,
+            )
+        }
         Some(w) => match rt.source.groups_delta(&w.delta_link).await {
             Ok(r) => (r, false),
             Err(GraphError::DeltaResyncRequired { .. }) => (
@@ -136,9 +151,17 @@ pub async fn run_group_pass(
         log_entry(rt, e);
     }
     if plan.blocked.is_none() {
+        for e in plan
+            .entries
+            .iter()
+            .filter(|e| matches!(e.action, GroupAction::Disputed | GroupAction::StagedDelete))
+        {
+            super::group_apply::log_unwritten(rt, store, cycle_id, e).await?;
+        }
         for e in plan.writes() {
-            match apply_entry(rt, store, e, &anchor_attr, crash).await {
-                Ok(()) => report.succeeded += 1,
+            match super::group_apply::apply_entry(rt, store, cycle_id, e, &anchor_attr, crash).await
+            {
+                Ok(_) => report.succeeded += 1,
                 Err(err @ EngineError::Crashed(_)) => return Err(err),
                 Err(err) => {
                     report.failed += 1;
@@ -544,164 +567,4 @@ fn map_groups(
             }
         })
         .collect()
-}
-
-/// Carries out one entry; on success records the link (what the entry says the store keeps).
-async fn apply_entry(
-    rt: &PairRuntime,
-    store: &dyn StateStore,
-    e: &GroupEntry,
-    anchor_attr: &str,
-    crash: Option<&CrashAt>,
-) -> Result<(), EngineError> {
-    let target_error = |err| graph_error("target", &rt.pair.target.tenant_id, err);
-    let adds: Vec<String> = e
-        .add_members
-        .iter()
-        .map(|m| m.target_user_id.clone())
-        .collect();
-    let mut link = GroupLinkState {
-        source_id: e.source_id.clone(),
-        target_id: e.target_id.clone().unwrap_or_default(),
-        display_name: e.display_name.clone(),
-        exported: e.exported_after.clone(),
-        members: e.members_after.clone(),
-        deleted_by_us: false,
-    };
-    match e.action {
-        GroupAction::Create => {
-            let mut body: serde_json::Map<String, Value> = e.changes.clone().into_iter().collect();
-            body.insert(anchor_attr.to_owned(), json!(e.source_id));
-            let first: Vec<String> = adds
-                .iter()
-                .take(crate::graph::MEMBER_BINDS_PER_REQUEST)
-                .cloned()
-                .collect();
-            let created = rt
-                .target
-                .create_security_group(&body, &first)
-                .await
-                .map_err(target_error)?;
-            let names: Vec<&str> = e.add_members.iter().map(|m| m.name.as_str()).collect();
-            tracing::info!(
-                event = "groupCreated",
-                pair = rt.name(),
-                group = %e.display_name,
-                target_group_id = %created.id,
-                members_added = %names.join(", "),
-                "group created"
-            );
-            link.target_id = created.id.clone();
-            if killpoint::reached(Step::GroupAfterCreate, crash) {
-                return Err(EngineError::Crashed(Step::GroupAfterCreate.as_str()));
-            }
-            if adds.len() > first.len() {
-                // Record the group before the rest of its members: a failure below leaves a
-                // linked group whose remaining members are planned again next cycle.
-                let mut partial = link.clone();
-                partial.members = first.iter().cloned().collect();
-                store
-                    .commit(rt.name(), vec![StoreWrite::PutGroupLink(partial)])
-                    .await?;
-                if killpoint::reached(Step::GroupMembers, crash) {
-                    return Err(EngineError::Crashed(Step::GroupMembers.as_str()));
-                }
-                add_members_retrying(rt, &created.id, &adds[first.len()..])
-                    .await
-                    .map_err(target_error)?;
-            }
-        }
-        GroupAction::Restore => {
-            rt.target
-                .restore_deleted(&link.target_id)
-                .await
-                .map_err(target_error)?;
-            tracing::info!(pair = rt.name(), group = %e.display_name, target_group_id = %link.target_id, "group restored");
-            write_attributes_and_members(rt, e, &link.target_id, anchor_attr, &adds)
-                .await
-                .map_err(target_error)?;
-        }
-        GroupAction::Adopt | GroupAction::Update | GroupAction::NoChange => {
-            write_attributes_and_members(rt, e, &link.target_id, anchor_attr, &adds)
-                .await
-                .map_err(target_error)?;
-        }
-        GroupAction::Delete => {
-            match rt.target.delete_group(&link.target_id).await {
-                Ok(()) => {}
-                Err(err) if err.is_not_found() => {}
-                Err(err) => return Err(target_error(err)),
-            }
-            tracing::info!(pair = rt.name(), group = %e.display_name, target_group_id = %link.target_id, "group soft-deleted");
-            link.deleted_by_us = true;
-        }
-        GroupAction::StagedDelete | GroupAction::Skip | GroupAction::Disputed => return Ok(()),
-    }
-    store
-        .commit(rt.name(), vec![StoreWrite::PutGroupLink(link)])
-        .await?;
-    Ok(())
-}
-
-async fn write_attributes_and_members(
-    rt: &PairRuntime,
-    e: &GroupEntry,
-    target_id: &str,
-    anchor_attr: &str,
-    adds: &[String],
-) -> Result<(), GraphError> {
-    let mut changes: serde_json::Map<String, Value> = e.changes.clone().into_iter().collect();
-    if e.action == GroupAction::Adopt {
-        changes.insert(anchor_attr.to_owned(), json!(e.source_id));
-    }
-    if !changes.is_empty() {
-        rt.target.update_group(target_id, &changes).await?;
-    }
-    if !adds.is_empty() {
-        add_members_retrying(rt, target_id, adds).await?;
-    }
-    for m in &e.remove_members {
-        rt.target
-            .remove_group_member(target_id, &m.target_user_id)
-            .await?;
-    }
-    if !adds.is_empty() || !e.remove_members.is_empty() || !changes.is_empty() {
-        let added: Vec<&str> = e.add_members.iter().map(|m| m.name.as_str()).collect();
-        let removed: Vec<&str> = e.remove_members.iter().map(|m| m.name.as_str()).collect();
-        tracing::info!(
-            event = "groupWritten",
-            pair = rt.name(),
-            group = %e.display_name,
-            target_group_id = %target_id,
-            action = e.action.as_str(),
-            members_added = %added.join(", "),
-            members_removed = %removed.join(", "),
-            attributes = changes.len(),
-            "group written"
-        );
-    }
-    Ok(())
-}
-
-/// Adds members; a just-created group may not have replicated yet ("one of the objects being
-/// referenced don't exist", 400): retried a few times after a short pause.
-async fn add_members_retrying(
-    rt: &PairRuntime,
-    group_id: &str,
-    members: &[String],
-) -> Result<usize, GraphError> {
-    let mut attempt = 0;
-    loop {
-        match rt.target.add_group_members(group_id, members).await {
-            Err(e)
-                if attempt < 3
-                    && e.status() == Some(400)
-                    && e.to_string().contains("don't exist") =>
-            {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
-            }
-            other => return other,
-        }
-    }
 }

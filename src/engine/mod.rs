@@ -10,6 +10,8 @@ pub mod apply;
 pub mod cycle;
 pub mod daemon;
 pub mod escrow;
+mod group_action_log;
+pub mod group_apply;
 pub mod groups;
 pub mod killpoint;
 mod names;

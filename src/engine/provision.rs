@@ -16,7 +16,9 @@ use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
-use super::cycle::{CycleKind, PlannedCycle, plan_source_user, preflight, rand_source};
+use super::cycle::{
+    CycleKind, PlannedCycle, plan_source_user, preflight, preflight_preview, rand_source,
+};
 use super::read;
 use super::runtime::PairRuntime;
 use super::unique;
@@ -161,7 +163,14 @@ pub(crate) async fn provision_under_lease(
     dry_run: bool,
 ) -> Result<ProvisionReport, EngineError> {
     let now = Utc::now();
-    let inbound_sync_allowed = preflight(rt).await?;
+    // A dry run checks the same policies read-only: it never registers the anchor extension
+    // (the write a real preflight may make) and reads the target without the anchor when the
+    // extension is not there yet.
+    let (inbound_sync_allowed, anchor_registered) = if dry_run {
+        preflight_preview(rt).await?
+    } else {
+        (preflight(rt).await?, true)
+    };
     let Some(attrs) = read::source_user(rt, user).await? else {
         return Err(EngineError::Preflight {
             code: "SourceUserNotFound".into(),
@@ -182,7 +191,7 @@ pub(crate) async fn provision_under_lease(
     };
     let managed = store.managed_users(rt.name()).await?;
     let intents = store.create_intents(rt.name()).await?;
-    let target_users = read::target_users(rt).await?;
+    let target_users = read::target_users_with(rt, anchor_registered).await?;
 
     // SelectUniqueValue as in a cycle: evaluate, check the candidates asked about against the
     // target, evaluate again with what was learnt.

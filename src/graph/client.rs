@@ -316,6 +316,17 @@ impl GraphClient {
         self.inner.writes.try_acquire()
     }
 
+    /// Whether `url` (an absolute link, e.g. a stored delta link) is on this client's Graph
+    /// origin, so [`Self::resolve`] would follow it. Relative paths always are.
+    pub fn is_own_link(&self, url: &str) -> bool {
+        self.resolve(url).is_ok()
+    }
+
+    /// The Graph origin this client talks to (`scheme://host:port`), for messages.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
     /// Resolves a path relative to the API root (`users?$select=id`) or accepts an absolute URL
     /// on the Graph host (a `@odata.nextLink`). Absolute URLs on other hosts are refused so a
     /// hostile link cannot collect our bearer token.

@@ -10,6 +10,7 @@ mod auth;
 mod batch;
 mod client;
 mod error;
+mod members;
 mod ops;
 mod pacing;
 mod paging;
@@ -25,6 +26,7 @@ pub use client::{
     RequestStats, WriteQuota, encode_query_value, endpoint_label, set_instance_name, with_query,
 };
 pub use error::{GraphError, GraphErrorDetail, RequestContext};
+pub use members::{MemberWrite, MemberWriteOutcome, MemberWriteResult, is_not_replicated_yet};
 pub use ops::MEMBER_BINDS_PER_REQUEST;
 pub use paging::{DeltaItem, DeltaPage, DeltaRound, RemovedReason};
 pub use resources::*;

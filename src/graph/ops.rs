@@ -15,7 +15,7 @@ fn user_select(extra: &[&str]) -> String {
 }
 
 /// An id or UPN as one path segment: like a query value, but `/` must not split the path.
-fn segment(id: &str) -> String {
+pub(super) fn segment(id: &str) -> String {
     super::client::encode_query_value(id).replace('/', "%2F")
 }
 
@@ -299,7 +299,7 @@ impl GraphClient {
 }
 
 /// Graph's text for a member that is already there (400): a replayed add, treated as done.
-fn is_already_member(e: &GraphError) -> bool {
+pub(super) fn is_already_member(e: &GraphError) -> bool {
     e.status() == Some(400) && e.to_string().contains("already exist")
 }
 
@@ -318,7 +318,7 @@ impl GraphClient {
         all.join(",")
     }
 
-    fn directory_object_url(&self, id: &str) -> String {
+    pub(super) fn directory_object_url(&self, id: &str) -> String {
         format!("{}/directoryObjects/{}", self.api_root(), segment(id))
     }
 
@@ -428,42 +428,6 @@ impl GraphClient {
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), GraphError> {
         self.patch_object("groups", id, changes).await
-    }
-
-    /// Adds members, 20 per `PATCH` (`members@odata.bind`). A chunk refused because one of its
-    /// members is already there (Graph fails the whole chunk) is retried one `$ref` at a time,
-    /// each "already exists" counting as done. Returns the requests made.
-    pub async fn add_group_members(
-        &self,
-        group_id: &str,
-        member_ids: &[String],
-    ) -> Result<usize, GraphError> {
-        let mut requests = 0;
-        for chunk in member_ids.chunks(MEMBER_BINDS_PER_REQUEST) {
-            let binds: Vec<String> = chunk.iter().map(|m| self.directory_object_url(m)).collect();
-            let body = json!({"members@odata.bind": binds});
-            requests += 1;
-            match self
-                .send(
-                    Method::PATCH,
-                    &format!("groups/{}", segment(group_id)),
-                    &[],
-                    Some(&body),
-                    1,
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_already_member(&e) => {
-                    for m in chunk {
-                        requests += 1;
-                        self.add_group_member(group_id, m).await?;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(requests)
     }
 
     /// `POST /groups/{id}/members/$ref`; a member already there is not an error.

@@ -772,3 +772,149 @@ async fn select_unique_value_in_a_group_mapping_skips_names_the_target_holds() {
     let existing = target_group(&world, "Sales (Contoso)").await.expect("kept");
     assert!(member_aliases(&world, &existing.id).await.is_empty());
 }
+
+const EVERYONE: &str = "9b000000-0000-4000-8000-000000000003";
+
+/// Sales (adele, bob) and Everyone (adele, bob, rep00–rep44), both assigned: the reps are in
+/// scope through Everyone whatever Sales holds.
+async fn two_group_world() -> (World, std::path::PathBuf) {
+    let mut seed = world_seed(true);
+    let reps: Vec<String> = (0..45).map(|i| format!("rep{i:02}")).collect();
+    seed["tenants"][0]["users"]
+        .as_array_mut()
+        .expect("users")
+        .extend(
+            reps.iter()
+                .map(|r| user(r, "contoso.com", json!({"department": "Sales"}))),
+        );
+    let mut everyone: Vec<String> = reps.iter().map(|r| format!("{r}@contoso.com")).collect();
+    everyone.extend(["adele@contoso.com".to_owned(), "bob@contoso.com".to_owned()]);
+    seed["tenants"][0]["groups"]
+        .as_array_mut()
+        .expect("groups")
+        .push(json!({"id": EVERYONE, "displayName": "Everyone", "members": everyone}));
+    let world = World::start(to_seed(seed)).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let spec = spec("", &nested).replace(
+        &format!("groups: [{SALES}]"),
+        &format!("groups: [{SALES}, {EVERYONE}]"),
+    );
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &spec);
+    (world, file)
+}
+
+#[tokio::test]
+async fn member_writes_go_in_batches_a_duplicate_counts_as_done_and_each_member_is_logged() {
+    let (world, file) = two_group_world().await;
+    let rt = world.runtime(&file, "groups");
+    let first = world.cycle(&rt).await.groups.expect("groups");
+    assert_eq!((first.counts["create"], first.failed), (2, 0), "{first:?}");
+    let sales = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // In the source, the 45 reps join Sales and adele and bob leave it (they stay in scope
+    // through Everyone). In the target, an admin already added rep00 by hand.
+    let admin = world.admin(CONTOSO);
+    for i in 0..45 {
+        let rep = world
+            .source_id(CONTOSO, &format!("rep{i:02}@contoso.com"))
+            .await;
+        admin.add_group_member(SALES, &rep).await.expect("join");
+    }
+    for alias in ["adele", "bob"] {
+        let id = world
+            .source_id(CONTOSO, &format!("{alias}@contoso.com"))
+            .await;
+        admin.remove_group_member(SALES, &id).await.expect("leave");
+    }
+    let rep00 = world.b2b_user(FABRIKAM, "rep00").await.expect("rep00").id;
+    world
+        .admin(FABRIKAM)
+        .add_group_member(&sales.id, &rep00)
+        .await
+        .expect("hand add");
+
+    world.emulator.record_requests(true);
+    let report = world.cycle(&rt).await;
+    let g = report.groups.clone().expect("groups");
+    assert_eq!(
+        (g.member_adds, g.member_removals, g.failed),
+        (45, 2, 0),
+        "{g:?}"
+    );
+    let expected: BTreeSet<String> = (0..45).map(|i| format!("rep{i:02}")).collect();
+    assert_eq!(member_aliases(&world, &sales.id).await, expected);
+    // 45 adds are 3 binds of at most 20, the 2 removals 2 `$ref` DELETEs: 5 requests in one
+    // `$batch`. The bind chunk holding rep00 is refused whole (Graph's duplicate 400) and sent
+    // again one `$ref` per member: one more `$batch`. Nothing else writes to the target.
+    let target_writes: Vec<String> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.tenant == FABRIKAM && r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        target_writes,
+        vec!["POST /v1.0/$batch", "POST /v1.0/$batch"],
+        "{report:?}"
+    );
+    // The provisioning log: one entry for the Sales update, naming every member and its result.
+    let log = world
+        .store
+        .provisioning_log("groups", &ctsync::store::LogQuery::default())
+        .await
+        .expect("log");
+    let groups: Vec<&ctsync::store::ProvisioningLogEntry> = log
+        .iter()
+        .filter(|e| e.source_identity.identity_type == "Group")
+        .collect();
+    let creates: BTreeSet<&str> = groups
+        .iter()
+        .filter(|e| e.provisioning_action == ctsync::store::ProvisioningAction::Create)
+        .map(|e| e.target_identity.display_name.as_str())
+        .collect();
+    assert_eq!(
+        creates,
+        BTreeSet::from(["Sales (Contoso)", "Everyone (Contoso)"])
+    );
+    let update = groups
+        .iter()
+        .find(|e| e.provisioning_action == ctsync::store::ProvisioningAction::Update)
+        .expect("the Sales update is logged");
+    assert_eq!(update.source_identity.display_name, "Sales");
+    assert_eq!(update.target_identity.id, sales.id);
+    assert_eq!(
+        update.provisioning_status_info.status,
+        ctsync::store::ProvisioningResult::Success
+    );
+    let details = &update.target_system.details;
+    assert_eq!(details["action"], "membership", "{details:?}");
+    assert_eq!(details["membersRemoved"], json!(["adele", "bob"]));
+    assert_eq!(
+        details["membersAdded"].as_array().map(Vec::len),
+        Some(45),
+        "{details:?}"
+    );
+    let members = details["members"].as_array().expect("per-member results");
+    let outcome = |name: &str| {
+        members
+            .iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["outcome"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(outcome("rep00"), "alreadyMember");
+    assert_eq!(outcome("rep01"), "added");
+    assert_eq!(outcome("adele"), "removed");
+    let members_property = update
+        .modified_properties
+        .iter()
+        .find(|p| p.display_name == "members")
+        .and_then(|p| p.new_value.clone())
+        .unwrap_or_default();
+    assert!(
+        members_property.contains("removed: adele, bob"),
+        "{members_property}"
+    );
+}

@@ -983,6 +983,7 @@ fn demo_runs_its_script_and_shows_each_kind_of_action() {
         "contoso-to-fabrikam",
         "  created    2  Adele Vance, Megan Bowen",
         "  restored   1  Megan Bowen",
+        "  groups     3  Sales Team: create +Adele Vance +Megan Bowen; Sales Team: membership -Megan Bowen; Sales Team: membership +Megan Bowen",
         "contoso-to-northwind",
         "  disabled   1  Alex Wilber",
         "  deleted    1  Lynne Robbins",
