@@ -125,7 +125,7 @@ pub async fn run_group_pass(
     if blocked.is_none() {
         ensure_group_anchor(rt, &anchor_attr).await?;
     }
-    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked).await?;
+    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked, None).await?;
     let plan = plan_groups(&input);
     report.evaluated = true;
     for a in [
@@ -217,7 +217,7 @@ pub async fn preview_group_plan(
     });
     let state = store.group_state(rt.name()).await?;
     let anchor_attr = rt.pair.group_anchor_attribute();
-    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked).await?;
+    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked, None).await?;
     Ok(Some(plan_groups(&input)))
 }
 
@@ -243,7 +243,10 @@ fn log_entry(rt: &PairRuntime, e: &GroupEntry) {
 }
 
 /// Registers the group anchor extension (targetObjects Group) on the target app when missing.
-async fn ensure_group_anchor(rt: &PairRuntime, attribute: &str) -> Result<(), EngineError> {
+pub(super) async fn ensure_group_anchor(
+    rt: &PairRuntime,
+    attribute: &str,
+) -> Result<(), EngineError> {
     let Some(rest) = attribute.strip_prefix("extension_") else {
         return Err(anchor_invalid(attribute));
     };
@@ -303,7 +306,7 @@ fn anchor_invalid(attribute: &str) -> EngineError {
 }
 
 /// The groups assigned to the pair: `scope.groups` plus groups assigned to its service principal.
-async fn assigned_groups(rt: &PairRuntime) -> Result<BTreeSet<String>, EngineError> {
+pub(super) async fn assigned_groups(rt: &PairRuntime) -> Result<BTreeSet<String>, EngineError> {
     let mut groups: BTreeSet<String> = rt.pair.scope.groups.iter().cloned().collect();
     if let Some(sp) = &rt.pair.scope.service_principal_id {
         for a in rt
@@ -350,13 +353,16 @@ fn target_group(g: &Group, anchor_attr: &str, deleted: bool) -> TargetGroup {
 }
 
 /// Reads the source groups, the target groups and the user links into the planner's input.
-async fn read_input(
+/// `only`: just this source group (on-demand provisioning): the input is then not complete,
+/// so no other linked group is taken for gone.
+pub(super) async fn read_input(
     rt: &PairRuntime,
     store: &dyn StateStore,
     links: &[GroupLinkState],
     anchor_attr: &str,
     full: bool,
     blocked: Option<String>,
+    only: Option<&str>,
 ) -> Result<GroupPlanInput, EngineError> {
     let settings = rt
         .pair
@@ -379,7 +385,17 @@ async fn read_input(
     })?;
     let mut raw = Vec::new();
     let mut gone = BTreeSet::new();
-    for id in assigned_groups(rt).await? {
+    let mut assigned = assigned_groups(rt).await?;
+    if let Some(only) = only {
+        assigned.retain(|id| id == only);
+    }
+    let links: Vec<GroupLinkState> = links
+        .iter()
+        .filter(|l| only.is_none_or(|o| l.source_id == o))
+        .cloned()
+        .collect();
+    let links = links.as_slice();
+    for id in assigned {
         let Some(g) = rt.source.get_group(&id, &[]).await.map_err(source_error)? else {
             gone.insert(id);
             continue;
@@ -525,7 +541,7 @@ async fn read_input(
         target_groups: targets.into_values().collect(),
         user_targets,
         user_names,
-        complete: true,
+        complete: only.is_none(),
     })
 }
 

@@ -918,3 +918,143 @@ async fn member_writes_go_in_batches_a_duplicate_counts_as_done_and_each_member_
         "{members_property}"
     );
 }
+
+/// `ctsync provision --group …` as a child process against the emulator.
+async fn provision_group(
+    file: &std::path::Path,
+    state: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let (file, state) = (file.to_owned(), state.to_owned());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("ctsync")
+            .expect("binary")
+            .args([
+                "provision",
+                "--pair",
+                "groups",
+                "--group",
+                "Sales",
+                "--config",
+            ])
+            .arg(&file)
+            .arg("--state")
+            .arg(&state)
+            .args(&extra)
+            .env("RUST_LOG", "error")
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined")
+}
+
+// Multi-threaded: the emulator keeps serving while the test waits for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_group_shows_each_member_and_dry_run_writes_nothing() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // carol joins Sales (in scope, no target user yet); bob leaves it.
+    let carol = world.source_id(CONTOSO, "carol@contoso.com").await;
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    let admin = world.admin(CONTOSO);
+    admin.add_group_member(SALES, &carol).await.expect("join");
+    admin.remove_group_member(SALES, &bob).await.expect("leave");
+    let state = world.dir.path().join("state.db");
+
+    let writes_before = world.emulator.writes().len();
+    let out = provision_group(&file, &state, &["--dry-run", "--format", "json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        world.emulator.writes().len(),
+        writes_before,
+        "a dry run wrote"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["assigned"], true);
+    assert_eq!(report["entry"]["action"], "update", "{report:#}");
+    let row = |upn: &str| -> Value {
+        report["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|r| r["userPrincipalName"] == upn || r["displayName"] == upn)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {upn}: {report:#}"))
+    };
+    let adele = row("adele@contoso.com");
+    assert_eq!(
+        (adele["inScope"].clone(), adele["action"].clone()),
+        (json!(true), json!("already"))
+    );
+    assert!(adele["targetUserId"].is_string(), "{adele}");
+    let carol_row = row("carol@contoso.com");
+    assert_eq!(carol_row["inScope"], true);
+    assert_eq!(carol_row["action"], "skipped");
+    assert!(
+        carol_row["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no target user yet")),
+        "{carol_row}"
+    );
+    let outsider = row("outsider@contoso.com");
+    assert_eq!(outsider["inScope"], false);
+    assert!(
+        outsider["scope"]
+            .as_str()
+            .is_some_and(|s| s.contains("scoping filter")),
+        "{outsider}"
+    );
+    let bob_row = row("bob");
+    assert_eq!(
+        (bob_row["sourceMember"].clone(), bob_row["action"].clone()),
+        (json!(false), json!("removed"))
+    );
+
+    // The text table, still a dry run.
+    let out = provision_group(&file, &state, &["--dry-run"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[dry run]"), "{text}");
+    assert!(text.contains("would remove"), "{text}");
+    assert!(text.contains("carol@contoso.com"), "{text}");
+    assert_eq!(
+        world.emulator.writes().len(),
+        writes_before,
+        "a dry run wrote"
+    );
+
+    // For real: bob leaves the target group, and the provisioning log says so by name.
+    let out = provision_group(&file, &state, &["--format", "json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["succeeded"], true, "{report:#}");
+    assert_eq!(member_aliases(&world, &group.id).await, set(&["adele"]));
+    let log = world
+        .store
+        .provisioning_log("groups", &ctsync::store::LogQuery::default())
+        .await
+        .expect("log");
+    let on_demand = log
+        .iter()
+        .find(|e| e.cycle_id.starts_with("ondemand-") && e.source_identity.identity_type == "Group")
+        .expect("the on-demand group write is logged");
+    assert_eq!(
+        on_demand.target_system.details["membersRemoved"],
+        json!(["bob"])
+    );
+}

@@ -11,6 +11,7 @@ use crate::store::{Escrow, LogQuery, ProvisioningLogEntry, StoreError};
 
 use super::super::EngineError;
 use super::super::cycle::{CycleOptions, PlannedCycle, compute_plan};
+use super::super::group_provision::GroupProvisionReport;
 use super::super::groups::preview_group_plan;
 use super::super::provision::ProvisionReport;
 use super::commands::JobMessage;
@@ -85,6 +86,30 @@ impl DaemonHandle {
         )
         .await?;
         // The job dropped the reply: it stopped (shutdown, pair removed, lease lost).
+        let result = answer
+            .await
+            .map_err(|_| CommandError::JobStopped(pair.to_owned()))?;
+        Ok(result?)
+    }
+
+    /// Provisions (or previews) one group of `pair` through its job's mailbox, like
+    /// [`DaemonHandle::provision`] for a user.
+    pub async fn provision_group(
+        &self,
+        pair: &str,
+        group: &str,
+        dry_run: bool,
+    ) -> Result<GroupProvisionReport, QueryError> {
+        let (reply, answer) = oneshot::channel();
+        self.message(
+            pair,
+            JobMessage::ProvisionGroup {
+                group: group.to_owned(),
+                dry_run,
+                reply,
+            },
+        )
+        .await?;
         let result = answer
             .await
             .map_err(|_| CommandError::JobStopped(pair.to_owned()))?;
