@@ -764,6 +764,13 @@ pub async fn run_cycle(
     let before_source = rt.source.stats();
     let before_target = rt.target.stats();
     let cycle_id = uuid::Uuid::new_v4().to_string();
+    tracing::info!(
+        event = "cycleStarted",
+        pair = rt.name(),
+        cycle_id = %cycle_id,
+        full = options.full,
+        "cycle started"
+    );
     // Planning writes nothing, so shutdown may drop it; apply stops between entries instead.
     let planned = match &options.cancel {
         Some(cancel) => tokio::select! {

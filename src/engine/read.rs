@@ -43,7 +43,13 @@ fn source_error(rt: &PairRuntime) -> impl Fn(GraphError) -> EngineError + '_ {
 /// Runs a delta round from `start_or_link`. Items are folded so that the last word on each id
 /// wins (delta may replay objects).
 pub async fn source_delta(rt: &PairRuntime, start_or_link: &str) -> Result<SourceRead, GraphError> {
-    let round = rt.source.users_delta(start_or_link).await?;
+    let mut progress = crate::telemetry::progress::Progress::new(rt.name(), "read", None);
+    let round = rt
+        .source
+        .users_delta_with(start_or_link, &mut |read| {
+            progress.update(read as u64);
+        })
+        .await?;
     let mut read = SourceRead {
         delta_link: round.delta_link,
         pages: round.pages,

@@ -63,6 +63,15 @@ impl GraphClient {
         self.delta_round(start_or_link).await
     }
 
+    /// [`Self::users_delta`], calling `on_page` with the users read so far after each page.
+    pub async fn users_delta_with(
+        &self,
+        start_or_link: &str,
+        on_page: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<DeltaRound<User>, GraphError> {
+        self.delta_round_with(start_or_link, on_page).await
+    }
+
     /// `POST /invitations`.
     pub async fn invite(&self, invitation: &NewInvitation) -> Result<Invitation, GraphError> {
         let body = serde_json::to_value(invitation)

@@ -755,16 +755,20 @@ fn manager_pass(
                 }
             }
         };
+        let linked = links.managed(&entry.anchor);
         let old = match entry.action {
             Action::Create | Action::Adopt => None,
-            _ => links
-                .managed(&entry.anchor)
+            _ => linked
                 .and_then(|m| m.last_exported.get(MANAGER_ATTRIBUTE))
                 .and_then(Value::as_str)
                 .and_then(Anchor::parse),
         };
         let new = wanted.as_ref().map(|(a, _)| a.clone());
-        if old == new {
+        // A user linked in this cycle (re-linked after a lost state file, or adopted) has no
+        // manager ctsync knows it wrote: whatever the target holds may be stale, so "no
+        // manager" is written too (a clear of an absent manager is a no-op in Graph).
+        let known = entry.action == Action::Create || linked.is_some();
+        if old == new && known {
             continue;
         }
         updates.push(ManagerUpdate {

@@ -398,6 +398,94 @@ async fn a_watermark_from_another_endpoint_starts_a_full_cycle() {
     );
 }
 
+/// Long work shows progress: a cycle logs its start, then how far the source read and the apply
+/// are every N users (`CTSYNC_PROGRESS_EVERY_USERS`, here 2); `plan` writes the read's progress
+/// on stderr too.
+#[tokio::test]
+async fn a_cycle_and_a_plan_log_their_progress() {
+    let sales = json!({"department": "Sales"});
+    let users = ["adele", "bob", "carol", "dan", "erin"]
+        .iter()
+        .map(|a| user(a, "contoso.com", sales.clone()))
+        .collect();
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let state = world.dir.path().join("progress-state.db");
+    let json_lines = |out: &std::process::Output| -> Vec<Value> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    };
+    let progress = |lines: &[Value], phase: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l["event"] == "cycleProgress" && l["phase"] == phase)
+            .cloned()
+            .collect()
+    };
+
+    let (f, s) = (file.clone(), state.clone());
+    let plan = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args(["plan", "--log-format", "json", "--config"])
+            .arg(&f)
+            .arg("--state")
+            .arg(&s)
+            .env("CTSYNC_PROGRESS_EVERY_USERS", "2")
+            .output()
+            .expect("plan runs")
+    })
+    .await
+    .expect("joined");
+    assert!(plan.status.success(), "{plan:?}");
+    let lines = json_lines(&plan);
+    let read = progress(&lines, "read");
+    assert!(!read.is_empty(), "plan shows no read progress: {lines:#?}");
+    assert_eq!(
+        read.last().map(|l| l["done"].clone()),
+        Some(json!(5)),
+        "{read:#?}"
+    );
+    assert_eq!(read[0]["pair"], PAIR);
+
+    let (f, s) = (file.clone(), state.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        World::run_command(&f, &s)
+            .args(["--once", "--log-format", "json"])
+            .env("CTSYNC_PROGRESS_EVERY_USERS", "2")
+            .output()
+            .expect("run runs")
+    })
+    .await
+    .expect("joined");
+    assert!(run.status.success(), "{run:?}");
+    let lines = json_lines(&run);
+    let started = lines
+        .iter()
+        .position(|l| l["event"] == "cycleStarted")
+        .unwrap_or_else(|| panic!("no start line: {lines:#?}"));
+    assert_eq!(lines[started]["pair"], PAIR);
+    let apply = progress(&lines, "apply");
+    assert!(!apply.is_empty(), "no apply progress: {lines:#?}");
+    let last = apply.last().expect("apply line");
+    assert_eq!(
+        (last["done"].clone(), last["total"].clone()),
+        (json!(5), json!(5)),
+        "{last}"
+    );
+    assert_eq!(last["message"], "apply: 5 of 5 users", "{last}");
+    let first_progress = lines
+        .iter()
+        .position(|l| l["event"] == "cycleProgress")
+        .expect("progress");
+    assert!(started < first_progress, "the start comes first");
+}
+
 /// `provision --dry-run` writes nothing: no Graph write (its preflight does not register the
 /// anchor extension, as a real run's would), no state file; and it still shows the create.
 #[tokio::test]

@@ -702,6 +702,44 @@ async fn group_sync_consent_is_read_on_graph_beta_and_turning_it_off_stops_group
     assert_eq!(group_writes, 0);
 }
 
+/// `SelectUniqueValue` in a group mapping is checked against the target's groups: a name
+/// another target group already holds is passed over for the next candidate, so the group is
+/// created instead of clashing (disputed) with the one that has the name.
+#[tokio::test]
+async fn select_unique_value_in_a_group_mapping_skips_names_the_target_holds() {
+    let mut seed = world_seed(true);
+    seed["tenants"][1]["groups"] = json!([
+        {"id": "9c000000-0000-4000-8000-000000000001", "displayName": "Sales (Contoso)"},
+    ]);
+    let world = World::start(to_seed(seed)).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let unique = "      - {target: displayName, expression: 'SelectUniqueValue(Append([displayName], \" (Contoso)\"), Append([displayName], \" (Contoso 2)\"))'}";
+    let text = spec("", &nested).replace(
+        "      - {target: displayName, expression: 'Append([displayName], \" (Contoso)\")'}",
+        unique,
+    );
+    assert!(text.contains("SelectUniqueValue"), "{text}");
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &text);
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    let counts = report.groups.expect("groups").counts;
+    assert_eq!(counts.get("create"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("disputed").copied().unwrap_or(0),
+        0,
+        "{counts:?}"
+    );
+    let created = target_group(&world, "Sales (Contoso 2)")
+        .await
+        .expect("created under the second candidate");
+    assert_eq!(
+        member_aliases(&world, &created.id).await,
+        set(&["adele", "bob"])
+    );
+    let existing = target_group(&world, "Sales (Contoso)").await.expect("kept");
+    assert!(member_aliases(&world, &existing.id).await.is_empty());
+}
+
 const EVERYONE: &str = "9b000000-0000-4000-8000-000000000003";
 
 /// Sales (adele, bob) and Everyone (adele, bob, rep00–rep44), both assigned: the reps are in
