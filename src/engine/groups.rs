@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::config::{GroupDeprovision, default_group_mappings};
 use crate::expr::EvalContext;
 use crate::graph::{GraphError, Group};
-use crate::mapping::{MapMode, MappingSet, SourceUser as MappingSourceUser};
+use crate::mapping::{MapMode, MappingSet, SourceAttributes};
 use crate::plan::groups::{
     GroupAction, GroupEntry, GroupLinkState, GroupPlan, GroupPlanInput, GroupPlanSettings,
     SourceGroup, SourceGroupKind, TargetGroup, plan_groups,
@@ -28,6 +28,7 @@ use super::EngineError;
 use super::killpoint::CrashAt;
 use super::read::graph_error;
 use super::runtime::PairRuntime;
+use super::unique;
 
 /// What the group pass did, for the cycle report, status and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -423,7 +424,28 @@ pub(super) async fn read_input(
         };
         raw.push((g, direct, transitive));
     }
-    let source_groups = map_groups(&mappings, raw);
+    // SelectUniqueValue as for users: candidates checked against the target's groups (a
+    // group's own linked target group does not count), evaluated again with what was learnt.
+    let unique_attributes = unique::attributes_of(&mappings);
+    let own: BTreeMap<&str, &str> = links
+        .iter()
+        .map(|l| (l.source_id.as_str(), l.target_id.as_str()))
+        .collect();
+    let mut oracle = unique::Oracle::default();
+    let mut round = 0;
+    let source_groups = loop {
+        oracle.next_round();
+        let mapped = map_groups(&mappings, &raw, &oracle, &own);
+        round += 1;
+        if unique_attributes.is_empty()
+            || round == unique::MAX_ROUNDS
+            || !oracle
+                .check_among(rt, unique::Objects::Groups, &unique_attributes)
+                .await?
+        {
+            break mapped;
+        }
+    };
     // Target side: linked groups, anchored ones, name clashes and adoption candidates.
     let mut targets: BTreeMap<String, TargetGroup> = BTreeMap::new();
     let deleted = rt
@@ -524,22 +546,26 @@ pub(super) async fn read_input(
 }
 
 /// Maps the source groups (no await inside: the expression context is not `Send`).
+/// `SelectUniqueValue` asks `oracle`; `own` = each source group's linked target group.
 fn map_groups(
     mappings: &MappingSet,
-    raw: Vec<(Group, BTreeSet<String>, BTreeSet<String>)>,
+    raw: &[(Group, BTreeSet<String>, BTreeSet<String>)],
+    oracle: &unique::Oracle,
+    own: &BTreeMap<&str, &str>,
 ) -> Vec<SourceGroup> {
     let mut random = super::cycle::rand_source();
-    let is_unique = |_: &str| true;
-    let mut ctx = EvalContext {
-        now: Utc::now(),
-        random: &mut random,
-        is_unique: &is_unique,
-    };
-    raw.into_iter()
+    raw.iter()
         .map(|(g, direct, transitive)| {
+            let own_target = own.get(g.id.as_str()).copied();
+            let is_unique = |candidate: &str| oracle.is_unique(&g.id, own_target, candidate);
+            let mut ctx = EvalContext {
+                now: Utc::now(),
+                random: &mut random,
+                is_unique: &is_unique,
+            };
             let attrs = g.to_attributes();
             let mapped =
-                mappings.map_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+                mappings.map_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
             let kind = SourceGroupKind::classify(
                 g.group_types.as_deref().unwrap_or_default(),
                 g.mail_enabled.unwrap_or(false),
@@ -552,8 +578,8 @@ fn map_groups(
                 kind,
                 attributes: mapped.patch_body().into_iter().collect(),
                 errors: mapped.errors.iter().map(|e| format!("{e:?}")).collect(),
-                direct_members: direct,
-                transitive_members: transitive,
+                direct_members: direct.clone(),
+                transitive_members: transitive.clone(),
             }
         })
         .collect()

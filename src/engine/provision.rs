@@ -9,18 +9,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::expr::EvalContext;
-use crate::mapping::{AttributeTrace, MapMode, SourceUser as MappingSourceUser};
-use crate::plan::{self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceRead, SourceReadKind};
+use crate::mapping::{AttributeTrace, MapMode, SourceAttributes};
+use crate::plan::{
+    self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceCoverage, SourceReadKind,
+};
 use crate::scope::{self, ScopeDecision};
 use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
 use super::cycle::{
-    CycleKind, PlannedCycle, plan_source_user, preflight, preflight_preview, rand_source,
+    CycleKind, PlannedCycle, evaluate_source_user, preflight, preflight_preview, rand_source,
 };
 use super::read;
 use super::runtime::PairRuntime;
+use super::unique;
 
 /// One row of the per-attribute table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -198,22 +201,42 @@ pub(crate) async fn provision_under_lease(
     let intents = store.create_intents(rt.name()).await?;
     let target_users = read::target_users_with(rt, anchor_registered).await?;
 
-    // The evaluation context holds a thread-local RNG: keep it out of the awaits below so the
-    // future stays `Send`.
-    let (planned_user, decision, explained) = {
-        let mut random = rand_source();
-        let is_unique = |_: &str| true;
-        let mut ctx = EvalContext {
-            now,
-            random: &mut random,
-            is_unique: &is_unique,
+    // SelectUniqueValue as in a cycle: evaluate, check the candidates asked about against the
+    // target, evaluate again with what was learnt.
+    let unique_attributes = unique::attributes(rt);
+    let own_target = managed
+        .iter()
+        .find(|m| m.anchor.source_object_id() == source_id)
+        .map(|m| m.target_id.clone());
+    let mut oracle = unique::Oracle::default();
+    let mut round = 0;
+    let (planned_user, decision, explained) = loop {
+        oracle.next_round();
+        // The evaluation context holds a thread-local RNG: keep it out of the awaits so the
+        // future stays `Send`.
+        let evaluated = {
+            let mut random = rand_source();
+            let is_unique =
+                |candidate: &str| oracle.is_unique(&source_id, own_target.as_deref(), candidate);
+            let mut ctx = EvalContext {
+                now,
+                random: &mut random,
+                is_unique: &is_unique,
+            };
+            let (planned_user, decision) =
+                evaluate_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
+            let explained =
+                rt.mappings
+                    .explain_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
+            (planned_user, decision, explained)
         };
-        let (planned_user, decision) =
-            plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
-        let explained =
-            rt.mappings
-                .explain_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
-        (planned_user, decision, explained)
+        round += 1;
+        if unique_attributes.is_empty()
+            || round == unique::MAX_ROUNDS
+            || !oracle.check(rt, &unique_attributes).await?
+        {
+            break evaluated;
+        }
     };
     let scope_explanation = super::why::scope_explanation(rt, &source_id, &decision).await?;
     let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
@@ -223,7 +246,7 @@ pub(crate) async fn provision_under_lease(
         now,
         settings: rt.settings.clone(),
         // Only this user is read: absence of the others proves nothing.
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Delta,
             complete: true,
         },

@@ -457,11 +457,8 @@ async fn crash_during_membership_writes_leaves_no_duplicate_and_loses_no_member(
     }
 }
 
-#[tokio::test]
-async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
-    let (world, file) = start(true, "").await;
-    let rt = world.runtime(&file, "groups");
-    world.cycle(&rt).await;
+/// In the source, bob leaves Sales and Sales is renamed "Sales EMEA".
+async fn bob_leaves_and_sales_is_renamed(world: &World) {
     let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
     world
         .call(
@@ -479,6 +476,14 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
             Some(json!({"displayName": "Sales EMEA"})),
         )
         .await;
+}
+
+#[tokio::test]
+async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    bob_leaves_and_sales_is_renamed(&world).await;
     let plan = ctsync::engine::groups::preview_group_plan(&rt, world.store.as_ref(), false)
         .await
         .expect("plan")
@@ -500,20 +505,6 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
     );
 }
 
-/// Makes the next `count` requests matching `rule` fail (the emulator's fault injection).
-async fn fail_next(world: &World, rule: Value) {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/_emulator/faults/fail-next",
-            world.emulator.base_url()
-        ))
-        .json(&rule)
-        .send()
-        .await
-        .expect("emulator control");
-    assert!(response.status().is_success(), "{:?}", response.status());
-}
-
 /// Graph's answer to a member add on a group that has not replicated yet (group-post-members:
 /// 400, retry after a short delay).
 fn not_replicated_yet(count: u32) -> Value {
@@ -527,7 +518,7 @@ async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
     let (world, file) = big_world().await;
     // The 5 members past the 20 bound at creation are added by a PATCH on the new group:
     // its first attempt meets the replication delay.
-    fail_next(&world, not_replicated_yet(1)).await;
+    world.fail_next(not_replicated_yet(1)).await;
     let rt = world.runtime(&file, "groups");
     let report = world.cycle(&rt).await;
     let g = report.groups.expect("groups");
@@ -551,26 +542,18 @@ async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
 async fn a_group_that_stays_unreplicated_fails_its_entry_and_the_next_cycle_completes_it() {
     let (world, file) = big_world().await;
     // More 400s than the retries: the entry fails, the watermark stays, nothing is lost.
-    fail_next(&world, not_replicated_yet(10)).await;
+    world.fail_next(not_replicated_yet(10)).await;
     let rt = world.runtime(&file, "groups");
     let g = world.cycle(&rt).await.groups.expect("groups");
     assert_eq!(g.failed, 1, "{g:?}");
     assert!(!g.watermark_saved, "{g:?}");
-    clear_faults(&world).await;
+    world.clear_faults().await;
     let g = world.cycle(&rt).await.groups.expect("groups");
     assert_eq!(g.failed, 0, "{g:?}");
     let group = target_group(&world, "Sales (Contoso)")
         .await
         .expect("one group");
     assert_eq!(member_aliases(&world, &group.id).await.len(), 25);
-}
-
-async fn clear_faults(world: &World) {
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
-        .send()
-        .await
-        .expect("emulator control");
 }
 
 /// Replaces every id the emulator generated (not the seed's fixed group ids) with a marker, and
@@ -604,23 +587,7 @@ async fn plan_json_carries_group_creates_updates_and_member_diffs_with_names_sna
     let rt = world.runtime(&file, "groups");
     world.cycle(&rt).await;
     // bob leaves Sales, Sales is renamed, and Inner (whose member is assigned) is assigned too.
-    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::DELETE,
-            &format!("groups/{SALES}/members/{bob}/$ref"),
-            None,
-        )
-        .await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::PATCH,
-            &format!("groups/{SALES}"),
-            Some(json!({"displayName": "Sales EMEA"})),
-        )
-        .await;
+    bob_leaves_and_sales_is_renamed(&world).await;
     let text = std::fs::read_to_string(&file).expect("pair");
     std::fs::write(
         &file,
@@ -733,6 +700,44 @@ async fn group_sync_consent_is_read_on_graph_beta_and_turning_it_off_stops_group
         .filter(|w| w.path.starts_with("/groups"))
         .count();
     assert_eq!(group_writes, 0);
+}
+
+/// `SelectUniqueValue` in a group mapping is checked against the target's groups: a name
+/// another target group already holds is passed over for the next candidate, so the group is
+/// created instead of clashing (disputed) with the one that has the name.
+#[tokio::test]
+async fn select_unique_value_in_a_group_mapping_skips_names_the_target_holds() {
+    let mut seed = world_seed(true);
+    seed["tenants"][1]["groups"] = json!([
+        {"id": "9c000000-0000-4000-8000-000000000001", "displayName": "Sales (Contoso)"},
+    ]);
+    let world = World::start(to_seed(seed)).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let unique = "      - {target: displayName, expression: 'SelectUniqueValue(Append([displayName], \" (Contoso)\"), Append([displayName], \" (Contoso 2)\"))'}";
+    let text = spec("", &nested).replace(
+        "      - {target: displayName, expression: 'Append([displayName], \" (Contoso)\")'}",
+        unique,
+    );
+    assert!(text.contains("SelectUniqueValue"), "{text}");
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &text);
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    let counts = report.groups.expect("groups").counts;
+    assert_eq!(counts.get("create"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("disputed").copied().unwrap_or(0),
+        0,
+        "{counts:?}"
+    );
+    let created = target_group(&world, "Sales (Contoso 2)")
+        .await
+        .expect("created under the second candidate");
+    assert_eq!(
+        member_aliases(&world, &created.id).await,
+        set(&["adele", "bob"])
+    );
+    let existing = target_group(&world, "Sales (Contoso)").await.expect("kept");
+    assert!(member_aliases(&world, &existing.id).await.is_empty());
 }
 
 const EVERYONE: &str = "9b000000-0000-4000-8000-000000000003";
