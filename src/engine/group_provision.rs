@@ -17,7 +17,7 @@ use crate::scope::{self, Disposition, ScopeDecision};
 use crate::store::{LeaseGuard, StateStore};
 
 use super::EngineError;
-use super::cycle::{plan_source_user, rand_source};
+use super::cycle::{evaluate_source_user, rand_source};
 use super::group_apply::{self, MemberOutcome, MemberResult};
 use super::groups::{assigned_groups, ensure_group_anchor, read_input};
 use super::read::{self, graph_error};
@@ -324,7 +324,9 @@ pub(crate) async fn provision_group_under_lease(
         };
         sources
             .iter()
-            .map(|(id, attrs)| plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx).1)
+            .map(|(id, attrs)| {
+                evaluate_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx).1
+            })
             .collect()
     };
 

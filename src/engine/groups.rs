@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::config::{GroupDeprovision, default_group_mappings};
 use crate::expr::EvalContext;
 use crate::graph::{GraphError, Group};
-use crate::mapping::{MapMode, MappingSet, SourceUser as MappingSourceUser};
+use crate::mapping::{MapMode, MappingSet, SourceAttributes};
 use crate::plan::groups::{
     GroupAction, GroupEntry, GroupLinkState, GroupPlan, GroupPlanInput, GroupPlanSettings,
     SourceGroup, SourceGroupKind, TargetGroup, plan_groups,
@@ -565,7 +565,7 @@ fn map_groups(
             };
             let attrs = g.to_attributes();
             let mapped =
-                mappings.map_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+                mappings.map_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
             let kind = SourceGroupKind::classify(
                 g.group_types.as_deref().unwrap_or_default(),
                 g.mail_enabled.unwrap_or(false),

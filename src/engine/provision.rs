@@ -9,15 +9,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::expr::EvalContext;
-use crate::mapping::{AttributeTrace, MapMode, SourceUser as MappingSourceUser};
-use crate::plan::{self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceRead, SourceReadKind};
+use crate::mapping::{AttributeTrace, MapMode, SourceAttributes};
+use crate::plan::{
+    self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceCoverage, SourceReadKind,
+};
 use crate::scope::{self, ScopeDecision};
 use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
 use super::cycle::{
-    CycleKind, PlannedCycle, plan_source_user, preflight, preflight_preview, rand_source,
+    CycleKind, PlannedCycle, evaluate_source_user, preflight, preflight_preview, rand_source,
 };
 use super::read;
 use super::runtime::PairRuntime;
@@ -48,6 +50,9 @@ pub struct ProvisionReport {
     pub imported: BTreeMap<String, Value>,
     /// Step 2, scoping.
     pub scope: ScopeDecision,
+    /// Why the user is not provisioned, one sentence per reason (empty when in scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scope_explanation: Vec<String>,
     /// Step 3, matching: the target user tied to the anchor, if any.
     pub anchor: Anchor,
     pub matched_target_id: Option<String>,
@@ -90,6 +95,9 @@ impl ProvisionReport {
         ));
         for (clause, passed) in &self.scope.scope_evaluation_result {
             out.push_str(&format!("     {clause} → {passed}\n"));
+        }
+        for reason in &self.scope_explanation {
+            out.push_str(&format!("     why: {reason}\n"));
         }
         out.push_str(&format!(
             "3. match: {} → {}\n",
@@ -216,12 +224,10 @@ pub(crate) async fn provision_under_lease(
                 is_unique: &is_unique,
             };
             let (planned_user, decision) =
-                plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
-            let explained = rt.mappings.explain_user(
-                &MappingSourceUser::new(&attrs),
-                MapMode::Create,
-                &mut ctx,
-            );
+                evaluate_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
+            let explained =
+                rt.mappings
+                    .explain_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
             (planned_user, decision, explained)
         };
         round += 1;
@@ -232,6 +238,7 @@ pub(crate) async fn provision_under_lease(
             break evaluated;
         }
     };
+    let scope_explanation = super::why::scope_explanation(rt, &source_id, &decision).await?;
     let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
     let input = PlanInput {
         pair: rt.name().to_owned(),
@@ -239,7 +246,7 @@ pub(crate) async fn provision_under_lease(
         now,
         settings: rt.settings.clone(),
         // Only this user is read: absence of the others proves nothing.
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Delta,
             complete: true,
         },
@@ -331,6 +338,7 @@ pub(crate) async fn provision_under_lease(
             .map(str::to_owned),
         imported: attrs.into_iter().collect(),
         source_id,
+        scope_explanation,
         scope: decision,
         anchor,
         matched_target_id,

@@ -457,11 +457,8 @@ async fn crash_during_membership_writes_leaves_no_duplicate_and_loses_no_member(
     }
 }
 
-#[tokio::test]
-async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
-    let (world, file) = start(true, "").await;
-    let rt = world.runtime(&file, "groups");
-    world.cycle(&rt).await;
+/// In the source, bob leaves Sales and Sales is renamed "Sales EMEA".
+async fn bob_leaves_and_sales_is_renamed(world: &World) {
     let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
     world
         .call(
@@ -479,6 +476,14 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
             Some(json!({"displayName": "Sales EMEA"})),
         )
         .await;
+}
+
+#[tokio::test]
+async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    bob_leaves_and_sales_is_renamed(&world).await;
     let plan = ctsync::engine::groups::preview_group_plan(&rt, world.store.as_ref(), false)
         .await
         .expect("plan")
@@ -500,20 +505,6 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
     );
 }
 
-/// Makes the next `count` requests matching `rule` fail (the emulator's fault injection).
-async fn fail_next(world: &World, rule: Value) {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/_emulator/faults/fail-next",
-            world.emulator.base_url()
-        ))
-        .json(&rule)
-        .send()
-        .await
-        .expect("emulator control");
-    assert!(response.status().is_success(), "{:?}", response.status());
-}
-
 /// Graph's answer to a member add on a group that has not replicated yet (group-post-members:
 /// 400, retry after a short delay).
 fn not_replicated_yet(count: u32) -> Value {
@@ -527,7 +518,7 @@ async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
     let (world, file) = big_world().await;
     // The 5 members past the 20 bound at creation are added by a PATCH on the new group:
     // its first attempt meets the replication delay.
-    fail_next(&world, not_replicated_yet(1)).await;
+    world.fail_next(not_replicated_yet(1)).await;
     let rt = world.runtime(&file, "groups");
     let report = world.cycle(&rt).await;
     let g = report.groups.expect("groups");
@@ -551,26 +542,18 @@ async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
 async fn a_group_that_stays_unreplicated_fails_its_entry_and_the_next_cycle_completes_it() {
     let (world, file) = big_world().await;
     // More 400s than the retries: the entry fails, the watermark stays, nothing is lost.
-    fail_next(&world, not_replicated_yet(10)).await;
+    world.fail_next(not_replicated_yet(10)).await;
     let rt = world.runtime(&file, "groups");
     let g = world.cycle(&rt).await.groups.expect("groups");
     assert_eq!(g.failed, 1, "{g:?}");
     assert!(!g.watermark_saved, "{g:?}");
-    clear_faults(&world).await;
+    world.clear_faults().await;
     let g = world.cycle(&rt).await.groups.expect("groups");
     assert_eq!(g.failed, 0, "{g:?}");
     let group = target_group(&world, "Sales (Contoso)")
         .await
         .expect("one group");
     assert_eq!(member_aliases(&world, &group.id).await.len(), 25);
-}
-
-async fn clear_faults(world: &World) {
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
-        .send()
-        .await
-        .expect("emulator control");
 }
 
 /// Replaces every id the emulator generated (not the seed's fixed group ids) with a marker, and
@@ -604,23 +587,7 @@ async fn plan_json_carries_group_creates_updates_and_member_diffs_with_names_sna
     let rt = world.runtime(&file, "groups");
     world.cycle(&rt).await;
     // bob leaves Sales, Sales is renamed, and Inner (whose member is assigned) is assigned too.
-    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::DELETE,
-            &format!("groups/{SALES}/members/{bob}/$ref"),
-            None,
-        )
-        .await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::PATCH,
-            &format!("groups/{SALES}"),
-            Some(json!({"displayName": "Sales EMEA"})),
-        )
-        .await;
+    bob_leaves_and_sales_is_renamed(&world).await;
     let text = std::fs::read_to_string(&file).expect("pair");
     std::fs::write(
         &file,

@@ -72,29 +72,14 @@ async fn run_ok(file: &Path, state: &Path) {
 /// Makes every write to `tenant` fail with a 400 (an escrowed failure): a tripwire for "this
 /// cycle writes nothing to the target".
 async fn forbid_writes(world: &World, tenant: &str) {
-    let client = reqwest::Client::new();
     for method in ["POST", "PATCH", "PUT", "DELETE"] {
-        let rule = json!({"tenant": tenant, "method": method, "pathContains": "/",
-            "count": 100000, "status": 400, "code": "TripwireWrite"});
-        let response = client
-            .post(format!(
-                "{}/_emulator/faults/fail-next",
-                world.emulator.base_url()
-            ))
-            .json(&rule)
-            .send()
-            .await
-            .expect("emulator control");
-        assert!(response.status().is_success(), "{:?}", response.status());
+        world
+            .fail_next(
+                json!({"tenant": tenant, "method": method, "pathContains": "/",
+                "count": 100000, "status": 400, "code": "TripwireWrite"}),
+            )
+            .await;
     }
-}
-
-async fn clear_faults(world: &World) {
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
-        .send()
-        .await
-        .expect("emulator control");
 }
 
 fn anchor_of(user: &ctsync::graph::User) -> Option<String> {
@@ -273,7 +258,7 @@ async fn a_lost_state_file_is_healed_by_re_linking_without_writing_to_the_target
     }
     forbid_writes(&world, FABRIKAM).await;
     run_ok(&file, &state).await;
-    clear_faults(&world).await;
+    world.clear_faults().await;
     {
         let store = SqliteStore::open(&state).expect("store");
         let managed = store.managed_users("heal").await.unwrap();
@@ -838,7 +823,7 @@ async fn a_throttling_burst_is_retried_by_the_next_cycle_not_escrowed_for_40_min
     assert_eq!(throttled.failed, 0, "throttling is not an escrow failure");
     assert!(!throttled.watermark_saved);
     assert!(world.store.escrows("burst").await.unwrap().is_empty());
-    clear_faults(&world).await;
+    world.clear_faults().await;
 
     let next = world.cycle(&rt).await;
     assert_eq!((next.failed, next.deferred), (0, 0), "{next:?}");

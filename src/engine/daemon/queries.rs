@@ -75,21 +75,12 @@ impl DaemonHandle {
         user: &str,
         dry_run: bool,
     ) -> Result<ProvisionReport, QueryError> {
-        let (reply, answer) = oneshot::channel();
-        self.message(
-            pair,
-            JobMessage::Provision {
-                user: user.to_owned(),
-                dry_run,
-                reply,
-            },
-        )
-        .await?;
-        // The job dropped the reply: it stopped (shutdown, pair removed, lease lost).
-        let result = answer
-            .await
-            .map_err(|_| CommandError::JobStopped(pair.to_owned()))?;
-        Ok(result?)
+        self.ask(pair, |reply| JobMessage::Provision {
+            user: user.to_owned(),
+            dry_run,
+            reply,
+        })
+        .await
     }
 
     /// Provisions (or previews) one group of `pair` through its job's mailbox, like
@@ -100,16 +91,23 @@ impl DaemonHandle {
         group: &str,
         dry_run: bool,
     ) -> Result<GroupProvisionReport, QueryError> {
+        self.ask(pair, |reply| JobMessage::ProvisionGroup {
+            group: group.to_owned(),
+            dry_run,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends `pair`'s job a message that carries a reply channel, and waits for the answer.
+    async fn ask<T>(
+        &self,
+        pair: &str,
+        message: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> JobMessage,
+    ) -> Result<T, QueryError> {
         let (reply, answer) = oneshot::channel();
-        self.message(
-            pair,
-            JobMessage::ProvisionGroup {
-                group: group.to_owned(),
-                dry_run,
-                reply,
-            },
-        )
-        .await?;
+        self.message(pair, message(reply)).await?;
+        // The job dropped the reply: it stopped (shutdown, pair removed, lease lost).
         let result = answer
             .await
             .map_err(|_| CommandError::JobStopped(pair.to_owned()))?;
