@@ -6,7 +6,7 @@ use std::hint::black_box;
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ctsync::expr::EvalContext;
-use ctsync::mapping::{MapMode, MappingSet, SourceUser};
+use ctsync::mapping::{MapMode, MappingSet, SourceAttributes};
 use ctsync::scope::{self, Assignment, CompiledFilters, Membership, ScopeSetting, ScopingFilter};
 use serde_json::{Map, Value, json};
 
@@ -65,7 +65,7 @@ fn bench_default_mappings(c: &mut Criterion) {
                 is_unique: &is_unique,
             };
             for user in &users {
-                black_box(set.map_user(&SourceUser::new(user), MapMode::Create, &mut ctx));
+                black_box(set.map_user(&SourceAttributes::new(user), MapMode::Create, &mut ctx));
             }
         })
     });
@@ -90,7 +90,7 @@ fn bench_scoping(c: &mut Criterion) {
     group.bench_function("two filters, 100k users", |b| {
         b.iter(|| {
             for user in &users {
-                let source = SourceUser::new(user);
+                let source = SourceAttributes::new(user);
                 black_box(scope::decide(
                     ScopeSetting::All,
                     Assignment::Direct,

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ctsync::plan::{
     AllowedActions, Anchor, DeletionGuardSettings, DeprovisionAction, DesiredAttributes,
-    ManagedUser, ManagerRef, PlanInput, PlanSettings, ScopeVerdict, SourceRead, SourceReadKind,
-    SourceUser, SourceUserKind, plan,
+    ManagedUser, ManagerReference, Membership, PlanInput, PlanSettings, ScopeVerdict,
+    SourceCoverage, SourceReadKind, SourceUser, plan,
 };
 use serde_json::{Value, json};
 
@@ -124,7 +124,7 @@ fn source_user(i: usize) -> SourceUser {
         user_principal_name: Some(upn),
         deleted: false,
         account_enabled: true,
-        kind: SourceUserKind::Member,
+        membership: Membership::InternalMember,
         scope: ScopeVerdict::InScope,
         desired: DesiredAttributes {
             always,
@@ -133,9 +133,11 @@ fn source_user(i: usize) -> SourceUser {
                 .collect(),
         },
         manager: if i == 0 {
-            ManagerRef::Cleared
+            ManagerReference::Clear
         } else {
-            ManagerRef::Set(object_id(i / 10))
+            ManagerReference::Set {
+                source_object_id: object_id(i / 10),
+            }
         },
         matching: Vec::new(),
         mapping_error: None,
@@ -185,7 +187,7 @@ fn input(users: usize, linked: bool) -> PlanInput {
             drift_correction: false,
             deletion_guard: DeletionGuardSettings::default(),
         },
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Full,
             complete: true,
         },

@@ -8,6 +8,8 @@
 //!   attributes only with `-v`; escapes control characters so upstream error text cannot forge
 //!   log lines; colours only a terminal.
 
+pub mod progress;
+
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 

@@ -1390,3 +1390,102 @@ async fn on_demand_provisioning_waits_for_the_cycle_in_flight() {
     assert_eq!(target.job_title.as_deref(), Some("Director"));
     running.shutdown.cancel();
 }
+
+/// Group sync through the admin API: each group action is in the provisioning log with the
+/// group's and the members' names, and `provisionOnDemand` with a `groupId` goes through the
+/// job (dry run first: nothing written).
+#[tokio::test]
+async fn group_actions_are_logged_and_a_group_is_provisioned_on_demand() {
+    const SALES: &str = "9b000000-0000-4000-8000-000000000001";
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![
+                user("adele", "contoso.com", json!({})),
+                user("bob", "contoso.com", json!({})),
+            ],
+        )],
+    );
+    seed["tenants"][0]["groups"] = json!([{"id": SALES, "displayName": "Sales",
+        "members": ["adele@contoso.com", "bob@contoso.com"]}]);
+    seed["tenants"][1]["partners"][0]["identitySynchronization"]["groupSyncInbound"] =
+        json!({"isSyncAllowed": true});
+    let world = World::start(to_seed(seed)).await;
+    let spec = format!(
+        "  scope:\n    mode: assigned\n    groups: [{SALES}]\n  groups:\n    enabled: true\n"
+    );
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, &spec);
+    let (daemon, mut running) = daemon(&world, &file);
+    let base = running.api(Some(TOKEN), false).await;
+    running.run(daemon);
+    let first = running.next_cycle(PAIR).await;
+    assert_eq!(first.groups.expect("groups").counts["create"], 1);
+    let json = |body: &str| -> Value { serde_json::from_str(body).expect("json") };
+
+    let (status, body) = running
+        .get(
+            &format!("{base}/v1/jobs/{PAIR}/provisioningLogs?action=create"),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let value = json(&body)["value"].as_array().expect("value").clone();
+    let group = value
+        .iter()
+        .find(|e| e["sourceIdentity"]["identityType"] == "Group")
+        .unwrap_or_else(|| panic!("a group create in {body}"));
+    assert_eq!(group["sourceIdentity"]["displayName"], "Sales");
+    assert_eq!(group["targetIdentity"]["displayName"], "Sales");
+    assert_eq!(
+        group["targetSystem"]["details"]["membersAdded"],
+        json!(["adele", "bob"])
+    );
+
+    // bob leaves the source group; the group is provisioned on demand, first as a dry run.
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    world
+        .admin(CONTOSO)
+        .remove_group_member(SALES, &bob)
+        .await
+        .expect("leave");
+    let url = format!("{base}/v1/jobs/{PAIR}/provisionOnDemand");
+    let writes = world.emulator.writes().len();
+    let (status, body) = running
+        .post(
+            &url,
+            Some(TOKEN),
+            Some(json!({"groupId": "Sales", "dryRun": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = json(&body);
+    assert_eq!(report["entry"]["action"], "update", "{report:#}");
+    assert!(
+        report["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .any(|m| m["displayName"] == "bob" && m["action"] == "removed"),
+        "{report:#}"
+    );
+    assert_eq!(world.emulator.writes().len(), writes, "a dry run wrote");
+    let (status, body) = running
+        .post(&url, Some(TOKEN), Some(json!({"groupId": SALES})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json(&body)["succeeded"], true, "{body}");
+    assert!(world.emulator.writes().len() > writes);
+    for bad in [
+        json!({"groupId": "Sales", "userId": "adele@contoso.com"}),
+        json!({}),
+    ] {
+        let (status, body) = running.post(&url, Some(TOKEN), Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, body) = running
+        .post(&url, Some(TOKEN), Some(json!({"groupId": "No Such Group"})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    running.shutdown.cancel();
+}

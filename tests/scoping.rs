@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use ctsync::mapping::SourceUser;
+use ctsync::mapping::SourceAttributes;
 use ctsync::scope::{CompiledFilters, ScopingFilter};
 use serde_json::{Value as Json, json};
 
@@ -120,7 +120,7 @@ fn filter_vectors_through_the_library() {
             serde_json::from_value(vector["filters"].clone()).expect("filters parse");
         let compiled = CompiledFilters::compile(&filters).expect("filters compile");
         let user = vector["user"].as_object().cloned().unwrap_or_default();
-        let explanation = compiled.evaluate(&SourceUser::new(&user));
+        let explanation = compiled.evaluate(&SourceAttributes::new(&user));
         assert_eq!(explanation.passed, expected, "{id}");
     }
 }

@@ -323,6 +323,9 @@ pub(super) async fn restart(
 struct ProvisionBody {
     #[serde(default)]
     user_id: Option<String>,
+    /// A group instead of a user: object id or display name.
+    #[serde(default)]
+    group_id: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -339,10 +342,20 @@ pub(super) async fn provision_on_demand(
 ) -> Result<Response, ApiError> {
     state.policy.check(Access::Mutate, &headers)?;
     let body: ProvisionBody = json_body(&body)?;
-    let user = body
-        .user_id
-        .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("the body needs a userId (object id or UPN)"))?;
+    let group = body.group_id.filter(|g| !g.trim().is_empty());
+    if body.user_id.is_some() && group.is_some() {
+        return Err(ApiError::bad_request(
+            "the body names a userId and a groupId: provision one at a time",
+        ));
+    }
+    if let Some(group) = group {
+        return provision_group(&state, &pair, group.trim(), body.dry_run).await;
+    }
+    let user = body.user_id.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "the body needs a userId (object id or UPN) or a groupId (object id or display name)",
+        )
+    })?;
     let user = user.trim().to_owned();
     let dry_run = body.dry_run;
     let report = match state.handle.provision(&pair, &user, dry_run).await {
@@ -400,11 +413,64 @@ async fn held_by_a_replica(state: &AppState, pair: &str) -> Result<(), ApiError>
     }
 }
 
-/// Engine failures: a missing user is the caller's problem, the rest is upstream's.
+/// On-demand provisioning of one group through the job's mailbox. A pair held by another
+/// replica is answered 409 with where to ask (group provisioning is not queued across replicas).
+async fn provision_group(
+    state: &super::AppState,
+    pair: &str,
+    group: &str,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
+    let report = match state.handle.provision_group(pair, group, dry_run).await {
+        Ok(report) => report,
+        Err(QueryError::Command(CommandError::UnknownPair(_)))
+            if state.handle.replica().is_some() =>
+        {
+            held_by_a_replica(state, pair).await?;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "HeldByAnotherReplica",
+                format!(
+                    "pair {pair} runs on another replica; provision the group through that \
+                     replica (GET /v1/jobs lists who holds it)"
+                ),
+            ));
+        }
+        Err(QueryError::Command(e)) => return Err(e.into()),
+        Err(QueryError::Engine(e)) => return Err(engine_error(e)),
+    };
+    serde_json::to_value(&report)
+        .map(|v| Json(v).into_response())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Serialization",
+                e.to_string(),
+            )
+        })
+}
+
+/// Engine failures: a missing user or group is the caller's problem, the rest is upstream's.
 fn engine_error(e: crate::engine::EngineError) -> ApiError {
     let code = e.code();
-    if code == "SourceUserNotFound" {
-        return ApiError::new(StatusCode::NOT_FOUND, "SourceUserNotFound", e.to_string());
+    match code.as_str() {
+        "SourceUserNotFound" => {
+            return ApiError::new(StatusCode::NOT_FOUND, "SourceUserNotFound", e.to_string());
+        }
+        "SourceGroupNotFound" => {
+            return ApiError::new(StatusCode::NOT_FOUND, "SourceGroupNotFound", e.to_string());
+        }
+        "SourceGroupAmbiguous" => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "SourceGroupAmbiguous",
+                e.to_string(),
+            );
+        }
+        _ => {}
+    }
+    if matches!(e, crate::engine::EngineError::Config { .. }) {
+        return ApiError::new(StatusCode::BAD_REQUEST, "ConfigurationError", e.to_string());
     }
     tracing::warn!(error_code = %code, error = %e, "admin API: engine call failed");
     ApiError::new(

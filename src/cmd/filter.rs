@@ -18,7 +18,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ctsync::mapping::SourceUser;
+use ctsync::mapping::SourceAttributes;
 use ctsync::scope::{
     self, Assignment, CompiledFilters, Disposition, ExternalReason, Membership, ScopeSetting,
     ScopingFilter,
@@ -170,7 +170,7 @@ fn evaluate(request: Json) -> Result<Json, String> {
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    let user = SourceUser::new(&request.user);
+    let user = SourceAttributes::new(&request.user);
     let context = request.context.or_from_user(&request.user);
     if context.is_empty() {
         let explanation = filters.evaluate(&user);

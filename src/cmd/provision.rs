@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ctsync::engine::provision_on_demand;
+use ctsync::engine::{provision_group_on_demand, provision_on_demand};
 
 use super::plan::Format;
 
@@ -14,8 +14,12 @@ pub struct Args {
     #[arg(long)]
     pub pair: String,
     /// The source user: object id or userPrincipalName.
+    #[arg(long, required_unless_present = "group", conflicts_with = "group")]
+    pub user: Option<String>,
+    /// A source group instead (object id or display name): the group and its members'
+    /// memberships, with a per-member table.
     #[arg(long)]
-    pub user: String,
+    pub group: Option<String>,
     /// Show what would happen without writing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -29,7 +33,8 @@ pub struct Args {
     pub store: super::store::StoreArgs,
 }
 
-/// On-demand provisioning of one user, with Entra's steps and the per-attribute table.
+/// On-demand provisioning of one user, with Entra's steps and the per-attribute table, or of
+/// one group, with the per-member table.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut runtimes = match super::run::load_runtimes(&args.config) {
         Ok(r) => r,
@@ -68,14 +73,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(store) => store,
         Err(code) => return Ok(code),
     };
-    let report = match provision_on_demand(rt, store.as_ref(), &args.user, args.dry_run).await {
+    if let Some(group) = &args.group {
+        let report = match provision_group_on_demand(rt, store.as_ref(), group, args.dry_run).await
+        {
+            Ok(report) => report,
+            Err(e) if e.code() == "SourceGroupNotFound" || e.code() == "SourceGroupAmbiguous" => {
+                eprintln!("ctsync provision: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e @ ctsync::engine::EngineError::Config { .. }) => {
+                eprintln!("ctsync provision: {e}; add spec.groups to the pair file to sync groups");
+                return Ok(ExitCode::from(super::EXIT_USAGE));
+            }
+            Err(e) => return Err(anyhow::anyhow!("pair {}: {e}", rt.name())),
+        };
+        match args.format {
+            Format::Text => print!("{}", report.to_text()),
+            Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        }
+        return Ok(if report.succeeded == Some(false) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let Some(user) = &args.user else {
+        // clap requires --user unless --group is given.
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    };
+    let report = match provision_on_demand(rt, store.as_ref(), user, args.dry_run).await {
         Ok(report) => report,
         Err(e) if e.code() == "SourceUserNotFound" => {
             eprintln!(
                 "ctsync provision: user {} was not found in the source tenant {} of pair {} \
                  (looked up by object id or userPrincipalName); check the spelling, and that \
                  the user exists there",
-                args.user,
+                user,
                 rt.pair.source.tenant_id,
                 rt.name()
             );

@@ -197,16 +197,26 @@ pub(super) fn log_entry(
             display,
             names.target_user_principal_name.as_deref(),
         ),
-        source_system: ProvisioningSystem {
-            id: rt.pair.source.tenant_id.clone(),
-            display_name: "Microsoft Entra ID (source tenant)".into(),
-            details: Map::new(),
-        },
-        target_system: ProvisioningSystem {
-            id: rt.pair.target.tenant_id.clone(),
-            display_name: "Microsoft Entra ID (target tenant)".into(),
-            details,
-        },
+        source_system: source_system(rt),
+        target_system: target_system(rt, details),
+    }
+}
+
+/// The source tenant as a log entry's `sourceSystem`.
+pub(super) fn source_system(rt: &PairRuntime) -> ProvisioningSystem {
+    ProvisioningSystem {
+        id: rt.pair.source.tenant_id.clone(),
+        display_name: "Microsoft Entra ID (source tenant)".into(),
+        details: Map::new(),
+    }
+}
+
+/// The target tenant as a log entry's `targetSystem`, with the action's details.
+pub(super) fn target_system(rt: &PairRuntime, details: Map<String, Value>) -> ProvisioningSystem {
+    ProvisioningSystem {
+        id: rt.pair.target.tenant_id.clone(),
+        display_name: "Microsoft Entra ID (target tenant)".into(),
+        details,
     }
 }
 

@@ -270,6 +270,12 @@ impl Executor<'_> {
             ctx: self.ctx,
         };
         let mut chunks = entries.chunks(CHUNK);
+        let mut progress = crate::telemetry::progress::Progress::new(
+            self.rt.name(),
+            "apply",
+            Some(entries.len() as u64),
+        );
+        let mut finished = 0u64;
         let mut inflight = FuturesOrdered::new();
         let mut stopped = None;
         loop {
@@ -288,7 +294,9 @@ impl Executor<'_> {
             };
             for (entry, elapsed, result, names) in done? {
                 self.finish_entry(entry, elapsed, result, &names).await?;
+                finished += 1;
             }
+            progress.update(finished);
         }
         match stopped {
             Some(stop) if chunks.next().is_some() => Err(stop),

@@ -9,13 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::expr::EvalContext;
 use crate::graph::GraphError;
-use crate::mapping::{ManagerReference, MapMode, SourceUser as MappingSourceUser};
+use crate::mapping::{ManagerReference, MapMode, SourceAttributes};
 use crate::plan::{
-    self, Action, Anchor, DesiredAttributes, EscrowedAction, ManagedUser, ManagerRef,
-    MatchingValue, OutOfScopeReason, PendingCreate, Plan, PlanInput, ScopeVerdict,
-    SourceRead as PlanSourceRead, SourceReadKind, SourceUser, SourceUserKind,
+    self, Action, Anchor, DesiredAttributes, EscrowedAction, ManagedUser, PendingCreate, Plan,
+    PlanInput, ScopeVerdict, SourceCoverage, SourceReadKind, SourceUser,
 };
-use crate::scope::{self, AssignmentIndex, Disposition, Membership, ScopeDecision};
+use crate::scope::{self, AssignmentIndex, Membership, ScopeDecision};
 use crate::store::{StateStore, Watermark};
 
 use super::apply::{self, ApplyContext, ApplyOutcome};
@@ -333,6 +332,22 @@ async fn read_source(
 ) -> Result<(CycleKind, SourceRead), EngineError> {
     let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
     let tenant = rt.pair.source.tenant_id.as_str();
+    // A delta link from another Graph endpoint (`graph.baseUrl` changed, a new port say)
+    // cannot be followed: the client refuses links to other hosts. Start over from a full read.
+    let watermark = watermark.filter(|w| {
+        let own = rt.source.is_own_link(&w.delta_link);
+        if !own {
+            tracing::warn!(
+                pair = rt.name(),
+                event = "watermarkFromAnotherEndpoint",
+                stored_origin = %link_origin(&w.delta_link),
+                graph_origin = %rt.source.origin(),
+                "the stored delta link is for another Graph endpoint (graph.baseUrl changed): \
+                 this cycle reads the source in full"
+            );
+        }
+        own
+    });
     if let (Some(watermark), false) = (watermark, full) {
         match read::source_delta(rt, &watermark.delta_link).await {
             Ok(mut changes) => {
@@ -424,6 +439,14 @@ async fn read_source(
     Ok((CycleKind::Initial, read))
 }
 
+/// `scheme://host:port` of a link, without its path and query (a delta link's token is not
+/// for logs).
+fn link_origin(link: &str) -> String {
+    url::Url::parse(link)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "(not a URL)".to_owned())
+}
+
 /// What the store knows that this cycle needs. A cycle that reads everything (initial, or the
 /// target in full for drift correction) loads every managed user; an incremental one loads the
 /// users it read and, once their managers are known, those managers
@@ -475,7 +498,9 @@ impl ManagedView {
         let missing: Vec<Anchor> = users
             .iter()
             .filter_map(|u| match &u.manager {
-                ManagerRef::Set(id) => Some(Anchor::new(&rt.pair.source.tenant_id, id)),
+                ManagerReference::Set { source_object_id } => {
+                    Some(Anchor::new(&rt.pair.source.tenant_id, source_object_id))
+                }
                 _ => None,
             })
             .filter(|a| !loaded.contains(a))
@@ -489,15 +514,16 @@ impl ManagedView {
     }
 }
 
-/// Builds the planner's view of one source user: scope, mapping, manager, matching.
-pub(super) fn plan_source_user(
+/// Evaluates one source user's scope and mappings into the planner's view of it (and the scoping
+/// decision, which on-demand provisioning shows).
+pub(super) fn evaluate_source_user(
     rt: &PairRuntime,
     id: &str,
     attrs: &Attributes,
     assignments: Option<&AssignmentIndex>,
     ctx: &mut EvalContext<'_>,
 ) -> (SourceUser, ScopeDecision) {
-    let user = MappingSourceUser::new(attrs);
+    let user = SourceAttributes::new(attrs);
     let assignment = match assignments {
         Some(index) => index.assignment_of(id),
         None => scope::Assignment::Direct,
@@ -506,13 +532,12 @@ pub(super) fn plan_source_user(
     let decision = scope::decide(
         rt.scope_setting(),
         assignment,
-        membership.clone(),
+        membership,
         &user,
         &rt.filters,
     );
     let mapped = rt.mappings.map_user(&user, MapMode::Create, ctx);
     let (always, on_create) = mapped.split_by_apply();
-    let desired = DesiredAttributes { always, on_create };
     let mapping_error = (!mapped.errors.is_empty()).then(|| {
         mapped
             .errors
@@ -521,30 +546,6 @@ pub(super) fn plan_source_user(
             .collect::<Vec<_>>()
             .join("; ")
     });
-    let manager = match &mapped.manager {
-        None if rt.mappings.mappings().iter().any(|m| m.target == "manager") => ManagerRef::Cleared,
-        None => ManagerRef::NotMapped,
-        Some(ManagerReference::Set { source_object_id }) => {
-            ManagerRef::Set(source_object_id.clone())
-        }
-        Some(ManagerReference::Clear) => ManagerRef::Cleared,
-    };
-    let kind = match membership {
-        Membership::InternalMember => SourceUserKind::Member,
-        Membership::InternalGuest => SourceUserKind::Guest,
-        Membership::External(_) => SourceUserKind::External,
-    };
-    let scope = match (decision.disposition, decision.reason) {
-        (Disposition::OutOfScope, Some(scope::OutOfScopeReason::NotEffectivelyEntitled)) => {
-            ScopeVerdict::OutOfScope {
-                reason: OutOfScopeReason::NotAssigned,
-            }
-        }
-        (Disposition::OutOfScope, _) => ScopeVerdict::OutOfScope {
-            reason: OutOfScopeReason::ScopingFilter,
-        },
-        _ => ScopeVerdict::InScope,
-    };
     let planned = SourceUser {
         object_id: id.to_owned(),
         user_principal_name: attrs
@@ -553,18 +554,11 @@ pub(super) fn plan_source_user(
             .map(str::to_owned),
         deleted: false,
         account_enabled: decision.active,
-        kind,
-        scope,
-        desired,
-        manager,
-        matching: mapped
-            .matching
-            .iter()
-            .map(|m| MatchingValue {
-                attribute: m.attribute.clone(),
-                value: m.value.clone(),
-            })
-            .collect(),
+        membership,
+        scope: ScopeVerdict::of(&decision),
+        desired: DesiredAttributes { always, on_create },
+        manager: mapped.manager,
+        matching: mapped.matching,
         mapping_error,
     };
     (planned, decision)
@@ -576,12 +570,12 @@ fn deleted_source_user(id: &str) -> SourceUser {
         user_principal_name: None,
         deleted: true,
         account_enabled: false,
-        kind: SourceUserKind::Member,
+        membership: Membership::InternalMember,
         scope: ScopeVerdict::OutOfScope {
-            reason: OutOfScopeReason::NotAssigned,
+            reason: scope::OutOfScopeReason::NotEffectivelyEntitled,
         },
         desired: DesiredAttributes::default(),
-        manager: ManagerRef::NotMapped,
+        manager: ManagerReference::NotMapped,
         matching: Vec::new(),
         mapping_error: None,
     }
@@ -650,7 +644,7 @@ pub async fn compute_plan(
                     random: &mut random,
                     is_unique: &is_unique,
                 };
-                let (user, _) = plan_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
+                let (user, _) = evaluate_source_user(rt, id, attrs, assignments.as_ref(), &mut ctx);
                 source_users.push(user);
             }
         }
@@ -670,7 +664,7 @@ pub async fn compute_plan(
         source_tenant_id: rt.pair.source.tenant_id.clone(),
         now,
         settings: rt.settings.clone(),
-        source_read: PlanSourceRead {
+        source_read: SourceCoverage {
             kind: match kind {
                 CycleKind::Initial => SourceReadKind::Full,
                 CycleKind::Incremental => SourceReadKind::Delta,
@@ -740,6 +734,13 @@ pub async fn run_cycle(
     let before_source = rt.source.stats();
     let before_target = rt.target.stats();
     let cycle_id = uuid::Uuid::new_v4().to_string();
+    tracing::info!(
+        event = "cycleStarted",
+        pair = rt.name(),
+        cycle_id = %cycle_id,
+        full = options.full,
+        "cycle started"
+    );
     // Planning writes nothing, so shutdown may drop it; apply stops between entries instead.
     let planned = match &options.cancel {
         Some(cancel) => tokio::select! {

@@ -14,7 +14,7 @@ use crate::plan::groups::{GroupAction, GroupEntry};
 use crate::store::{
     ErrorCategory, Initiator, InitiatorType, ModifiedProperty, ProvisionedIdentity,
     ProvisioningAction, ProvisioningErrorInfo, ProvisioningLogEntry, ProvisioningResult,
-    ProvisioningStatusInfo, ProvisioningSystem,
+    ProvisioningStatusInfo,
 };
 
 use super::group_apply::{Attempt, MemberOutcome, MemberResult};
@@ -184,16 +184,8 @@ pub(super) fn log_entry(
                 .unwrap_or_default(),
             target_name,
         ),
-        source_system: ProvisioningSystem {
-            id: rt.pair.source.tenant_id.clone(),
-            display_name: "Microsoft Entra ID (source tenant)".into(),
-            details: Map::new(),
-        },
-        target_system: ProvisioningSystem {
-            id: rt.pair.target.tenant_id.clone(),
-            display_name: "Microsoft Entra ID (target tenant)".into(),
-            details,
-        },
+        source_system: super::action_log::source_system(rt),
+        target_system: super::action_log::target_system(rt, details),
     }
 }
 

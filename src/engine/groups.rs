@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::config::{GroupDeprovision, default_group_mappings};
 use crate::expr::EvalContext;
 use crate::graph::{GraphError, Group};
-use crate::mapping::{MapMode, MappingSet, SourceUser as MappingSourceUser};
+use crate::mapping::{MapMode, MappingSet, SourceAttributes};
 use crate::plan::groups::{
     GroupAction, GroupEntry, GroupLinkState, GroupPlan, GroupPlanInput, GroupPlanSettings,
     SourceGroup, SourceGroupKind, TargetGroup, plan_groups,
@@ -28,6 +28,7 @@ use super::EngineError;
 use super::killpoint::CrashAt;
 use super::read::graph_error;
 use super::runtime::PairRuntime;
+use super::unique;
 
 /// What the group pass did, for the cycle report, status and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -76,6 +77,20 @@ pub async fn run_group_pass(
     let state = store.group_state(rt.name()).await?;
     let start = rt.source.groups_delta_start(&[]);
     let (round, restarted) = match &state.watermark {
+        // A link from another Graph endpoint (`graph.baseUrl` changed) cannot be followed.
+        Some(w) if !rt.source.is_own_link(&w.delta_link) => {
+            tracing::warn!(
+                pair = rt.name(),
+                event = "watermarkFromAnotherEndpoint",
+                graph_origin = %rt.source.origin(),
+                "the stored group delta link is for another Graph endpoint (graph.baseUrl \
+                 changed): this pass reads the groups in full"
+            );
+            (
+                rt.source.groups_delta(&start).await.map_err(source_error)?,
+                true,
+            )
+        }
         Some(w) => match rt.source.groups_delta(&w.delta_link).await {
             Ok(r) => (r, false),
             Err(GraphError::DeltaResyncRequired { .. }) => (
@@ -110,7 +125,7 @@ pub async fn run_group_pass(
     if blocked.is_none() {
         ensure_group_anchor(rt, &anchor_attr).await?;
     }
-    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked).await?;
+    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked, None).await?;
     let plan = plan_groups(&input);
     report.evaluated = true;
     for a in [
@@ -202,7 +217,7 @@ pub async fn preview_group_plan(
     });
     let state = store.group_state(rt.name()).await?;
     let anchor_attr = rt.pair.group_anchor_attribute();
-    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked).await?;
+    let input = read_input(rt, store, &state.links, &anchor_attr, full, blocked, None).await?;
     Ok(Some(plan_groups(&input)))
 }
 
@@ -228,7 +243,10 @@ fn log_entry(rt: &PairRuntime, e: &GroupEntry) {
 }
 
 /// Registers the group anchor extension (targetObjects Group) on the target app when missing.
-async fn ensure_group_anchor(rt: &PairRuntime, attribute: &str) -> Result<(), EngineError> {
+pub(super) async fn ensure_group_anchor(
+    rt: &PairRuntime,
+    attribute: &str,
+) -> Result<(), EngineError> {
     let Some(rest) = attribute.strip_prefix("extension_") else {
         return Err(anchor_invalid(attribute));
     };
@@ -288,7 +306,7 @@ fn anchor_invalid(attribute: &str) -> EngineError {
 }
 
 /// The groups assigned to the pair: `scope.groups` plus groups assigned to its service principal.
-async fn assigned_groups(rt: &PairRuntime) -> Result<BTreeSet<String>, EngineError> {
+pub(super) async fn assigned_groups(rt: &PairRuntime) -> Result<BTreeSet<String>, EngineError> {
     let mut groups: BTreeSet<String> = rt.pair.scope.groups.iter().cloned().collect();
     if let Some(sp) = &rt.pair.scope.service_principal_id {
         for a in rt
@@ -335,13 +353,16 @@ fn target_group(g: &Group, anchor_attr: &str, deleted: bool) -> TargetGroup {
 }
 
 /// Reads the source groups, the target groups and the user links into the planner's input.
-async fn read_input(
+/// `only`: just this source group (on-demand provisioning): the input is then not complete,
+/// so no other linked group is taken for gone.
+pub(super) async fn read_input(
     rt: &PairRuntime,
     store: &dyn StateStore,
     links: &[GroupLinkState],
     anchor_attr: &str,
     full: bool,
     blocked: Option<String>,
+    only: Option<&str>,
 ) -> Result<GroupPlanInput, EngineError> {
     let settings = rt
         .pair
@@ -364,7 +385,17 @@ async fn read_input(
     })?;
     let mut raw = Vec::new();
     let mut gone = BTreeSet::new();
-    for id in assigned_groups(rt).await? {
+    let mut assigned = assigned_groups(rt).await?;
+    if let Some(only) = only {
+        assigned.retain(|id| id == only);
+    }
+    let links: Vec<GroupLinkState> = links
+        .iter()
+        .filter(|l| only.is_none_or(|o| l.source_id == o))
+        .cloned()
+        .collect();
+    let links = links.as_slice();
+    for id in assigned {
         let Some(g) = rt.source.get_group(&id, &[]).await.map_err(source_error)? else {
             gone.insert(id);
             continue;
@@ -393,7 +424,28 @@ async fn read_input(
         };
         raw.push((g, direct, transitive));
     }
-    let source_groups = map_groups(&mappings, raw);
+    // SelectUniqueValue as for users: candidates checked against the target's groups (a
+    // group's own linked target group does not count), evaluated again with what was learnt.
+    let unique_attributes = unique::attributes_of(&mappings);
+    let own: BTreeMap<&str, &str> = links
+        .iter()
+        .map(|l| (l.source_id.as_str(), l.target_id.as_str()))
+        .collect();
+    let mut oracle = unique::Oracle::default();
+    let mut round = 0;
+    let source_groups = loop {
+        oracle.next_round();
+        let mapped = map_groups(&mappings, &raw, &oracle, &own);
+        round += 1;
+        if unique_attributes.is_empty()
+            || round == unique::MAX_ROUNDS
+            || !oracle
+                .check_among(rt, unique::Objects::Groups, &unique_attributes)
+                .await?
+        {
+            break mapped;
+        }
+    };
     // Target side: linked groups, anchored ones, name clashes and adoption candidates.
     let mut targets: BTreeMap<String, TargetGroup> = BTreeMap::new();
     let deleted = rt
@@ -489,27 +541,31 @@ async fn read_input(
         target_groups: targets.into_values().collect(),
         user_targets,
         user_names,
-        complete: true,
+        complete: only.is_none(),
     })
 }
 
 /// Maps the source groups (no await inside: the expression context is not `Send`).
+/// `SelectUniqueValue` asks `oracle`; `own` = each source group's linked target group.
 fn map_groups(
     mappings: &MappingSet,
-    raw: Vec<(Group, BTreeSet<String>, BTreeSet<String>)>,
+    raw: &[(Group, BTreeSet<String>, BTreeSet<String>)],
+    oracle: &unique::Oracle,
+    own: &BTreeMap<&str, &str>,
 ) -> Vec<SourceGroup> {
     let mut random = super::cycle::rand_source();
-    let is_unique = |_: &str| true;
-    let mut ctx = EvalContext {
-        now: Utc::now(),
-        random: &mut random,
-        is_unique: &is_unique,
-    };
-    raw.into_iter()
+    raw.iter()
         .map(|(g, direct, transitive)| {
+            let own_target = own.get(g.id.as_str()).copied();
+            let is_unique = |candidate: &str| oracle.is_unique(&g.id, own_target, candidate);
+            let mut ctx = EvalContext {
+                now: Utc::now(),
+                random: &mut random,
+                is_unique: &is_unique,
+            };
             let attrs = g.to_attributes();
             let mapped =
-                mappings.map_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
+                mappings.map_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
             let kind = SourceGroupKind::classify(
                 g.group_types.as_deref().unwrap_or_default(),
                 g.mail_enabled.unwrap_or(false),
@@ -522,8 +578,8 @@ fn map_groups(
                 kind,
                 attributes: mapped.patch_body().into_iter().collect(),
                 errors: mapped.errors.iter().map(|e| format!("{e:?}")).collect(),
-                direct_members: direct,
-                transitive_members: transitive,
+                direct_members: direct.clone(),
+                transitive_members: transitive.clone(),
             }
         })
         .collect()

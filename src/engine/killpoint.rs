@@ -3,7 +3,9 @@
 //! at a random time:
 //!
 //! - in the binary, `CTSYNC_KILL_AT=<step>[:<n>]` aborts the process (no cleanup, like `kill -9`)
-//!   the `n`th time (default 1) the step is reached;
+//!   the `n`th time (default 1) the step is reached; `CTSYNC_KILL_AT=count` kills nowhere and
+//!   logs every boundary reached (`killPointReached`, with the step), so a crash test learns
+//!   which `n` exist and every trial really kills;
 //! - in process, a [`CrashAt`] makes the executor stop with [`super::EngineError::Crashed`]
 //!   at that point, leaving exactly what a crash would leave.
 //!
@@ -90,16 +92,28 @@ impl CrashAt {
     }
 }
 
+/// What `CTSYNC_KILL_AT` asks of the binary.
+#[derive(Debug)]
+enum ProcessKill {
+    /// Abort at this boundary.
+    At(CrashAt),
+    /// Log every boundary reached, abort nowhere.
+    Count,
+}
+
 /// The binary's kill point from `CTSYNC_KILL_AT`, read once.
-fn process_kill_point() -> Option<&'static CrashAt> {
-    static KILL: OnceLock<Option<CrashAt>> = OnceLock::new();
+fn process_kill_point() -> Option<&'static ProcessKill> {
+    static KILL: OnceLock<Option<ProcessKill>> = OnceLock::new();
     KILL.get_or_init(|| {
         let text = std::env::var("CTSYNC_KILL_AT").ok()?;
+        if text == "count" {
+            return Some(ProcessKill::Count);
+        }
         let (step, nth) = match text.split_once(':') {
             Some((step, nth)) => (step, nth.parse().ok()?),
             None => (text.as_str(), 1),
         };
-        Some(CrashAt::new(Step::parse(step)?, nth))
+        Some(ProcessKill::At(CrashAt::new(Step::parse(step)?, nth)))
     })
     .as_ref()
 }
@@ -107,11 +121,19 @@ fn process_kill_point() -> Option<&'static CrashAt> {
 /// Called at each boundary. True means: stop here as if the process died (in process);
 /// with `CTSYNC_KILL_AT` set the process is aborted instead and this never returns.
 pub(crate) fn reached(step: Step, crash: Option<&CrashAt>) -> bool {
-    if let Some(kill) = process_kill_point()
-        && kill.hit(step)
-    {
-        tracing::error!(step = step.as_str(), "CTSYNC_KILL_AT reached: aborting");
-        std::process::abort();
+    match process_kill_point() {
+        Some(ProcessKill::At(kill)) if kill.hit(step) => {
+            tracing::error!(step = step.as_str(), "CTSYNC_KILL_AT reached: aborting");
+            std::process::abort();
+        }
+        Some(ProcessKill::Count) => {
+            tracing::warn!(
+                event = "killPointReached",
+                step = step.as_str(),
+                "kill point reached"
+            );
+        }
+        _ => {}
     }
     crash.is_some_and(|c| c.hit(step))
 }

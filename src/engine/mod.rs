@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod escrow;
 mod group_action_log;
 pub mod group_apply;
+pub mod group_provision;
 pub mod groups;
 pub mod killpoint;
 mod names;
@@ -24,11 +25,13 @@ pub mod reset;
 pub mod runtime;
 pub mod status;
 mod unique;
+pub mod why;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
 pub use daemon::{
     CommandError, Daemon, DaemonHandle, DaemonOptions, JobCommand, Preview, QueryError, ResetScope,
 };
+pub use group_provision::{GroupProvisionReport, provision_group_on_demand};
 pub use provision::{ProvisionReport, provision_on_demand};
 pub use quarantine::{Quarantine, QuarantineReason};
 pub use runtime::PairRuntime;

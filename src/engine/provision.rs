@@ -9,18 +9,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::expr::EvalContext;
-use crate::mapping::{AttributeTrace, MapMode, SourceUser as MappingSourceUser};
-use crate::plan::{self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceRead, SourceReadKind};
+use crate::mapping::{AttributeTrace, MapMode, SourceAttributes};
+use crate::plan::{
+    self, Anchor, PendingCreate, PlanEntry, PlanInput, SourceCoverage, SourceReadKind,
+};
 use crate::scope::{self, ScopeDecision};
 use crate::store::StateStore;
 
 use super::EngineError;
 use super::apply::{self, ApplyOutcome};
 use super::cycle::{
-    CycleKind, PlannedCycle, plan_source_user, preflight, preflight_preview, rand_source,
+    CycleKind, PlannedCycle, evaluate_source_user, preflight, preflight_preview, rand_source,
 };
 use super::read;
 use super::runtime::PairRuntime;
+use super::unique;
 
 /// One row of the per-attribute table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,6 +50,9 @@ pub struct ProvisionReport {
     pub imported: BTreeMap<String, Value>,
     /// Step 2, scoping.
     pub scope: ScopeDecision,
+    /// Why the user is not provisioned, one sentence per reason (empty when in scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scope_explanation: Vec<String>,
     /// Step 3, matching: the target user tied to the anchor, if any.
     pub anchor: Anchor,
     pub matched_target_id: Option<String>,
@@ -89,6 +95,9 @@ impl ProvisionReport {
         ));
         for (clause, passed) in &self.scope.scope_evaluation_result {
             out.push_str(&format!("     {clause} → {passed}\n"));
+        }
+        for reason in &self.scope_explanation {
+            out.push_str(&format!("     why: {reason}\n"));
         }
         out.push_str(&format!(
             "3. match: {} → {}\n",
@@ -192,23 +201,44 @@ pub(crate) async fn provision_under_lease(
     let intents = store.create_intents(rt.name()).await?;
     let target_users = read::target_users_with(rt, anchor_registered).await?;
 
-    // The evaluation context holds a thread-local RNG: keep it out of the awaits below so the
-    // future stays `Send`.
-    let (planned_user, decision, explained) = {
-        let mut random = rand_source();
-        let is_unique = |_: &str| true;
-        let mut ctx = EvalContext {
-            now,
-            random: &mut random,
-            is_unique: &is_unique,
+    // SelectUniqueValue as in a cycle: evaluate, check the candidates asked about against the
+    // target, evaluate again with what was learnt.
+    let unique_attributes = unique::attributes(rt);
+    let own_target = managed
+        .iter()
+        .find(|m| m.anchor.source_object_id() == source_id)
+        .map(|m| m.target_id.clone());
+    let mut oracle = unique::Oracle::default();
+    let mut round = 0;
+    let (planned_user, decision, explained) = loop {
+        oracle.next_round();
+        // The evaluation context holds a thread-local RNG: keep it out of the awaits so the
+        // future stays `Send`.
+        let evaluated = {
+            let mut random = rand_source();
+            let is_unique =
+                |candidate: &str| oracle.is_unique(&source_id, own_target.as_deref(), candidate);
+            let mut ctx = EvalContext {
+                now,
+                random: &mut random,
+                is_unique: &is_unique,
+            };
+            let (planned_user, decision) =
+                evaluate_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
+            let explained =
+                rt.mappings
+                    .explain_user(&SourceAttributes::new(&attrs), MapMode::Create, &mut ctx);
+            (planned_user, decision, explained)
         };
-        let (planned_user, decision) =
-            plan_source_user(rt, &source_id, &attrs, assignments.as_ref(), &mut ctx);
-        let explained =
-            rt.mappings
-                .explain_user(&MappingSourceUser::new(&attrs), MapMode::Create, &mut ctx);
-        (planned_user, decision, explained)
+        round += 1;
+        if unique_attributes.is_empty()
+            || round == unique::MAX_ROUNDS
+            || !oracle.check(rt, &unique_attributes).await?
+        {
+            break evaluated;
+        }
     };
+    let scope_explanation = super::why::scope_explanation(rt, &source_id, &decision).await?;
     let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
     let input = PlanInput {
         pair: rt.name().to_owned(),
@@ -216,7 +246,7 @@ pub(crate) async fn provision_under_lease(
         now,
         settings: rt.settings.clone(),
         // Only this user is read: absence of the others proves nothing.
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Delta,
             complete: true,
         },
@@ -308,6 +338,7 @@ pub(crate) async fn provision_under_lease(
             .map(str::to_owned),
         imported: attrs.into_iter().collect(),
         source_id,
+        scope_explanation,
         scope: decision,
         anchor,
         matched_target_id,

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::mapping::MappingKind;
+use crate::mapping::{MappingKind, MappingSet};
 
 use super::EngineError;
 use super::read::graph_error;
@@ -16,9 +16,14 @@ use super::runtime::PairRuntime;
 /// Rounds of evaluate → check before the remaining unknown candidates are taken as unique.
 pub(super) const MAX_ROUNDS: usize = 4;
 
-/// Target attributes written by a mapping that uses `SelectUniqueValue`.
+/// Target user attributes written by a mapping that uses `SelectUniqueValue`.
 pub(super) fn attributes(rt: &PairRuntime) -> Vec<String> {
-    rt.mappings
+    attributes_of(&rt.mappings)
+}
+
+/// Target attributes `mappings` write with `SelectUniqueValue`.
+pub(super) fn attributes_of(mappings: &MappingSet) -> Vec<String> {
+    mappings
         .mappings()
         .iter()
         .filter(|m| match &m.kind {
@@ -30,6 +35,13 @@ pub(super) fn attributes(rt: &PairRuntime) -> Vec<String> {
         })
         .map(|m| m.target.clone())
         .collect()
+}
+
+/// Which target objects a candidate must be unique among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Objects {
+    Users,
+    Groups,
 }
 
 /// What is known about candidates so far.
@@ -78,10 +90,21 @@ impl Oracle {
         self.chosen.borrow_mut().clear();
     }
 
-    /// Checks the unknown candidates against the target; false when there were none.
+    /// Checks the unknown candidates against the target's users; false when there were none.
     pub(super) async fn check(
         &mut self,
         rt: &PairRuntime,
+        attributes: &[String],
+    ) -> Result<bool, EngineError> {
+        self.check_among(rt, Objects::Users, attributes).await
+    }
+
+    /// Checks the unknown candidates against the target's `objects`; false when there were
+    /// none.
+    pub(super) async fn check_among(
+        &mut self,
+        rt: &PairRuntime,
+        objects: Objects,
         attributes: &[String],
     ) -> Result<bool, EngineError> {
         let unknown: Vec<String> = std::mem::take(&mut *self.unknown.borrow_mut())
@@ -96,12 +119,25 @@ impl Oracle {
             let quoted = candidate.replace('\'', "''");
             for attribute in attributes {
                 let filter = format!("{attribute} eq '{quoted}'");
-                let users = rt
-                    .target
-                    .list_users(Some(&filter), &["id"])
-                    .await
-                    .map_err(|e| graph_error("target", &rt.pair.target.tenant_id, e))?;
-                ids.extend(users.into_iter().map(|u| u.id));
+                let error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
+                match objects {
+                    Objects::Users => {
+                        let users = rt
+                            .target
+                            .list_users(Some(&filter), &["id"])
+                            .await
+                            .map_err(error)?;
+                        ids.extend(users.into_iter().map(|u| u.id));
+                    }
+                    Objects::Groups => {
+                        let groups = rt
+                            .target
+                            .list_groups(Some(&filter), &[])
+                            .await
+                            .map_err(error)?;
+                        ids.extend(groups.into_iter().map(|g| g.id));
+                    }
+                }
             }
             self.holders.insert(candidate, ids);
         }

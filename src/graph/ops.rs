@@ -63,6 +63,15 @@ impl GraphClient {
         self.delta_round(start_or_link).await
     }
 
+    /// [`Self::users_delta`], calling `on_page` with the users read so far after each page.
+    pub async fn users_delta_with(
+        &self,
+        start_or_link: &str,
+        on_page: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<DeltaRound<User>, GraphError> {
+        self.delta_round_with(start_or_link, on_page).await
+    }
+
     /// `POST /invitations`.
     pub async fn invite(&self, invitation: &NewInvitation) -> Result<Invitation, GraphError> {
         let body = serde_json::to_value(invitation)
@@ -249,14 +258,17 @@ impl GraphClient {
         &self,
         source_tenant_id: &str,
     ) -> Result<Option<IdentitySyncPolicyPartner>, GraphError> {
-        let url = with_query(
-            &format!(
-                "policies/crossTenantAccessPolicy/partners/{}/identitySynchronization",
-                segment(source_tenant_id)
-            ),
-            &[("$select", IDENTITY_SYNC_SELECT)],
-        );
-        match self.send_json(Method::GET, &url, None).await {
+        let path = identity_sync_path(source_tenant_id);
+        self.get_identity_synchronization(&with_query(&path, &[("$select", IDENTITY_SYNC_SELECT)]))
+            .await
+    }
+
+    /// One `identitySynchronization` read; a missing object (404) is `None`.
+    async fn get_identity_synchronization(
+        &self,
+        url: &str,
+    ) -> Result<Option<IdentitySyncPolicyPartner>, GraphError> {
+        match self.send_json(Method::GET, url, None).await {
             Ok(p) => Ok(Some(p)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -298,6 +310,14 @@ impl GraphClient {
     }
 }
 
+/// The partner's identity-sync policy, relative to the API root.
+fn identity_sync_path(source_tenant_id: &str) -> String {
+    format!(
+        "policies/crossTenantAccessPolicy/partners/{}/identitySynchronization",
+        segment(source_tenant_id)
+    )
+}
+
 /// Graph's text for a member that is already there (400): a replayed add, treated as done.
 pub(super) fn is_already_member(e: &GraphError) -> bool {
     e.status() == Some(400) && e.to_string().contains("already exist")
@@ -329,17 +349,10 @@ impl GraphClient {
         source_tenant_id: &str,
     ) -> Result<Option<IdentitySyncPolicyPartner>, GraphError> {
         let url = with_query(
-            &self.beta_url(&format!(
-                "policies/crossTenantAccessPolicy/partners/{}/identitySynchronization",
-                segment(source_tenant_id)
-            )),
+            &self.beta_url(&identity_sync_path(source_tenant_id)),
             &[("$select", IDENTITY_SYNC_GROUPS_SELECT)],
         );
-        match self.send_json(Method::GET, &url, None).await {
-            Ok(p) => Ok(Some(p)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get_identity_synchronization(&url).await
     }
 
     /// The initial `GET /groups/delta` URL: group properties, `extra_select`, and `members`.

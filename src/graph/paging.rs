@@ -129,6 +129,16 @@ impl GraphClient {
         &self,
         start: &str,
     ) -> Result<DeltaRound<T>, GraphError> {
+        self.delta_round_with(start, &mut |_| {}).await
+    }
+
+    /// [`Self::delta_round`], calling `on_page` with the number of items read so far after
+    /// each page (progress for a long read).
+    pub async fn delta_round_with<T: DeserializeOwned>(
+        &self,
+        start: &str,
+        on_page: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<DeltaRound<T>, GraphError> {
         let mut items = Vec::new();
         let mut url = start.to_owned();
         let mut pages = 0;
@@ -136,6 +146,7 @@ impl GraphClient {
             let page = self.delta_page::<T>(&url).await?;
             pages += 1;
             items.extend(page.items);
+            on_page(items.len());
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,
                 (None, Some(delta_link)) => {

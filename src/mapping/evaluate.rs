@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 
 use super::{
     Apply, AttributeFailure, AttributeTrace, CompiledMapping, DesiredValue, ManagerReference,
-    MapMode, MappedUser, MappingKind, MappingSet, MatchingValue, SourceUser, TargetType,
+    MapMode, MappedUser, MappingKind, MappingSet, MatchingValue, SourceAttributes, TargetType,
     TraceResult,
 };
 use crate::expr::{EvalContext, Outcome};
@@ -20,7 +20,7 @@ enum Produced {
 
 pub(super) fn map_user(
     set: &MappingSet,
-    user: &SourceUser<'_>,
+    user: &SourceAttributes<'_>,
     mode: MapMode,
     ctx: &mut EvalContext<'_>,
     explain: bool,
@@ -47,7 +47,7 @@ pub(super) fn map_user(
 
 fn map_manager(
     mapping: &CompiledMapping,
-    user: &SourceUser<'_>,
+    user: &SourceAttributes<'_>,
     writes: bool,
     out: &mut MappedUser,
 ) -> TraceResult {
@@ -66,14 +66,14 @@ fn map_manager(
         None => ManagerReference::Clear,
     };
     if writes {
-        out.manager = Some(reference.clone());
+        out.manager = reference.clone();
     }
     TraceResult::Reference(reference)
 }
 
 fn map_value(
     mapping: &CompiledMapping,
-    user: &SourceUser<'_>,
+    user: &SourceAttributes<'_>,
     mode: MapMode,
     ctx: &mut EvalContext<'_>,
     writes: bool,
@@ -142,7 +142,11 @@ fn map_value(
     result
 }
 
-fn trace(mapping: &CompiledMapping, user: &SourceUser<'_>, result: TraceResult) -> AttributeTrace {
+fn trace(
+    mapping: &CompiledMapping,
+    user: &SourceAttributes<'_>,
+    result: TraceResult,
+) -> AttributeTrace {
     let read = |names: &mut dyn Iterator<Item = &String>| -> BTreeMap<String, Json> {
         names
             .map(|n| {
@@ -201,7 +205,7 @@ mod tests {
             random: &mut random,
             is_unique: &is_unique,
         };
-        set.explain_user(&SourceUser::new(&map), mode, &mut ctx)
+        set.explain_user(&SourceAttributes::new(&map), mode, &mut ctx)
     }
 
     fn value(mapped: &MappedUser, target: &str) -> Option<Json> {
@@ -354,16 +358,16 @@ mod tests {
         let expected = ManagerReference::Set {
             source_object_id: "src-mgr".into(),
         };
-        assert_eq!(set.manager, Some(expected.clone()));
+        assert_eq!(set.manager, expected.clone());
         assert!(
             set.attributes.is_empty(),
             "manager is never a plain attribute"
         );
         assert_eq!(set.breakdown[0].result, TraceResult::Reference(expected));
         let cleared = run(&specs, json!({"manager": null}), MapMode::Update);
-        assert_eq!(cleared.manager, Some(ManagerReference::Clear));
+        assert_eq!(cleared.manager, ManagerReference::Clear);
         let created = run(&specs, json!({}), MapMode::Create);
-        assert_eq!(created.manager, Some(ManagerReference::Clear));
+        assert_eq!(created.manager, ManagerReference::Clear);
     }
 
     #[test]
@@ -456,9 +460,9 @@ mod tests {
         );
         assert_eq!(
             m.manager,
-            Some(ManagerReference::Set {
+            ManagerReference::Set {
                 source_object_id: "m1".into()
-            })
+            }
         );
         assert!(m.errors.is_empty() && m.ignored.is_empty() && m.matching.is_empty());
         assert_eq!(m.breakdown.len(), crate::mapping::default_mappings().len());
@@ -478,7 +482,7 @@ mod tests {
             random: &mut random,
             is_unique: &is_unique,
         };
-        let m = set.map_user(&SourceUser::new(&map), MapMode::Update, &mut ctx);
+        let m = set.map_user(&SourceAttributes::new(&map), MapMode::Update, &mut ctx);
         assert!(m.breakdown.is_empty());
         assert_eq!(value(&m, "displayName"), Some(json!("A")));
         assert!(set.source_attributes().contains("manager"));

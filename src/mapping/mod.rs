@@ -33,7 +33,7 @@ pub(crate) use attributes::catalogue_examples;
 pub use attributes::{TargetType, USER_TARGETS, is_directory_extension, is_user_target};
 pub use compile::{MappingError, MappingField, compile};
 pub use defaults::default_mappings;
-pub use source::SourceUser;
+pub use source::SourceAttributes;
 
 use crate::expr::Expression;
 
@@ -222,18 +222,24 @@ pub struct DesiredValue {
     pub from_default: bool,
 }
 
-/// The `manager` reference to set on the target, in source terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The `manager` reference to set on the target, in source terms: the mapping's output and the
+/// planner's input alike (the manager pass resolves it through anchors).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ManagerReference {
+    /// No manager mapping (or an `onCreate` one during an update): references are left alone.
+    #[default]
+    NotMapped,
     /// Set the target manager to the target user linked to this source object id.
+    #[serde(rename_all = "camelCase")]
     Set { source_object_id: String },
     /// The source user has no manager: remove the target's (nothing to do on a create).
     Clear,
 }
 
-/// A matching attribute's value, for adopting a pre-existing B2B user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A matching attribute's value, for adopting a pre-existing B2B user (the mapping's output and
+/// the planner's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchingValue {
     pub priority: u32,
@@ -293,8 +299,8 @@ pub struct MappedUser {
     pub attributes: BTreeMap<String, DesiredValue>,
     /// Attributes whose mapping asked not to be written (`IgnoreFlowIfNullOrEmpty`).
     pub ignored: BTreeSet<String>,
-    /// `None` when there is no manager mapping or nothing to do about it.
-    pub manager: Option<ManagerReference>,
+    /// `NotMapped` when there is no manager mapping or nothing to do about it.
+    pub manager: ManagerReference,
     /// Matching values in precedence order (lowest priority first); null values are left out.
     pub matching: Vec<MatchingValue>,
     /// Mappings that failed; when not empty the user must not be exported.
@@ -373,7 +379,7 @@ impl MappingSet {
     /// Maps one source user. `ctx` supplies the clock, randomness and uniqueness check.
     pub fn map_user(
         &self,
-        user: &SourceUser<'_>,
+        user: &SourceAttributes<'_>,
         mode: MapMode,
         ctx: &mut crate::expr::EvalContext<'_>,
     ) -> MappedUser {
@@ -383,7 +389,7 @@ impl MappingSet {
     /// Like [`MappingSet::map_user`], and also fills [`MappedUser::breakdown`].
     pub fn explain_user(
         &self,
-        user: &SourceUser<'_>,
+        user: &SourceAttributes<'_>,
         mode: MapMode,
         ctx: &mut crate::expr::EvalContext<'_>,
     ) -> MappedUser {

@@ -7,16 +7,17 @@ use serde_json::{Map, Value as Json};
 
 use crate::expr::{AttributeSource, Value};
 
-/// A source user as Graph returns it (`$select`ed properties, directory extensions as top-level
-/// `extension_<appId>_<name>` keys, `manager` expanded or as an id).
+/// A source user's attributes as Graph returned them (`$select`ed properties, directory
+/// extensions as top-level `extension_<appId>_<name>` keys, `manager` expanded or as an id),
+/// read by Entra's attribute-name rules: what scoping filters, mappings and expressions see.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceUser<'a> {
+pub struct SourceAttributes<'a> {
     attributes: &'a Map<String, Json>,
 }
 
-impl<'a> SourceUser<'a> {
-    pub fn new(attributes: &'a Map<String, Json>) -> SourceUser<'a> {
-        SourceUser { attributes }
+impl<'a> SourceAttributes<'a> {
+    pub fn new(attributes: &'a Map<String, Json>) -> SourceAttributes<'a> {
+        SourceAttributes { attributes }
     }
 
     pub fn raw(&self) -> &'a Map<String, Json> {
@@ -75,7 +76,7 @@ fn is_on_premises_extension_attribute(name: &str) -> bool {
             .is_ok_and(|n| (1..=15).contains(&n))
 }
 
-impl AttributeSource for SourceUser<'_> {
+impl AttributeSource for SourceAttributes<'_> {
     fn attribute(&self, name: &str) -> Value {
         self.json(name)
             .map(|v| Value::from_json(v.as_ref()))
@@ -95,7 +96,7 @@ mod tests {
     #[test]
     fn reads_exact_then_case_insensitive() {
         let u = user(json!({"department": "Sales", "JobTitle": "Dev"}));
-        let s = SourceUser::new(&u);
+        let s = SourceAttributes::new(&u);
         assert_eq!(s.json("department").as_deref(), Some(&json!("Sales")));
         assert_eq!(s.json("jobTitle").as_deref(), Some(&json!("Dev")));
         assert_eq!(s.json("city"), None);
@@ -105,7 +106,7 @@ mod tests {
     #[test]
     fn reads_nested_on_premises_extension_attributes() {
         let u = user(json!({"onPremisesExtensionAttributes": {"extensionAttribute3": "x"}}));
-        let s = SourceUser::new(&u);
+        let s = SourceAttributes::new(&u);
         assert_eq!(s.json("extensionAttribute3").as_deref(), Some(&json!("x")));
         assert_eq!(s.json("extensionAttribute16"), None);
     }
@@ -115,12 +116,15 @@ mod tests {
         let expanded =
             user(json!({"manager": {"@odata.type": "#microsoft.graph.user", "id": "m1"}}));
         assert_eq!(
-            SourceUser::new(&expanded).manager_id().as_deref(),
+            SourceAttributes::new(&expanded).manager_id().as_deref(),
             Some("m1")
         );
         let plain = user(json!({"manager": "m2"}));
-        assert_eq!(SourceUser::new(&plain).manager_id().as_deref(), Some("m2"));
+        assert_eq!(
+            SourceAttributes::new(&plain).manager_id().as_deref(),
+            Some("m2")
+        );
         let none = user(json!({"manager": null}));
-        assert_eq!(SourceUser::new(&none).manager_id(), None);
+        assert_eq!(SourceAttributes::new(&none).manager_id(), None);
     }
 }

@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use super::guard::deletion_guard;
 use super::input::{
-    DeprovisionAction, ManagedUser, ManagerRef, OutOfScopeReason, PlanInput, ScopeVerdict,
-    SourceReadKind, SourceUser, SourceUserKind, TargetUser,
+    DeprovisionAction, ManagedUser, PlanInput, ScopeVerdict, SourceReadKind, SourceUser, TargetUser,
 };
 use super::matching::{Link, Links, MatchOutcome};
 use super::model::{
@@ -17,6 +16,8 @@ use super::model::{
     Situation,
 };
 use super::names::UserNames;
+use crate::mapping::ManagerReference;
+use crate::scope::OutOfScopeReason;
 
 /// Soft-deleted users stay restorable this long (Entra: 30 days), then are purged.
 pub const RESTORE_WINDOW_DAYS: i64 = 30;
@@ -195,7 +196,7 @@ fn index_sources(input: &PlanInput) -> BTreeMap<Anchor, &SourceUser> {
 
 /// Only in-scope internal members that exist in the source are wanted in the target.
 fn wants_target(user: &SourceUser) -> bool {
-    !user.deleted && user.kind == SourceUserKind::Member && user.scope == ScopeVerdict::InScope
+    !user.deleted && user.membership.is_internal_member() && user.scope == ScopeVerdict::InScope
 }
 
 /// Where the linked target user stands, from the read or, failing that, the store.
@@ -328,7 +329,7 @@ fn leave_reason(user: &SourceUser) -> (Situation, Reason) {
     }
     match user.scope {
         ScopeVerdict::OutOfScope {
-            reason: OutOfScopeReason::NotAssigned,
+            reason: OutOfScopeReason::NotEffectivelyEntitled,
         } => (Situation::OutOfScope, Reason::NotAssigned),
         _ => (Situation::OutOfScope, Reason::LeftScope),
     }
@@ -344,13 +345,13 @@ fn plan_unlinked(
     if user.deleted {
         return b.skip(None, Situation::SourceDeleted, Reason::OutOfScope);
     }
-    if user.kind != SourceUserKind::Member {
+    if !user.membership.is_internal_member() {
         return b.skip(None, Situation::OutOfScope, Reason::ExternalUser);
     }
     if let ScopeVerdict::OutOfScope { reason } = user.scope {
         let skip = match reason {
-            OutOfScopeReason::NotAssigned => Reason::NotEffectivelyEntitled,
-            OutOfScopeReason::ScopingFilter => Reason::OutOfScope,
+            OutOfScopeReason::NotEffectivelyEntitled => Reason::NotEffectivelyEntitled,
+            OutOfScopeReason::OutOfScope | OutOfScopeReason::ExternalUser => Reason::OutOfScope,
         };
         return b.skip(None, Situation::OutOfScope, skip);
     }
@@ -745,9 +746,11 @@ fn manager_pass(
             continue;
         };
         let wanted = match &user.manager {
-            ManagerRef::NotMapped => continue,
-            ManagerRef::Cleared => None,
-            ManagerRef::Set(object_id) => {
+            ManagerReference::NotMapped => continue,
+            ManagerReference::Clear => None,
+            ManagerReference::Set {
+                source_object_id: object_id,
+            } => {
                 let manager = Anchor::new(&input.source_tenant_id, object_id);
                 match live.get(&manager) {
                     Some(target_id) => Some((manager, target_id.map(str::to_owned))),
@@ -755,16 +758,20 @@ fn manager_pass(
                 }
             }
         };
+        let linked = links.managed(&entry.anchor);
         let old = match entry.action {
             Action::Create | Action::Adopt => None,
-            _ => links
-                .managed(&entry.anchor)
+            _ => linked
                 .and_then(|m| m.last_exported.get(MANAGER_ATTRIBUTE))
                 .and_then(Value::as_str)
                 .and_then(Anchor::parse),
         };
         let new = wanted.as_ref().map(|(a, _)| a.clone());
-        if old == new {
+        // A user linked in this cycle (re-linked after a lost state file, or adopted) has no
+        // manager ctsync knows it wrote: whatever the target holds may be stale, so "no
+        // manager" is written too (a clear of an absent manager is a no-op in Graph).
+        let known = entry.action == Action::Create || linked.is_some();
+        if old == new && known {
             continue;
         }
         updates.push(ManagerUpdate {

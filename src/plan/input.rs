@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::model::Anchor;
+use crate::mapping::{ManagerReference, MatchingValue};
+use crate::scope::{Membership, OutOfScopeReason};
 
 /// Everything one cycle's plan depends on. Time comes in as `now`: the planner reads no clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +20,7 @@ pub struct PlanInput {
     pub source_tenant_id: String,
     pub now: DateTime<Utc>,
     pub settings: PlanSettings,
-    pub source_read: SourceRead,
+    pub source_read: SourceCoverage,
     /// The target's `identitySynchronization.userSyncInbound.isSyncAllowed` for this source.
     pub inbound_sync_allowed: bool,
     /// Staged removals an approval let through, by anchor: these pass the deletion guard; any
@@ -117,10 +119,10 @@ impl Default for DeletionGuardSettings {
     }
 }
 
-/// How the source was read this cycle.
+/// How much of the source this cycle's read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SourceRead {
+pub struct SourceCoverage {
     pub kind: SourceReadKind,
     /// False when a page failed or the read stopped early: absence proves nothing then, and no
     /// delete or deprovisioning disable is planned.
@@ -136,7 +138,9 @@ pub enum SourceReadKind {
     Delta,
 }
 
-/// A source user as the engine saw it, already run through scope and mapping.
+/// A source user as the engine saw it, already run through scope and mapping (the vocabulary
+/// types — membership, out-of-scope reason, manager reference, matching value — are scope's and
+/// mapping's own, so nothing is converted between look-alike enums).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceUser {
@@ -145,12 +149,13 @@ pub struct SourceUser {
     /// Deleted in the source (delta `@removed`, soft or hard).
     pub deleted: bool,
     pub account_enabled: bool,
-    pub kind: SourceUserKind,
+    /// Only internal members are ever provisioned (invariant 4).
+    pub membership: Membership,
     /// Assignment and scoping filters, evaluated without regard to `accountEnabled` (a disabled
     /// user stays in scope and is disabled in the target).
     pub scope: ScopeVerdict,
     pub desired: DesiredAttributes,
-    pub manager: ManagerRef,
+    pub manager: ManagerReference,
     /// Matching attributes with this user's values, in precedence order.
     pub matching: Vec<MatchingValue>,
     /// Set when a mapping failed for this user: nothing is written for it (the engine escrows
@@ -159,28 +164,23 @@ pub struct SourceUser {
     pub mapping_error: Option<String>,
 }
 
-/// Who the source user is: only internal members are ever provisioned (invariant 4).
+/// Scope without regard to `accountEnabled`; the reason is scope's own (`NotEffectivelyEntitled`:
+/// not assigned to the pair; `OutOfScope`: no scoping filter passed; `ExternalUser`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SourceUserKind {
-    Member,
-    Guest,
-    External,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "verdict")]
 pub enum ScopeVerdict {
     InScope,
     OutOfScope { reason: OutOfScopeReason },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OutOfScopeReason {
-    /// Not assigned to the pair, directly or through an assigned group.
-    NotAssigned,
-    /// Assigned but no scoping filter passed.
-    ScopingFilter,
+impl ScopeVerdict {
+    /// The verdict of a scoping decision.
+    pub fn of(decision: &crate::scope::ScopeDecision) -> ScopeVerdict {
+        match decision.reason {
+            Some(reason) => ScopeVerdict::OutOfScope { reason },
+            None => ScopeVerdict::InScope,
+        }
+    }
 }
 
 /// Desired target attribute values from the mapping. `null` values are never exported (Entra
@@ -190,25 +190,6 @@ pub enum OutOfScopeReason {
 pub struct DesiredAttributes {
     pub always: BTreeMap<String, Value>,
     pub on_create: BTreeMap<String, Value>,
-}
-
-/// The source user's manager as the mapping sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "state", content = "sourceObjectId")]
-pub enum ManagerRef {
-    /// No manager mapping: references are left alone.
-    NotMapped,
-    /// Mapped, and the source user has no manager: a reference we set is cleared.
-    Cleared,
-    /// Mapped: the manager's source object id.
-    Set(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MatchingValue {
-    pub attribute: String,
-    pub value: Value,
 }
 
 /// What the store knows about one anchor.

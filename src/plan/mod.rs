@@ -37,12 +37,15 @@ mod render;
 #[cfg(test)]
 mod tests;
 
+/// The planner's input speaks scope's and mapping's vocabulary for these.
+pub use crate::mapping::{ManagerReference, MatchingValue};
+pub use crate::scope::{ExternalReason, Membership, OutOfScopeReason};
 pub use compute::{MANAGER_ATTRIBUTE, RESTORE_WINDOW_DAYS, plan};
 pub use guard::deletion_guard;
 pub use input::{
     AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes, EscrowedAction,
-    ManagedUser, ManagerRef, MatchingValue, OutOfScopeReason, PendingCreate, PlanInput,
-    PlanSettings, ScopeVerdict, SourceRead, SourceReadKind, SourceUser, SourceUserKind, TargetUser,
+    ManagedUser, PendingCreate, PlanInput, PlanSettings, ScopeVerdict, SourceCoverage,
+    SourceReadKind, SourceUser, TargetUser,
 };
 pub use model::{
     Action, Anchor, AttributeChange, GuardOutcome, ManagerUpdate, Plan, PlanBlock, PlanEntry,

@@ -27,7 +27,7 @@ fn input() -> PlanInput {
             drift_correction: false,
             deletion_guard: DeletionGuardSettings::default(),
         },
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Full,
             complete: true,
         },
@@ -54,7 +54,7 @@ fn member(object_id: &str, name: &str) -> SourceUser {
         user_principal_name: Some(upn.clone()),
         deleted: false,
         account_enabled: true,
-        kind: SourceUserKind::Member,
+        membership: Membership::InternalMember,
         scope: ScopeVerdict::InScope,
         desired: DesiredAttributes {
             always: BTreeMap::from([
@@ -65,8 +65,9 @@ fn member(object_id: &str, name: &str) -> SourceUser {
             ]),
             on_create: BTreeMap::from([("userType".into(), json!("Member"))]),
         },
-        manager: ManagerRef::NotMapped,
+        manager: ManagerReference::NotMapped,
         matching: vec![MatchingValue {
+            priority: 1,
             attribute: "mail".into(),
             value: json!(upn),
         }],
@@ -163,10 +164,13 @@ fn null_desired_values_are_never_exported() {
 
 #[test]
 fn guests_and_external_users_are_never_synced() {
-    for kind in [SourceUserKind::Guest, SourceUserKind::External] {
+    for membership in [
+        Membership::InternalGuest,
+        Membership::External(ExternalReason::Declared),
+    ] {
         let mut i = input();
         let mut u = member("u1", "gus");
-        u.kind = kind;
+        u.membership = membership;
         i.source_users.push(u);
         let p = plan(&i);
         assert_eq!(
@@ -181,11 +185,11 @@ fn out_of_scope_unlinked_users_are_skipped_with_entra_reasons() {
     let mut i = input();
     let mut unassigned = member("u1", "una");
     unassigned.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
     let mut filtered = member("u2", "fil");
     filtered.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::ScopingFilter,
+        reason: OutOfScopeReason::OutOfScope,
     };
     i.source_users = vec![unassigned, filtered];
     let p = plan(&i);
@@ -378,7 +382,7 @@ fn each_way_of_leaving_scope_soft_deletes() {
         (
             |u| {
                 u.scope = ScopeVerdict::OutOfScope {
-                    reason: OutOfScopeReason::NotAssigned,
+                    reason: OutOfScopeReason::NotEffectivelyEntitled,
                 }
             },
             Situation::OutOfScope,
@@ -387,7 +391,7 @@ fn each_way_of_leaving_scope_soft_deletes() {
         (
             |u| {
                 u.scope = ScopeVerdict::OutOfScope {
-                    reason: OutOfScopeReason::ScopingFilter,
+                    reason: OutOfScopeReason::OutOfScope,
                 }
             },
             Situation::OutOfScope,
@@ -399,7 +403,7 @@ fn each_way_of_leaving_scope_soft_deletes() {
             Reason::DeletedInSource,
         ),
         (
-            |u| u.kind = SourceUserKind::Guest,
+            |u| u.membership = Membership::InternalGuest,
             Situation::OutOfScope,
             Reason::LeftScope,
         ),
@@ -444,7 +448,7 @@ fn disabled_then_removed_from_scope_stays_disabled() {
         .insert("accountEnabled".into(), json!(false));
     i.managed.push(managed(&u, "t1")); // the disable was exported
     u.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
     i.source_users.push(u);
     let p = plan(&i);
@@ -517,7 +521,7 @@ fn already_soft_deleted_user_is_not_deleted_again() {
     i.managed.push(m);
     let mut u = u;
     u.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
     i.source_users.push(u);
     let p = plan(&i);
@@ -553,7 +557,7 @@ fn parked_user_back_in_scope_is_enabled_and_can_leave_again() {
     next.managed[0].last_exported = only(&back).exported_after().unwrap().clone();
     next.managed[0].disabled_before_scope_exit = false;
     next.source_users[0].scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
     assert_eq!(only(&plan(&next)).action, Action::SoftDelete);
 }
@@ -720,6 +724,7 @@ fn matching_attributes_are_tried_in_precedence_order() {
     u.matching.insert(
         0,
         MatchingValue {
+            priority: 1,
             attribute: "employeeId".into(),
             value: json!("E1"),
         },
@@ -837,7 +842,7 @@ fn mass_removal(removed: usize, kept: usize) -> PlanInput {
         i.managed.push(managed(&u, &format!("t{n:04}")));
         if n < removed {
             u.scope = ScopeVerdict::OutOfScope {
-                reason: OutOfScopeReason::NotAssigned,
+                reason: OutOfScopeReason::NotEffectivelyEntitled,
             };
         }
         i.source_users.push(u);
@@ -916,10 +921,14 @@ fn manager_is_set_through_anchors_including_one_created_this_cycle() {
     let mut i = input();
     let boss = member("boss", "boss");
     let mut old_hand = member("old", "oldhand");
-    old_hand.manager = ManagerRef::Set("boss".into());
+    old_hand.manager = ManagerReference::Set {
+        source_object_id: "boss".into(),
+    };
     i.managed.push(managed(&old_hand, "t-old"));
     let mut report = member("rep", "report");
-    report.manager = ManagerRef::Set("old".into());
+    report.manager = ManagerReference::Set {
+        source_object_id: "old".into(),
+    };
     i.source_users = vec![boss, old_hand, report];
     let p = plan(&i);
     let m: Vec<_> = p
@@ -950,7 +959,7 @@ fn manager_is_cleared_when_the_source_clears_it_and_left_when_out_of_scope() {
     m.last_exported
         .insert(MANAGER_ATTRIBUTE.into(), json!(anchor("boss").to_string()));
     i.managed.push(m);
-    u.manager = ManagerRef::Cleared;
+    u.manager = ManagerReference::Clear;
     i.source_users.push(u.clone());
     let p = plan(&i);
     assert_eq!(p.manager_updates().len(), 1);
@@ -961,9 +970,11 @@ fn manager_is_cleared_when_the_source_clears_it_and_left_when_out_of_scope() {
     let mut i = input();
     let mut boss = member("boss2", "boss");
     boss.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
-    u.manager = ManagerRef::Set("boss2".into());
+    u.manager = ManagerReference::Set {
+        source_object_id: "boss2".into(),
+    };
     i.source_users = vec![u, boss];
     assert!(plan(&i).manager_updates().is_empty());
 }
@@ -979,9 +990,11 @@ fn realistic() -> PlanInput {
     users.push(member("0001-new", "anna")); // create
     let mut manager_of_anna = member("0002-linked", "bruno"); // linked, unchanged
     i.managed.push(managed(&manager_of_anna, "t-bruno"));
-    manager_of_anna.manager = ManagerRef::Cleared;
+    manager_of_anna.manager = ManagerReference::Clear;
     users.push(manager_of_anna);
-    users[0].manager = ManagerRef::Set("0002-linked".into());
+    users[0].manager = ManagerReference::Set {
+        source_object_id: "0002-linked".into(),
+    };
 
     let mut changed = member("0003-changed", "carla"); // linkedChanged
     i.managed.push(managed(&changed, "t-carla"));
@@ -1003,12 +1016,12 @@ fn realistic() -> PlanInput {
     let mut unassigned = member("0005-unassigned", "emil"); // soft delete
     i.managed.push(managed(&unassigned, "t-emil"));
     unassigned.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
     users.push(unassigned);
 
     let mut guest = member("0006-guest", "gwen"); // guest
-    guest.kind = SourceUserKind::Guest;
+    guest.membership = Membership::InternalGuest;
     users.push(guest);
 
     users.push(member("0007-adopt", "hugo")); // adopt
@@ -1031,7 +1044,7 @@ fn realistic() -> PlanInput {
         .insert("accountEnabled".into(), json!(false));
     i.managed.push(managed(&parked, "t-jon"));
     parked.scope = ScopeVerdict::OutOfScope {
-        reason: OutOfScopeReason::NotAssigned,
+        reason: OutOfScopeReason::NotEffectivelyEntitled,
     };
     users.push(parked);
 
@@ -1107,8 +1120,8 @@ fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
     use proptest::prelude::*;
     let scope = prop_oneof![
         Just(None),
-        Just(Some(OutOfScopeReason::NotAssigned)),
-        Just(Some(OutOfScopeReason::ScopingFilter)),
+        Just(Some(OutOfScopeReason::NotEffectivelyEntitled)),
+        Just(Some(OutOfScopeReason::OutOfScope)),
     ];
     (
         (
@@ -1176,14 +1189,16 @@ fn generated(shapes: &[Shape], deprovision: DeprovisionAction, drift: bool) -> P
             u.scope = ScopeVerdict::OutOfScope { reason };
         }
         if s.guest {
-            u.kind = SourceUserKind::Guest;
+            u.membership = Membership::InternalGuest;
         }
         u.deleted = s.deleted;
         if s.mapping_failed {
             u.mapping_error = Some("mapping failed".into());
         }
         if let Some(m) = s.manager {
-            u.manager = ManagerRef::Set(format!("g{}", m % shapes.len()));
+            u.manager = ManagerReference::Set {
+                source_object_id: format!("g{}", m % shapes.len()),
+            };
         }
         if s.b2b_twin {
             i.target_users

@@ -21,7 +21,7 @@ use std::fmt;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::mapping::SourceUser;
+use crate::mapping::SourceAttributes;
 
 /// One scoping filter as a pair's YAML holds it: its clauses are ANDed; a pair's filters are ORed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,7 +283,7 @@ impl CompiledFilters {
     }
 
     /// Evaluates every filter and every clause (no short cut, so the explanation is complete).
-    pub fn evaluate(&self, user: &SourceUser<'_>) -> FiltersExplanation {
+    pub fn evaluate(&self, user: &SourceAttributes<'_>) -> FiltersExplanation {
         let filters: Vec<FilterExplanation> = self
             .filters
             .iter()
@@ -436,7 +436,7 @@ fn bool_text(b: bool) -> &'static str {
     if b { "True" } else { "False" }
 }
 
-fn evaluate_clause(compiled: &CompiledClause, user: &SourceUser<'_>) -> ClauseExplanation {
+fn evaluate_clause(compiled: &CompiledClause, user: &SourceAttributes<'_>) -> ClauseExplanation {
     let clause = &compiled.clause;
     let raw = user.json(&clause.attribute);
     let (passed, note) = clause_result(clause.operator, &compiled.operand, scalar(raw.as_deref()));
@@ -539,7 +539,7 @@ mod tests {
         }])
         .expect("compiles");
         let map = user.as_object().expect("object").clone();
-        filters.evaluate(&SourceUser::new(&map)).passed
+        filters.evaluate(&SourceAttributes::new(&map)).passed
     }
 
     #[test]
@@ -857,7 +857,7 @@ mod tests {
         let compiled = CompiledFilters::compile(&filters).expect("compiles");
         let eval = |u: serde_json::Value| {
             let map = u.as_object().expect("object").clone();
-            compiled.evaluate(&SourceUser::new(&map))
+            compiled.evaluate(&SourceAttributes::new(&map))
         };
         assert!(eval(json!({"department": "Sales", "country": "FR"})).passed);
         assert!(!eval(json!({"department": "Sales", "country": "DE"})).passed);
@@ -875,7 +875,7 @@ mod tests {
         assert!(
             CompiledFilters::compile(&[])
                 .expect("empty")
-                .evaluate(&SourceUser::new(&Default::default()))
+                .evaluate(&SourceAttributes::new(&Default::default()))
                 .passed
         );
     }

@@ -15,12 +15,12 @@
 //!
 //! Otherwise the user is internal, and a **guest** when `userType` is `Guest` (case-insensitive).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::mapping::SourceUser;
+use crate::mapping::SourceAttributes;
 
 /// How the source tenant relates to a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind", content = "reason")]
 pub enum Membership {
     InternalMember,
@@ -34,7 +34,7 @@ impl Membership {
     }
 
     /// Classifies a source user by the rules in the module documentation.
-    pub fn of(user: &SourceUser<'_>) -> Membership {
+    pub fn of(user: &SourceAttributes<'_>) -> Membership {
         if let Some(reason) = external_reason(user) {
             return Membership::External(reason);
         }
@@ -51,7 +51,7 @@ impl Membership {
 }
 
 /// Why a user is considered external.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ExternalReason {
     CreatedByInvitation,
@@ -63,13 +63,13 @@ pub enum ExternalReason {
     Declared,
 }
 
-fn text<'a>(user: &SourceUser<'a>, name: &str) -> Option<String> {
+fn text<'a>(user: &SourceAttributes<'a>, name: &str) -> Option<String> {
     user.json(name)
         .and_then(|v| v.as_str().map(str::to_owned))
         .filter(|s| !s.is_empty())
 }
 
-fn external_reason(user: &SourceUser<'_>) -> Option<ExternalReason> {
+fn external_reason(user: &SourceAttributes<'_>) -> Option<ExternalReason> {
     if text(user, "creationType").is_some_and(|c| c.eq_ignore_ascii_case("Invitation")) {
         return Some(ExternalReason::CreatedByInvitation);
     }
@@ -114,7 +114,7 @@ mod tests {
 
     fn classify(v: serde_json::Value) -> Membership {
         let map = v.as_object().expect("object").clone();
-        Membership::of(&SourceUser::new(&map))
+        Membership::of(&SourceAttributes::new(&map))
     }
 
     #[test]

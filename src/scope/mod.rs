@@ -27,7 +27,7 @@ pub use filter::{
 };
 pub use membership::{ExternalReason, Membership};
 
-use crate::mapping::SourceUser;
+use crate::mapping::SourceAttributes;
 
 /// The pair's scope setting (Entra: "Sync only assigned users and groups" / "Sync all").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ pub enum Disposition {
 
 /// Why a user is out of scope; the first failing check in the order membership, assignment,
 /// filters. Codes match Entra's skip reasons where Entra has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutOfScopeReason {
     /// Guest or external user in the source.
     ExternalUser,
@@ -167,7 +167,7 @@ pub fn decide(
     setting: ScopeSetting,
     assignment: Assignment,
     membership: Membership,
-    user: &SourceUser<'_>,
+    user: &SourceAttributes<'_>,
     filters: &CompiledFilters,
 ) -> ScopeDecision {
     let assigned = setting == ScopeSetting::All || assignment != Assignment::None;
@@ -225,7 +225,7 @@ mod tests {
         u: serde_json::Value,
     ) -> ScopeDecision {
         let u = user(u);
-        let s = SourceUser::new(&u);
+        let s = SourceAttributes::new(&u);
         decide(setting, assignment, Membership::of(&s), &s, &sales_filter())
     }
 

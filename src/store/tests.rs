@@ -651,9 +651,9 @@ async fn several_tasks_share_one_store(h: Harness) {
 
 async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
     use crate::plan::{
-        AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes, ManagerRef,
-        PlanInput, PlanSettings, Reason, ScopeVerdict, SourceRead, SourceReadKind, SourceUser,
-        SourceUserKind, plan,
+        AllowedActions, DeletionGuardSettings, DeprovisionAction, DesiredAttributes,
+        ManagerReference, Membership, PlanInput, PlanSettings, Reason, ScopeVerdict,
+        SourceCoverage, SourceReadKind, SourceUser, plan,
     };
     let store = h.open().await;
     let record = managed(1);
@@ -672,7 +672,7 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
             drift_correction: false,
             deletion_guard: DeletionGuardSettings::default(),
         },
-        source_read: SourceRead {
+        source_read: SourceCoverage {
             kind: SourceReadKind::Delta,
             complete: true,
         },
@@ -683,13 +683,13 @@ async fn stored_managed_users_feed_the_planner_unchanged(h: Harness) {
             user_principal_name: None,
             deleted: false,
             account_enabled: true,
-            kind: SourceUserKind::Member,
+            membership: Membership::InternalMember,
             scope: ScopeVerdict::InScope,
             desired: DesiredAttributes {
                 always: record.last_exported.clone(),
                 on_create: BTreeMap::new(),
             },
-            manager: ManagerRef::NotMapped,
+            manager: ManagerReference::NotMapped,
             matching: vec![],
             mapping_error: None,
         }],

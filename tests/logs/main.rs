@@ -290,6 +290,202 @@ async fn a_one_shot_run_approves_the_staged_deletes_and_only_those() {
     assert_eq!(world.b2b_users(FABRIKAM).await.len(), 3);
 }
 
+/// The emulator binary on a fresh loopback port, with its directory in `state` (loaded when
+/// the file exists, else seeded from `seed`); returns it with its base URL.
+async fn emulator_binary(seed: &Path, state: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--seed"])
+        .arg(seed)
+        .arg("--state")
+        .arg(state)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("emulator starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Some(line) = lines.next_line().await.expect("emulator log") {
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && let Some(url) = v["base_url"].as_str()
+        {
+            let base = url.to_owned();
+            // Keep draining its log so it never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, base);
+        }
+    }
+    panic!("the emulator never logged its address");
+}
+
+/// Stops the emulator binary with SIGTERM, which saves its state.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(killed.success());
+    assert!(child.wait().await.expect("exits").success());
+}
+
+/// The Graph endpoint moves (the emulator comes back on another port, so `graph.baseUrl`
+/// changes): the stored delta link points at the old one, which the client refuses to follow.
+/// The next run reads in full instead and says why; its new watermark works incrementally.
+#[tokio::test]
+async fn a_watermark_from_another_endpoint_starts_a_full_cycle() {
+    let seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"department": "Sales"}))],
+        )],
+    );
+    // The in-process emulator is not used; the world gives the pair file and its secret.
+    let world = World::start(to_seed(seed.clone())).await;
+    let seed_file = world.dir.path().join("seed.json");
+    std::fs::write(&seed_file, seed.to_string()).expect("seed");
+    let directory = world.dir.path().join("directory.json");
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let template = std::fs::read_to_string(&file).expect("pair file");
+    let point_at = |base: &str| {
+        std::fs::write(&file, template.replace(&world.emulator.base_url(), base))
+            .expect("pair file");
+    };
+    let state = world.dir.path().join("moved-state.db");
+    let cycle_kind = |lines: &[Value]| {
+        lines
+            .iter()
+            .find(|l| l["event"] == "cycleSummary")
+            .map(|l| l["kind"].clone())
+            .unwrap_or_else(|| panic!("no cycle summary: {lines:#?}"))
+    };
+
+    let (emulator, old_base) = emulator_binary(&seed_file, &directory).await;
+    point_at(&old_base);
+    assert_eq!(cycle_kind(&run_once(&file, &state).await), "Initial");
+    stop(emulator).await;
+
+    let (_emulator, new_base) = emulator_binary(&seed_file, &directory).await;
+    assert_ne!(old_base, new_base);
+    point_at(&new_base);
+    let lines = run_once(&file, &state).await;
+    let why = lines
+        .iter()
+        .find(|l| l["event"] == "watermarkFromAnotherEndpoint")
+        .unwrap_or_else(|| panic!("no line says why: {lines:#?}"));
+    assert_eq!(why["stored_origin"], json!(old_base), "{why}");
+    assert_eq!(why["graph_origin"], json!(new_base), "{why}");
+    assert_eq!(cycle_kind(&lines), "Initial", "{lines:#?}");
+    let summary = lines
+        .iter()
+        .find(|l| l["event"] == "cycleSummary")
+        .expect("summary");
+    assert_eq!(
+        summary["counts"]["create"],
+        json!(0),
+        "linked already: {summary}"
+    );
+
+    let lines = run_once(&file, &state).await;
+    assert_eq!(cycle_kind(&lines), "Incremental", "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["event"] == "watermarkFromAnotherEndpoint"),
+        "{lines:#?}"
+    );
+}
+
+/// Long work shows progress: a cycle logs its start, then how far the source read and the apply
+/// are every N users (`CTSYNC_PROGRESS_EVERY_USERS`, here 2); `plan` writes the read's progress
+/// on stderr too.
+#[tokio::test]
+async fn a_cycle_and_a_plan_log_their_progress() {
+    let sales = json!({"department": "Sales"});
+    let users = ["adele", "bob", "carol", "dan", "erin"]
+        .iter()
+        .map(|a| user(a, "contoso.com", sales.clone()))
+        .collect();
+    let world = World::start(seed(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(CONTOSO, users)],
+    ))
+    .await;
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, SCOPE);
+    let state = world.dir.path().join("progress-state.db");
+    let json_lines = |out: &std::process::Output| -> Vec<Value> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    };
+    let progress = |lines: &[Value], phase: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l["event"] == "cycleProgress" && l["phase"] == phase)
+            .cloned()
+            .collect()
+    };
+
+    let (f, s) = (file.clone(), state.clone());
+    let plan = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
+            .args(["plan", "--log-format", "json", "--config"])
+            .arg(&f)
+            .arg("--state")
+            .arg(&s)
+            .env("CTSYNC_PROGRESS_EVERY_USERS", "2")
+            .output()
+            .expect("plan runs")
+    })
+    .await
+    .expect("joined");
+    assert!(plan.status.success(), "{plan:?}");
+    let lines = json_lines(&plan);
+    let read = progress(&lines, "read");
+    assert!(!read.is_empty(), "plan shows no read progress: {lines:#?}");
+    assert_eq!(
+        read.last().map(|l| l["done"].clone()),
+        Some(json!(5)),
+        "{read:#?}"
+    );
+    assert_eq!(read[0]["pair"], PAIR);
+
+    let (f, s) = (file.clone(), state.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        World::run_command(&f, &s)
+            .args(["--once", "--log-format", "json"])
+            .env("CTSYNC_PROGRESS_EVERY_USERS", "2")
+            .output()
+            .expect("run runs")
+    })
+    .await
+    .expect("joined");
+    assert!(run.status.success(), "{run:?}");
+    let lines = json_lines(&run);
+    let started = lines
+        .iter()
+        .position(|l| l["event"] == "cycleStarted")
+        .unwrap_or_else(|| panic!("no start line: {lines:#?}"));
+    assert_eq!(lines[started]["pair"], PAIR);
+    let apply = progress(&lines, "apply");
+    assert!(!apply.is_empty(), "no apply progress: {lines:#?}");
+    let last = apply.last().expect("apply line");
+    assert_eq!(
+        (last["done"].clone(), last["total"].clone()),
+        (json!(5), json!(5)),
+        "{last}"
+    );
+    assert_eq!(last["message"], "apply: 5 of 5 users", "{last}");
+    let first_progress = lines
+        .iter()
+        .position(|l| l["event"] == "cycleProgress")
+        .expect("progress");
+    assert!(started < first_progress, "the start comes first");
+}
+
 /// `provision --dry-run` writes nothing: no Graph write (its preflight does not register the
 /// anchor extension, as a real run's would), no state file; and it still shows the create.
 #[tokio::test]

@@ -457,11 +457,8 @@ async fn crash_during_membership_writes_leaves_no_duplicate_and_loses_no_member(
     }
 }
 
-#[tokio::test]
-async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
-    let (world, file) = start(true, "").await;
-    let rt = world.runtime(&file, "groups");
-    world.cycle(&rt).await;
+/// In the source, bob leaves Sales and Sales is renamed "Sales EMEA".
+async fn bob_leaves_and_sales_is_renamed(world: &World) {
     let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
     world
         .call(
@@ -479,6 +476,14 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
             Some(json!({"displayName": "Sales EMEA"})),
         )
         .await;
+}
+
+#[tokio::test]
+async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_nothing() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    bob_leaves_and_sales_is_renamed(&world).await;
     let plan = ctsync::engine::groups::preview_group_plan(&rt, world.store.as_ref(), false)
         .await
         .expect("plan")
@@ -500,20 +505,6 @@ async fn plan_shows_group_creates_and_membership_diffs_with_names_and_writes_not
     );
 }
 
-/// Makes the next `count` requests matching `rule` fail (the emulator's fault injection).
-async fn fail_next(world: &World, rule: Value) {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/_emulator/faults/fail-next",
-            world.emulator.base_url()
-        ))
-        .json(&rule)
-        .send()
-        .await
-        .expect("emulator control");
-    assert!(response.status().is_success(), "{:?}", response.status());
-}
-
 /// Graph's answer to a member add on a group that has not replicated yet (group-post-members:
 /// 400, retry after a short delay).
 fn not_replicated_yet(count: u32) -> Value {
@@ -527,7 +518,7 @@ async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
     let (world, file) = big_world().await;
     // The 5 members past the 20 bound at creation are added by a PATCH on the new group:
     // its first attempt meets the replication delay.
-    fail_next(&world, not_replicated_yet(1)).await;
+    world.fail_next(not_replicated_yet(1)).await;
     let rt = world.runtime(&file, "groups");
     let report = world.cycle(&rt).await;
     let g = report.groups.expect("groups");
@@ -551,26 +542,18 @@ async fn a_just_created_groups_transient_400_is_retried_and_the_members_land() {
 async fn a_group_that_stays_unreplicated_fails_its_entry_and_the_next_cycle_completes_it() {
     let (world, file) = big_world().await;
     // More 400s than the retries: the entry fails, the watermark stays, nothing is lost.
-    fail_next(&world, not_replicated_yet(10)).await;
+    world.fail_next(not_replicated_yet(10)).await;
     let rt = world.runtime(&file, "groups");
     let g = world.cycle(&rt).await.groups.expect("groups");
     assert_eq!(g.failed, 1, "{g:?}");
     assert!(!g.watermark_saved, "{g:?}");
-    clear_faults(&world).await;
+    world.clear_faults().await;
     let g = world.cycle(&rt).await.groups.expect("groups");
     assert_eq!(g.failed, 0, "{g:?}");
     let group = target_group(&world, "Sales (Contoso)")
         .await
         .expect("one group");
     assert_eq!(member_aliases(&world, &group.id).await.len(), 25);
-}
-
-async fn clear_faults(world: &World) {
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
-        .send()
-        .await
-        .expect("emulator control");
 }
 
 /// Replaces every id the emulator generated (not the seed's fixed group ids) with a marker, and
@@ -604,23 +587,7 @@ async fn plan_json_carries_group_creates_updates_and_member_diffs_with_names_sna
     let rt = world.runtime(&file, "groups");
     world.cycle(&rt).await;
     // bob leaves Sales, Sales is renamed, and Inner (whose member is assigned) is assigned too.
-    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::DELETE,
-            &format!("groups/{SALES}/members/{bob}/$ref"),
-            None,
-        )
-        .await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::PATCH,
-            &format!("groups/{SALES}"),
-            Some(json!({"displayName": "Sales EMEA"})),
-        )
-        .await;
+    bob_leaves_and_sales_is_renamed(&world).await;
     let text = std::fs::read_to_string(&file).expect("pair");
     std::fs::write(
         &file,
@@ -733,6 +700,44 @@ async fn group_sync_consent_is_read_on_graph_beta_and_turning_it_off_stops_group
         .filter(|w| w.path.starts_with("/groups"))
         .count();
     assert_eq!(group_writes, 0);
+}
+
+/// `SelectUniqueValue` in a group mapping is checked against the target's groups: a name
+/// another target group already holds is passed over for the next candidate, so the group is
+/// created instead of clashing (disputed) with the one that has the name.
+#[tokio::test]
+async fn select_unique_value_in_a_group_mapping_skips_names_the_target_holds() {
+    let mut seed = world_seed(true);
+    seed["tenants"][1]["groups"] = json!([
+        {"id": "9c000000-0000-4000-8000-000000000001", "displayName": "Sales (Contoso)"},
+    ]);
+    let world = World::start(to_seed(seed)).await;
+    let nested = world.source_id(CONTOSO, "nested@contoso.com").await;
+    let unique = "      - {target: displayName, expression: 'SelectUniqueValue(Append([displayName], \" (Contoso)\"), Append([displayName], \" (Contoso 2)\"))'}";
+    let text = spec("", &nested).replace(
+        "      - {target: displayName, expression: 'Append([displayName], \" (Contoso)\")'}",
+        unique,
+    );
+    assert!(text.contains("SelectUniqueValue"), "{text}");
+    let file = world.pair_file("groups", CONTOSO, FABRIKAM, &text);
+    let rt = world.runtime(&file, "groups");
+    let report = world.cycle(&rt).await;
+    let counts = report.groups.expect("groups").counts;
+    assert_eq!(counts.get("create"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("disputed").copied().unwrap_or(0),
+        0,
+        "{counts:?}"
+    );
+    let created = target_group(&world, "Sales (Contoso 2)")
+        .await
+        .expect("created under the second candidate");
+    assert_eq!(
+        member_aliases(&world, &created.id).await,
+        set(&["adele", "bob"])
+    );
+    let existing = target_group(&world, "Sales (Contoso)").await.expect("kept");
+    assert!(member_aliases(&world, &existing.id).await.is_empty());
 }
 
 const EVERYONE: &str = "9b000000-0000-4000-8000-000000000003";
@@ -878,5 +883,145 @@ async fn member_writes_go_in_batches_a_duplicate_counts_as_done_and_each_member_
     assert!(
         members_property.contains("removed: adele, bob"),
         "{members_property}"
+    );
+}
+
+/// `ctsync provision --group …` as a child process against the emulator.
+async fn provision_group(
+    file: &std::path::Path,
+    state: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let (file, state) = (file.to_owned(), state.to_owned());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("ctsync")
+            .expect("binary")
+            .args([
+                "provision",
+                "--pair",
+                "groups",
+                "--group",
+                "Sales",
+                "--config",
+            ])
+            .arg(&file)
+            .arg("--state")
+            .arg(&state)
+            .args(&extra)
+            .env("RUST_LOG", "error")
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined")
+}
+
+// Multi-threaded: the emulator keeps serving while the test waits for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_group_shows_each_member_and_dry_run_writes_nothing() {
+    let (world, file) = start(true, "").await;
+    let rt = world.runtime(&file, "groups");
+    world.cycle(&rt).await;
+    let group = target_group(&world, "Sales (Contoso)")
+        .await
+        .expect("created");
+    // carol joins Sales (in scope, no target user yet); bob leaves it.
+    let carol = world.source_id(CONTOSO, "carol@contoso.com").await;
+    let bob = world.source_id(CONTOSO, "bob@contoso.com").await;
+    let admin = world.admin(CONTOSO);
+    admin.add_group_member(SALES, &carol).await.expect("join");
+    admin.remove_group_member(SALES, &bob).await.expect("leave");
+    let state = world.dir.path().join("state.db");
+
+    let writes_before = world.emulator.writes().len();
+    let out = provision_group(&file, &state, &["--dry-run", "--format", "json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        world.emulator.writes().len(),
+        writes_before,
+        "a dry run wrote"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["assigned"], true);
+    assert_eq!(report["entry"]["action"], "update", "{report:#}");
+    let row = |upn: &str| -> Value {
+        report["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|r| r["userPrincipalName"] == upn || r["displayName"] == upn)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {upn}: {report:#}"))
+    };
+    let adele = row("adele@contoso.com");
+    assert_eq!(
+        (adele["inScope"].clone(), adele["action"].clone()),
+        (json!(true), json!("already"))
+    );
+    assert!(adele["targetUserId"].is_string(), "{adele}");
+    let carol_row = row("carol@contoso.com");
+    assert_eq!(carol_row["inScope"], true);
+    assert_eq!(carol_row["action"], "skipped");
+    assert!(
+        carol_row["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no target user yet")),
+        "{carol_row}"
+    );
+    let outsider = row("outsider@contoso.com");
+    assert_eq!(outsider["inScope"], false);
+    assert!(
+        outsider["scope"]
+            .as_str()
+            .is_some_and(|s| s.contains("scoping filter")),
+        "{outsider}"
+    );
+    let bob_row = row("bob");
+    assert_eq!(
+        (bob_row["sourceMember"].clone(), bob_row["action"].clone()),
+        (json!(false), json!("removed"))
+    );
+
+    // The text table, still a dry run.
+    let out = provision_group(&file, &state, &["--dry-run"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[dry run]"), "{text}");
+    assert!(text.contains("would remove"), "{text}");
+    assert!(text.contains("carol@contoso.com"), "{text}");
+    assert_eq!(
+        world.emulator.writes().len(),
+        writes_before,
+        "a dry run wrote"
+    );
+
+    // For real: bob leaves the target group, and the provisioning log says so by name.
+    let out = provision_group(&file, &state, &["--format", "json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["succeeded"], true, "{report:#}");
+    assert_eq!(member_aliases(&world, &group.id).await, set(&["adele"]));
+    let log = world
+        .store
+        .provisioning_log("groups", &ctsync::store::LogQuery::default())
+        .await
+        .expect("log");
+    let on_demand = log
+        .iter()
+        .find(|e| e.cycle_id.starts_with("ondemand-") && e.source_identity.identity_type == "Group")
+        .expect("the on-demand group write is logged");
+    assert_eq!(
+        on_demand.target_system.details["membersRemoved"],
+        json!(["bob"])
     );
 }

@@ -3,7 +3,8 @@
 //! binary against the emulator, the target checked through Graph and the store opened after
 //! the binary exited.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use ctsync::engine::CycleOptions;
 use ctsync::engine::killpoint::Step;
@@ -71,29 +72,14 @@ async fn run_ok(file: &Path, state: &Path) {
 /// Makes every write to `tenant` fail with a 400 (an escrowed failure): a tripwire for "this
 /// cycle writes nothing to the target".
 async fn forbid_writes(world: &World, tenant: &str) {
-    let client = reqwest::Client::new();
     for method in ["POST", "PATCH", "PUT", "DELETE"] {
-        let rule = json!({"tenant": tenant, "method": method, "pathContains": "/",
-            "count": 100000, "status": 400, "code": "TripwireWrite"});
-        let response = client
-            .post(format!(
-                "{}/_emulator/faults/fail-next",
-                world.emulator.base_url()
-            ))
-            .json(&rule)
-            .send()
-            .await
-            .expect("emulator control");
-        assert!(response.status().is_success(), "{:?}", response.status());
+        world
+            .fail_next(
+                json!({"tenant": tenant, "method": method, "pathContains": "/",
+                "count": 100000, "status": 400, "code": "TripwireWrite"}),
+            )
+            .await;
     }
-}
-
-async fn clear_faults(world: &World) {
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", world.emulator.base_url()))
-        .send()
-        .await
-        .expect("emulator control");
 }
 
 fn anchor_of(user: &ctsync::graph::User) -> Option<String> {
@@ -272,7 +258,7 @@ async fn a_lost_state_file_is_healed_by_re_linking_without_writing_to_the_target
     }
     forbid_writes(&world, FABRIKAM).await;
     run_ok(&file, &state).await;
-    clear_faults(&world).await;
+    world.clear_faults().await;
     {
         let store = SqliteStore::open(&state).expect("store");
         let managed = store.managed_users("heal").await.unwrap();
@@ -334,6 +320,132 @@ async fn a_lost_state_file_with_a_manager_mapping_does_not_fail_every_cycle() {
     );
 }
 
+/// The target's manager of `user` (a B2B user found by alias), `None` when it has none.
+async fn target_manager(world: &World, alias: &str) -> Option<String> {
+    let user = world
+        .b2b_user(FABRIKAM, alias)
+        .await
+        .expect("in the target");
+    match world
+        .admin(FABRIKAM)
+        .send_json::<Value>(
+            reqwest::Method::GET,
+            &format!("users/{}/manager", user.id),
+            None,
+        )
+        .await
+    {
+        Ok(manager) => manager["id"].as_str().map(str::to_owned),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => panic!("GET manager of {alias}: {e}"),
+    }
+}
+
+/// A lost state file with a manager mapping: the full reconcile re-links everyone and leaves
+/// every manager reference right, whatever changed meanwhile — a manager changed in the source
+/// (p02), one removed by hand in the target (p03), one removed in the source (p04) — with no
+/// failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_link_after_a_lost_state_file_sets_the_managers_right() {
+    let mut users = people(5);
+    for u in &mut users[2..] {
+        u["manager"] = json!("p00@contoso.com");
+    }
+    let world = two_tenants(users).await;
+    let file = world.pair_file("heal", CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
+    let state = world.dir.path().join("run.db");
+    run_ok(&file, &state).await;
+    let p00 = world.b2b_user(FABRIKAM, "p00").await.expect("p00").id;
+    let p01 = world.b2b_user(FABRIKAM, "p01").await.expect("p01").id;
+    for alias in ["p02", "p03", "p04"] {
+        assert_eq!(
+            target_manager(&world, alias).await.as_deref(),
+            Some(p00.as_str())
+        );
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
+    }
+
+    let source = |alias: &'static str| {
+        let world = &world;
+        async move {
+            world
+                .source_id(CONTOSO, &format!("{alias}@contoso.com"))
+                .await
+        }
+    };
+    let (s01, s02, s04) = (
+        source("p01").await,
+        source("p02").await,
+        source("p04").await,
+    );
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::PUT,
+            &format!("users/{s02}/manager/$ref"),
+            Some(json!({"@odata.id": format!("{}/v1.0/users/{s01}", world.emulator.base_url())})),
+        )
+        .await;
+    world
+        .call(
+            CONTOSO,
+            reqwest::Method::DELETE,
+            &format!("users/{s04}/manager/$ref"),
+            None,
+        )
+        .await;
+    let t03 = world.b2b_user(FABRIKAM, "p03").await.expect("p03").id;
+    world
+        .call(
+            FABRIKAM,
+            reqwest::Method::DELETE,
+            &format!("users/{t03}/manager/$ref"),
+            None,
+        )
+        .await;
+
+    run_ok(&file, &state).await;
+    assert_eq!(
+        target_manager(&world, "p02").await.as_deref(),
+        Some(p01.as_str()),
+        "changed in the source"
+    );
+    assert_eq!(
+        target_manager(&world, "p03").await.as_deref(),
+        Some(p00.as_str()),
+        "removed in the target"
+    );
+    assert_eq!(
+        target_manager(&world, "p04").await,
+        None,
+        "removed in the source"
+    );
+    {
+        let store = SqliteStore::open(&state).expect("store");
+        assert_eq!(store.managed_users("heal").await.unwrap().len(), 5);
+        assert!(store.escrows("heal").await.unwrap().is_empty());
+        let status = store.status("heal").await.unwrap().expect("status");
+        assert_eq!(
+            status["countSuccessiveCompleteFailures"],
+            json!(0),
+            "{status}"
+        );
+    }
+    // And it stays right: the next cycle changes nothing.
+    run_ok(&file, &state).await;
+    assert_eq!(
+        target_manager(&world, "p02").await.as_deref(),
+        Some(p01.as_str())
+    );
+    assert_eq!(
+        target_manager(&world, "p03").await.as_deref(),
+        Some(p00.as_str())
+    );
+    assert_eq!(target_manager(&world, "p04").await, None);
+}
+
 /// Failure 3: changes made while the target has inbound sync off arrive once it is on again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_while_inbound_sync_was_off_arrive_when_it_is_on_again() {
@@ -390,123 +502,236 @@ async fn changes_made_while_inbound_sync_was_off_arrive_when_it_is_on_again() {
     );
 }
 
-/// One kill trial: the binary dies at `step` (the `nth` time it is reached) during the initial
-/// cycle, then during an incremental one (a create, edits, a delete); each time a restart must
-/// leave target and store exactly right. Returns the violations and whether the kill point was
-/// reached in each phase.
-async fn kill_trial(step: Step, nth: usize) -> (Vec<String>, [bool; 2]) {
-    let mut users = people(5);
-    for u in &mut users {
-        u["department"] = json!("Sales");
+/// Which cycle of a kill trial the kill lands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// The first cycle: every user created.
+    Initial,
+    /// After a clean initial cycle: a create (late enters scope), two edits, a delete.
+    Incremental,
+}
+
+/// The kill scenario: `n` people in scope plus `late`, who enters scope in the incremental
+/// phase; `p00` and `p01` are edited and `p{n-1}` deleted then.
+struct KillScenario {
+    people: usize,
+}
+
+impl KillScenario {
+    fn aliases(&self) -> Vec<String> {
+        (0..self.people)
+            .map(|i| format!("p{i:02}"))
+            .chain(["late".to_owned()])
+            .collect()
     }
-    users.push(user(
-        "late",
-        "contoso.com",
-        json!({"jobTitle": "Rep", "department": "Hold"}),
-    ));
-    let world = two_tenants(users).await;
-    let mappings = PLAIN_MAPPINGS.replace(
-        "  scope: { mode: all }\n",
-        "  scope:
+
+    fn deleted(&self) -> String {
+        format!("p{:02}", self.people - 1)
+    }
+
+    async fn world(&self) -> (World, PathBuf, PathBuf) {
+        let mut users = people(self.people);
+        for u in &mut users {
+            u["department"] = json!("Sales");
+        }
+        users.push(user(
+            "late",
+            "contoso.com",
+            json!({"jobTitle": "Rep", "department": "Hold"}),
+        ));
+        let world = two_tenants(users).await;
+        let mappings = PLAIN_MAPPINGS.replace(
+            "  scope: { mode: all }\n",
+            "  scope:
     mode: all
     filters:
       - title: not held
         clauses:
           - { attribute: department, operator: EQUALS, value: Sales }
 ",
-    );
-    let file = world.pair_file("kill", CONTOSO, FABRIKAM, &mappings);
-    let state = world.dir.path().join("run.db");
-    let point = format!("{}:{nth}", step.as_str());
-    let mut reached = [false; 2];
-    let mut problems = Vec::new();
-
-    let (ok, _) = run_once(&file, &state, Some(point.clone())).await;
-    reached[0] = !ok;
-    run_ok(&file, &state).await;
-    let aliases: Vec<String> = (0..5)
-        .map(|i| format!("p{i:02}"))
-        .chain(["late".to_owned()])
-        .collect();
-    let source_ids = ids(&world, &aliases).await;
-    let live: Vec<(String, String)> = (0..5)
-        .map(|i| (format!("p{i:02}"), "Rep".to_owned()))
-        .collect();
-    for p in violations(&world, "kill", &state, &live, &[], &source_ids).await {
-        problems.push(format!("initial {point}: {p}"));
+        );
+        let file = world.pair_file("kill", CONTOSO, FABRIKAM, &mappings);
+        let state = world.dir.path().join("run.db");
+        (world, file, state)
     }
 
-    // Incremental: a create (late enters scope), two edits, a delete.
-    world
-        .patch(CONTOSO, &source_ids["late"], json!({"department": "Sales"}))
-        .await;
-    world
-        .patch(CONTOSO, &source_ids["p00"], json!({"jobTitle": "Lead"}))
-        .await;
-    world
-        .patch(CONTOSO, &source_ids["p01"], json!({"jobTitle": "Lead"}))
-        .await;
-    world
-        .call(
-            CONTOSO,
-            reqwest::Method::DELETE,
-            &format!("users/{}", source_ids["p04"]),
-            None,
-        )
-        .await;
-    let (ok, _) = run_once(&file, &state, Some(point.clone())).await;
-    reached[1] = !ok;
-    run_ok(&file, &state).await;
-    let live: Vec<(String, String)> = [
-        ("p00", "Lead"),
-        ("p01", "Lead"),
-        ("p02", "Rep"),
-        ("p03", "Rep"),
-        ("late", "Rep"),
-    ]
-    .iter()
-    .map(|(a, t)| ((*a).to_owned(), (*t).to_owned()))
-    .collect();
-    for p in violations(
-        &world,
-        "kill",
-        &state,
-        &live,
-        &["p04".to_owned()],
-        &source_ids,
-    )
-    .await
-    {
-        problems.push(format!("incremental {point}: {p}"));
+    /// The source changes the incremental phase carries.
+    async fn change_source(&self, world: &World, source_ids: &BTreeMap<String, String>) {
+        world
+            .patch(CONTOSO, &source_ids["late"], json!({"department": "Sales"}))
+            .await;
+        for alias in ["p00", "p01"] {
+            world
+                .patch(CONTOSO, &source_ids[alias], json!({"jobTitle": "Lead"}))
+                .await;
+        }
+        world
+            .call(
+                CONTOSO,
+                reqwest::Method::DELETE,
+                &format!("users/{}", source_ids[&self.deleted()]),
+                None,
+            )
+            .await;
     }
-    (problems, reached)
-}
 
-/// The deterministic kill points, each followed by a restart and an exact check of target and
-/// store. `CTSYNC_KILL_TRIALS` = how many `nth` values per step (default 2).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_each_step_boundary_a_restart_converges_exactly() {
-    let per_step: usize = std::env::var("CTSYNC_KILL_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let mut all = Vec::new();
-    let mut trials = 0;
-    let mut kills = 0;
-    for step in Step::ALL {
-        for nth in 1..=per_step {
-            let (problems, reached) = kill_trial(step, nth).await;
-            trials += 2;
-            kills += reached.iter().filter(|r| **r).count();
-            all.extend(problems);
+    /// What target and store must hold after `phase` (and its restart).
+    fn expected(&self, phase: Phase) -> (Vec<(String, String)>, Vec<String>) {
+        match phase {
+            Phase::Initial => (
+                (0..self.people)
+                    .map(|i| (format!("p{i:02}"), "Rep".to_owned()))
+                    .collect(),
+                Vec::new(),
+            ),
+            Phase::Incremental => {
+                let deleted = self.deleted();
+                let live = self
+                    .aliases()
+                    .into_iter()
+                    .filter(|a| *a != deleted)
+                    .map(|a| {
+                        let title = if a == "p00" || a == "p01" {
+                            "Lead"
+                        } else {
+                            "Rep"
+                        };
+                        (a, title.to_owned())
+                    })
+                    .collect();
+                (live, vec![deleted])
+            }
         }
     }
+
+    /// How many times each step boundary is reached in each phase, counted by running the
+    /// scenario once with `CTSYNC_KILL_AT=count` (the binary logs every boundary it reaches).
+    async fn boundaries(&self) -> BTreeMap<(Phase, &'static str), usize> {
+        let (world, file, state) = self.world().await;
+        let count = |stderr: &str, phase: Phase, out: &mut BTreeMap<_, usize>| {
+            for step in Step::ALL {
+                let quoted = format!("\"{}\"", step.as_str());
+                let n = stderr
+                    .lines()
+                    .filter(|l| l.contains("killPointReached") && l.contains(&quoted))
+                    .count();
+                out.insert((phase, step.as_str()), n);
+            }
+        };
+        let mut out = BTreeMap::new();
+        let (ok, stderr) = run_once(&file, &state, Some("count".into())).await;
+        assert!(ok, "counting run failed:\n{stderr}");
+        count(&stderr, Phase::Initial, &mut out);
+        let source_ids = ids(&world, &self.aliases()).await;
+        self.change_source(&world, &source_ids).await;
+        let (ok, stderr) = run_once(&file, &state, Some("count".into())).await;
+        assert!(ok, "counting run failed:\n{stderr}");
+        count(&stderr, Phase::Incremental, &mut out);
+        out
+    }
+
+    /// One trial: the binary is killed at the `nth` time `step` is reached in `phase`, then
+    /// restarted; target (through Graph) and store must then be exactly right. Returns whether
+    /// the kill happened, and the violations.
+    async fn trial(&self, phase: Phase, step: Step, nth: usize) -> (bool, Vec<String>) {
+        let (world, file, state) = self.world().await;
+        let source_ids = ids(&world, &self.aliases()).await;
+        let point = format!("{}:{nth}", step.as_str());
+        if phase == Phase::Incremental {
+            run_ok(&file, &state).await;
+            self.change_source(&world, &source_ids).await;
+        }
+        let (ok, _) = run_once(&file, &state, Some(point.clone())).await;
+        let killed = !ok;
+        run_ok(&file, &state).await;
+        let (live, gone) = self.expected(phase);
+        let problems = violations(&world, "kill", &state, &live, &gone, &source_ids)
+            .await
+            .into_iter()
+            .map(|p| format!("{phase:?} {point}: {p}"))
+            .collect();
+        (killed, problems)
+    }
+}
+
+/// `count` boundaries sampled down to at most `limit`: always the first and the last, the rest
+/// evenly between.
+fn sample(count: usize, limit: usize) -> Vec<usize> {
+    if count <= limit {
+        return (1..=count).collect();
+    }
+    if limit <= 1 {
+        return vec![1];
+    }
+    let mut picked: Vec<usize> = (0..limit)
+        .map(|i| 1 + i * (count - 1) / (limit - 1))
+        .collect();
+    picked.dedup();
+    picked
+}
+
+/// The deterministic kill points: each trial kills the binary at one boundary that the cycle
+/// really reaches (the boundaries are counted first, `CTSYNC_KILL_AT=count`), restarts it and
+/// checks target and store exactly. A trial whose kill did not happen fails the test.
+/// `CTSYNC_KILL_TRIALS` = most boundaries tried per (step, phase) (default 2; `all` = every
+/// one); `CTSYNC_KILL_PEOPLE` = users in the scenario (default 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_each_step_boundary_a_restart_converges_exactly() {
+    let limit = match std::env::var("CTSYNC_KILL_TRIALS").ok().as_deref() {
+        Some("all") => usize::MAX,
+        Some(n) => n.parse().expect("CTSYNC_KILL_TRIALS: a number or `all`"),
+        None => 2,
+    };
+    let people: usize = std::env::var("CTSYNC_KILL_PEOPLE")
+        .ok()
+        .map(|v| v.parse().expect("CTSYNC_KILL_PEOPLE: a number"))
+        .unwrap_or(5);
+    assert!(
+        people >= 3,
+        "the scenario edits two users and deletes a third"
+    );
+    let scenario = KillScenario { people };
+    let boundaries = scenario.boundaries().await;
+    let mut trials = 0;
+    let mut kills = BTreeMap::<&str, usize>::new();
+    let mut not_killed = Vec::new();
+    let mut all = Vec::new();
+    for phase in [Phase::Initial, Phase::Incremental] {
+        for step in Step::ALL {
+            let count = boundaries[&(phase, step.as_str())];
+            assert!(count > 0, "{phase:?}: {} is never reached", step.as_str());
+            for nth in sample(count, limit) {
+                let (killed, problems) = scenario.trial(phase, step, nth).await;
+                trials += 1;
+                if killed {
+                    *kills.entry(step.as_str()).or_default() += 1;
+                } else {
+                    not_killed.push(format!("{phase:?} {}:{nth}", step.as_str()));
+                }
+                all.extend(problems);
+            }
+        }
+    }
+    let total: usize = kills.values().sum();
     eprintln!(
-        "kill trials: {trials} phases, {kills} killed, {} violations",
+        "kill trials: {trials} trials, {total} kills {kills:?}, {} not killed, {} violations; \
+         boundaries per (phase, step): {boundaries:?}",
+        not_killed.len(),
         all.len()
     );
-    assert!(kills > 0, "no kill point was ever reached");
+    assert!(
+        not_killed.is_empty(),
+        "trials whose kill never happened: {not_killed:?}"
+    );
     assert!(all.is_empty(), "violations:\n{}", all.join("\n"));
+}
+
+#[test]
+fn kill_samples_keep_the_first_and_last_boundary() {
+    assert_eq!(sample(3, 5), vec![1, 2, 3]);
+    assert_eq!(sample(10, 2), vec![1, 10]);
+    assert_eq!(sample(10, 4), vec![1, 4, 7, 10]);
+    assert_eq!(sample(7, 1), vec![1]);
 }
 
 /// Failure 7: a token endpoint that echoes the posted form in `error_description` must not get
@@ -598,7 +823,7 @@ async fn a_throttling_burst_is_retried_by_the_next_cycle_not_escrowed_for_40_min
     assert_eq!(throttled.failed, 0, "throttling is not an escrow failure");
     assert!(!throttled.watermark_saved);
     assert!(world.store.escrows("burst").await.unwrap().is_empty());
-    clear_faults(&world).await;
+    world.clear_faults().await;
 
     let next = world.cycle(&rt).await;
     assert_eq!((next.failed, next.deferred), (0, 0), "{next:?}");
@@ -700,6 +925,51 @@ async fn the_full_reconcile_reports_drift_and_drift_correction_corrects_it() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     run_ok(&file, &state).await;
     assert_eq!(title(&world, p00.id.clone()).await.as_deref(), Some("Rep"));
+}
+
+/// `SelectUniqueValue` in on-demand provisioning is checked against the target like a
+/// cycle's: the value another target user holds is passed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_unique_value_in_on_demand_provisioning_skips_values_the_target_holds() {
+    let mut seed = seed_json(
+        &[(CONTOSO, "contoso.com"), (FABRIKAM, "fabrikam.com")],
+        &[(
+            CONTOSO,
+            vec![user("adele", "contoso.com", json!({"jobTitle": "Rep"}))],
+        )],
+    );
+    seed["tenants"][1]["users"] = json!([user("adele", "fabrikam.com", json!({}))]);
+    let world = World::start(to_seed(seed)).await;
+    let spec = "  scope: { mode: all }
+  mappings:
+    - { target: displayName, source: displayName }
+    - { target: mailNickname, expression: 'SelectUniqueValue([mailNickname], Append([mailNickname], \"2\"), Append([mailNickname], \"3\"))' }
+    - { target: userType, constant: Member, apply: onCreate }
+";
+    let file = world.pair_file("unique", CONTOSO, FABRIKAM, spec);
+    let rt = world.runtime(&file, "unique");
+    let store = world.store.as_ref();
+    let preview = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", true)
+        .await
+        .expect("dry run");
+    let row = preview
+        .attributes
+        .iter()
+        .find(|r| r.target == "mailNickname")
+        .expect("mailNickname row");
+    assert_eq!(row.new_target_value, Some(json!("adele2")), "{row:?}");
+    let applied = ctsync::engine::provision_on_demand(&rt, store, "adele@contoso.com", false)
+        .await
+        .expect("provisioned");
+    assert_eq!(applied.succeeded, Some(true), "{applied:?}");
+    let synced = world.b2b_user(FABRIKAM, "adele").await.expect("synced");
+    let synced = world
+        .admin(FABRIKAM)
+        .get_user(&synced.id, &["mailNickname"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(synced.mail_nickname.as_deref(), Some("adele2"));
 }
 
 /// `SelectUniqueValue` is checked against the target: a value another target user holds is

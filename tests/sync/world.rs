@@ -277,6 +277,30 @@ spec:
             .map(|u| (u, true))
     }
 
+    /// Makes the next requests matching `rule` fail (the emulator's
+    /// `/_emulator/faults/fail-next`: `tenant`, `method`, `pathContains`, `count`, `status`, …).
+    pub async fn fail_next(&self, rule: Value) {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/_emulator/faults/fail-next",
+                self.emulator.base_url()
+            ))
+            .json(&rule)
+            .send()
+            .await
+            .expect("emulator control");
+        assert!(response.status().is_success(), "{:?}", response.status());
+    }
+
+    /// Removes every injected fault.
+    pub async fn clear_faults(&self) {
+        reqwest::Client::new()
+            .delete(format!("{}/_emulator/faults", self.emulator.base_url()))
+            .send()
+            .await
+            .expect("emulator control");
+    }
+
     pub async fn patch(&self, tenant: &str, id: &str, body: Value) {
         let Value::Object(map) = body else {
             panic!("patch body must be an object")

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::super::EngineError;
+use super::super::group_provision::{GroupProvisionReport, provision_group_under_lease};
 use super::super::provision::{ProvisionReport, provision_under_lease};
 use super::super::runtime::PairRuntime;
 use super::super::status::JobState;
@@ -76,6 +77,12 @@ pub(crate) enum JobMessage {
         user: String,
         dry_run: bool,
         reply: oneshot::Sender<Result<ProvisionReport, EngineError>>,
+    },
+    /// On-demand provisioning of one group, answered on `reply`; run between cycles.
+    ProvisionGroup {
+        group: String,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<GroupProvisionReport, EngineError>>,
     },
 }
 
@@ -149,6 +156,41 @@ impl Job {
                 error_code = %e.code(),
                 error = %e,
                 "on-demand provisioning failed"
+            ),
+        }
+        result
+    }
+
+    /// On-demand provisioning of one group, like [`Job::provision`] for a user.
+    pub(super) async fn provision_group(
+        &mut self,
+        group: &str,
+        dry_run: bool,
+    ) -> Result<GroupProvisionReport, EngineError> {
+        tracing::info!(pair = %self.pair, group, dry_run, "provisioning a group on demand");
+        let result = provision_group_under_lease(
+            &self.rt,
+            self.store.as_ref(),
+            self.lease.as_deref(),
+            group,
+            dry_run,
+        )
+        .await;
+        match &result {
+            Ok(report) => tracing::info!(
+                pair = %self.pair,
+                group = %report.display_name,
+                action = report.entry.as_ref().map(|e| e.action.as_str()).unwrap_or_default(),
+                succeeded = ?report.succeeded,
+                dry_run,
+                "group provisioned on demand"
+            ),
+            Err(e) => tracing::warn!(
+                pair = %self.pair,
+                group,
+                error_code = %e.code(),
+                error = %e,
+                "on-demand group provisioning failed"
             ),
         }
         result

@@ -269,6 +269,10 @@ pub(super) async fn run_job(
                     let _ = reply.send(job.provision(&user, dry_run).await);
                     false
                 }
+                Some(JobMessage::ProvisionGroup { group, dry_run, reply }) => {
+                    let _ = reply.send(job.provision_group(&group, dry_run).await);
+                    false
+                }
             },
         };
     };

@@ -11,6 +11,7 @@ use crate::store::{Escrow, LogQuery, ProvisioningLogEntry, StoreError};
 
 use super::super::EngineError;
 use super::super::cycle::{CycleOptions, PlannedCycle, compute_plan};
+use super::super::group_provision::GroupProvisionReport;
 use super::super::groups::preview_group_plan;
 use super::super::provision::ProvisionReport;
 use super::commands::JobMessage;
@@ -74,16 +75,38 @@ impl DaemonHandle {
         user: &str,
         dry_run: bool,
     ) -> Result<ProvisionReport, QueryError> {
+        self.ask(pair, |reply| JobMessage::Provision {
+            user: user.to_owned(),
+            dry_run,
+            reply,
+        })
+        .await
+    }
+
+    /// Provisions (or previews) one group of `pair` through its job's mailbox, like
+    /// [`DaemonHandle::provision`] for a user.
+    pub async fn provision_group(
+        &self,
+        pair: &str,
+        group: &str,
+        dry_run: bool,
+    ) -> Result<GroupProvisionReport, QueryError> {
+        self.ask(pair, |reply| JobMessage::ProvisionGroup {
+            group: group.to_owned(),
+            dry_run,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends `pair`'s job a message that carries a reply channel, and waits for the answer.
+    async fn ask<T>(
+        &self,
+        pair: &str,
+        message: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> JobMessage,
+    ) -> Result<T, QueryError> {
         let (reply, answer) = oneshot::channel();
-        self.message(
-            pair,
-            JobMessage::Provision {
-                user: user.to_owned(),
-                dry_run,
-                reply,
-            },
-        )
-        .await?;
+        self.message(pair, message(reply)).await?;
         // The job dropped the reply: it stopped (shutdown, pair removed, lease lost).
         let result = answer
             .await
