@@ -38,6 +38,13 @@ const RULES: &[Rule] = &[
         why: "the admin API writes only through the job's mailbox (one writer per pair): \
               DaemonHandle::provision / send",
     },
+    Rule {
+        dir: "src/config",
+        forbidden: &["crate::graph", "graph::"],
+        why: "config does not depend on graph: what the client takes from a pair (credential, \
+              quotas, public hosts) lives in config::access, and the engine builds the client's \
+              settings (engine::runtime::graph_settings)",
+    },
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -592,9 +592,12 @@ fn graph_endpoint_rules() {
         "  graph: { authority: 'http://127.0.0.1:8080/', baseUrl: 'http://localhost:8080' }\n",
     ));
     assert_eq!(p.graph.authority, "http://127.0.0.1:8080");
-    assert_eq!(p.graph_settings().base_url, "http://localhost:8080");
     assert_eq!(
-        p.graph_settings().token_scope,
+        ctsync::engine::runtime::graph_settings(&p).base_url,
+        "http://localhost:8080"
+    );
+    assert_eq!(
+        ctsync::engine::runtime::graph_settings(&p).token_scope,
         "https://graph.microsoft.com/.default"
     );
     let p = ok(&doc(
@@ -602,11 +605,11 @@ fn graph_endpoint_rules() {
         "  graph: { authority: https://login.microsoftonline.us, baseUrl: https://graph.microsoft.us }\n",
     ));
     assert_eq!(
-        p.graph_settings().token_scope,
+        ctsync::engine::runtime::graph_settings(&p).token_scope,
         "https://graph.microsoft.us/.default"
     );
     assert_eq!(
-        ok(BASE).graph_settings().token_scope,
+        ctsync::engine::runtime::graph_settings(&ok(BASE)).token_scope,
         "https://graph.microsoft.com/.default"
     );
 }
@@ -614,16 +617,15 @@ fn graph_endpoint_rules() {
 #[test]
 fn graph_quota_rules() {
     // Defaults: Graph's published numbers.
-    let settings = ok(BASE).graph_settings();
+    let settings = ctsync::engine::runtime::graph_settings(&ok(BASE));
     assert_eq!(settings.write_quota.writes.get(), 3000);
     assert_eq!(settings.write_quota.per.as_secs(), 150);
     assert_eq!(settings.invitation_quota.invitations.get(), 150);
     assert_eq!(settings.invitation_quota.per.as_secs(), 5);
-    let settings = ok(&doc(
+    let settings = ctsync::engine::runtime::graph_settings(&ok(&doc(
         &[],
         "  graph: { quotas: { writes: 1500, writeWindow: 15s, invitations: 75, invitationWindow: 500ms } }\n",
-    ))
-    .graph_settings();
+    )));
     assert_eq!(settings.write_quota.writes.get(), 1500);
     assert_eq!(settings.write_quota.per.as_secs(), 15);
     assert_eq!(settings.invitation_quota.invitations.get(), 75);

@@ -18,7 +18,7 @@ use crate::engine::{
     CycleOptions, CycleReport, Daemon, DaemonHandle, DaemonOptions, JobCommand, PairRuntime,
     compute_plan,
 };
-use crate::graph::{ClientCredential, GraphClient, GraphSettings};
+use crate::graph::{ClientCredential, GraphClient, GraphSettings, WriteQuota};
 use crate::store::{SqliteStore, StateStore};
 
 const PAIR: &str = "bench";
@@ -118,6 +118,10 @@ impl BenchWorld {
             GraphSettings {
                 authority: base.clone(),
                 base_url: base,
+                // The source admin's writes are paced like the daemon's: Graph's quota on the
+                // scaled clock, or none. Unscaled, a long soak stalled for a 150 s real window
+                // every 3,000 changes.
+                write_quota: admin_write_quota(options),
                 ..GraphSettings::default()
             },
         )
@@ -567,4 +571,16 @@ spec:
         ww = window(write_window),
         iw = window(invitation_window),
     )
+}
+
+/// The source admin's write pacing: [`pair_yaml`]'s quota for the daemon, applied to the admin.
+fn admin_write_quota(options: &BenchOptions) -> WriteQuota {
+    let (writes, window) = match options.quota {
+        QuotaMode::Graph => (3000, 150.0 / options.time_scale),
+        QuotaMode::Off => (1_000_000, 1.0),
+    };
+    WriteQuota {
+        writes: std::num::NonZeroU32::new(writes).unwrap_or(std::num::NonZeroU32::MIN),
+        per: std::time::Duration::from_secs_f64(window.max(0.001)),
+    }
 }

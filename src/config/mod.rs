@@ -7,6 +7,7 @@
 //! first); the rules in `rules.rs`; and across files, unique names and one pair per
 //! (source, target). Every problem found in every file is returned together.
 
+mod access;
 mod files;
 mod model;
 mod rules;
@@ -16,6 +17,7 @@ mod tree;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use access::{ClientCredential, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota};
 pub use files::MAX_FILE_BYTES;
 pub use model::*;
 pub use schema::SCHEMA_JSON;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{
-    ClientCredential, GraphSettings, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota,
+use super::access::{
+    ClientCredential, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota,
 };
 use crate::mapping::AttributeMappingSpec;
 use crate::scope::ScopingFilter;
@@ -524,28 +524,6 @@ impl SyncPair {
                     .replace('-', "")
                     .to_ascii_lowercase()
             ),
-        }
-    }
-
-    /// Graph client settings for this pair's endpoints (other knobs at their defaults). The
-    /// token scope is the Graph host's `/.default` for an https host (public or sovereign
-    /// cloud, e.g. `https://graph.microsoft.us/.default`); for a loopback http host (the
-    /// emulator) it stays the public cloud's, as Graph's resource is not the URL it is
-    /// reached at.
-    pub fn graph_settings(&self) -> GraphSettings {
-        let defaults = GraphSettings::default();
-        let token_scope = if self.graph.base_url.starts_with("https://") {
-            format!("{}/.default", self.graph.base_url)
-        } else {
-            defaults.token_scope.clone()
-        };
-        GraphSettings {
-            authority: self.graph.authority.clone(),
-            base_url: self.graph.base_url.clone(),
-            token_scope,
-            write_quota: self.quotas.writes,
-            invitation_quota: self.quotas.invitations,
-            ..defaults
         }
     }
 }

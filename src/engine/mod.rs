@@ -25,6 +25,7 @@ pub mod reset;
 pub mod runtime;
 pub mod status;
 mod unique;
+pub mod why;
 
 pub use cycle::{CycleKind, CycleOptions, CycleReport, PlannedCycle, compute_plan, run_cycle};
 pub use daemon::{

@@ -50,6 +50,9 @@ pub struct ProvisionReport {
     pub imported: BTreeMap<String, Value>,
     /// Step 2, scoping.
     pub scope: ScopeDecision,
+    /// Why the user is not provisioned, one sentence per reason (empty when in scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scope_explanation: Vec<String>,
     /// Step 3, matching: the target user tied to the anchor, if any.
     pub anchor: Anchor,
     pub matched_target_id: Option<String>,
@@ -92,6 +95,9 @@ impl ProvisionReport {
         ));
         for (clause, passed) in &self.scope.scope_evaluation_result {
             out.push_str(&format!("     {clause} → {passed}\n"));
+        }
+        for reason in &self.scope_explanation {
+            out.push_str(&format!("     why: {reason}\n"));
         }
         out.push_str(&format!(
             "3. match: {} → {}\n",
@@ -232,6 +238,7 @@ pub(crate) async fn provision_under_lease(
             break evaluated;
         }
     };
+    let scope_explanation = super::why::scope_explanation(rt, &source_id, &decision).await?;
     let anchor = Anchor::new(&rt.pair.source.tenant_id, &source_id);
     let input = PlanInput {
         pair: rt.name().to_owned(),
@@ -331,6 +338,7 @@ pub(crate) async fn provision_under_lease(
             .map(str::to_owned),
         imported: attrs.into_iter().collect(),
         source_id,
+        scope_explanation,
         scope: decision,
         anchor,
         matched_target_id,

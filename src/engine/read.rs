@@ -124,6 +124,30 @@ struct ManagerId {
 /// The pair's assignments: configured users and groups plus, with a service principal, its
 /// `appRoleAssignedTo`; each assigned group expanded to its direct members.
 pub async fn assignments(rt: &PairRuntime) -> Result<AssignmentIndex, EngineError> {
+    let (users, groups) = assigned_principals(rt).await?;
+    let mut expanded = Vec::with_capacity(groups.len());
+    for group in groups {
+        let members = match rt.source.group_members(&group, false).await {
+            Ok(members) => members,
+            // An assigned group that was deleted assigns nobody.
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(source_error(rt)(e)),
+        };
+        let ids: Vec<String> = members
+            .into_iter()
+            .filter(|m| m.odata_type.is_none() || m.is_user())
+            .map(|m| m.id)
+            .collect();
+        expanded.push((group, ids));
+    }
+    Ok(AssignmentIndex::new(users, expanded))
+}
+
+/// The assigned users and groups (not expanded): the configured ones plus, with a service
+/// principal, its `appRoleAssignedTo`.
+pub async fn assigned_principals(
+    rt: &PairRuntime,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), EngineError> {
     let mut users: BTreeSet<String> = rt.pair.scope.users.iter().cloned().collect();
     let mut groups: BTreeSet<String> = rt.pair.scope.groups.iter().cloned().collect();
     if let Some(sp) = &rt.pair.scope.service_principal_id {
@@ -144,22 +168,7 @@ pub async fn assignments(rt: &PairRuntime) -> Result<AssignmentIndex, EngineErro
             }
         }
     }
-    let mut expanded = Vec::with_capacity(groups.len());
-    for group in groups {
-        let members = match rt.source.group_members(&group, false).await {
-            Ok(members) => members,
-            // An assigned group that was deleted assigns nobody.
-            Err(e) if e.is_not_found() => Vec::new(),
-            Err(e) => return Err(source_error(rt)(e)),
-        };
-        let ids: Vec<String> = members
-            .into_iter()
-            .filter(|m| m.odata_type.is_none() || m.is_user())
-            .map(|m| m.id)
-            .collect();
-        expanded.push((group, ids));
-    }
-    Ok(AssignmentIndex::new(users, expanded))
+    Ok((users, groups))
 }
 
 /// Every B2B (invited) user of the target, live and soft-deleted, with the anchor attribute and

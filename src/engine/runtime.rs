@@ -2,7 +2,7 @@
 //! Built once per configuration (expressions and regexes are compiled here, not per user).
 
 use crate::config::{Deprovision, ScopeMode, SyncPair};
-use crate::graph::{GraphClient, GraphClientPool};
+use crate::graph::{GraphClient, GraphClientPool, GraphSettings};
 use crate::mapping::MappingSet;
 use crate::plan::{AllowedActions, DeletionGuardSettings, DeprovisionAction, PlanSettings};
 use crate::scope::{CompiledFilters, ScopeSetting};
@@ -101,7 +101,7 @@ impl PairRuntime {
                 &tenant.tenant_id,
                 &tenant.credentials.client_id,
                 credential,
-                pair.graph_settings(),
+                graph_settings(&pair),
             )
             .map_err(|e| config_error(e.to_string()))
         };
@@ -158,5 +158,27 @@ impl PairRuntime {
         select.sort();
         select.dedup();
         select
+    }
+}
+
+/// Graph client settings for this pair's endpoints (other knobs at their defaults). The
+/// token scope is the Graph host's `/.default` for an https host (public or sovereign
+/// cloud, e.g. `https://graph.microsoft.us/.default`); for a loopback http host (the
+/// emulator) it stays the public cloud's, as Graph's resource is not the URL it is
+/// reached at.
+pub fn graph_settings(pair: &SyncPair) -> GraphSettings {
+    let defaults = GraphSettings::default();
+    let token_scope = if pair.graph.base_url.starts_with("https://") {
+        format!("{}/.default", pair.graph.base_url)
+    } else {
+        defaults.token_scope.clone()
+    };
+    GraphSettings {
+        authority: pair.graph.authority.clone(),
+        base_url: pair.graph.base_url.clone(),
+        token_scope,
+        write_quota: pair.quotas.writes,
+        invitation_quota: pair.quotas.invitations,
+        ..defaults
     }
 }

@@ -1,7 +1,6 @@
 //! OAuth2 client-credentials tokens for Graph: client secret or a federated assertion read from a
 //! token file (workload identity), cached per (tenant, client) and renewed before expiry.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,30 +9,11 @@ use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenRe
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
+use crate::config::ClientCredential;
+
 use super::error::GraphError;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// How the app proves who it is to the token endpoint.
-#[derive(Clone)]
-pub enum ClientCredential {
-    /// A client secret (`client_secret`).
-    Secret(SecretString),
-    /// A file holding a JWT issued by an external IdP (Kubernetes workload identity), sent as
-    /// `client_assertion`. Read on every token request, so a rotated file is picked up.
-    FederatedTokenFile(PathBuf),
-}
-
-impl std::fmt::Debug for ClientCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientCredential::Secret(_) => f.write_str("ClientCredential::Secret([redacted])"),
-            ClientCredential::FederatedTokenFile(p) => {
-                write!(f, "ClientCredential::FederatedTokenFile({})", p.display())
-            }
-        }
-    }
-}
 
 struct CachedToken {
     token: SecretString,

@@ -3,7 +3,6 @@
 //! a per-request timeout, a fresh `client-request-id` per request, and request counters.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,46 +13,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 use tracing::Instrument;
 
-use super::auth::{ClientCredential, TokenProvider};
+use crate::config::{
+    ClientCredential, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota,
+};
+
+use super::auth::TokenProvider;
 use super::error::{self, GraphError, RequestContext};
 use super::pacing::WindowLimiter;
-
-/// Public-cloud token authority.
-pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
-/// Public-cloud Graph host.
-pub const PUBLIC_GRAPH: &str = "https://graph.microsoft.com";
-
-/// Graph's write quota per (app, tenant): 3,000 writes per 150 s (throttling-limits.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteQuota {
-    pub writes: NonZeroU32,
-    pub per: Duration,
-}
-
-impl Default for WriteQuota {
-    fn default() -> Self {
-        WriteQuota {
-            writes: NonZeroU32::new(3000).unwrap_or(NonZeroU32::MIN),
-            per: Duration::from_secs(150),
-        }
-    }
-}
-
-/// Graph's invitation quota per tenant: 150 invitations per 5 s (throttling-limits.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvitationQuota {
-    pub invitations: NonZeroU32,
-    pub per: Duration,
-}
-
-impl Default for InvitationQuota {
-    fn default() -> Self {
-        InvitationQuota {
-            invitations: NonZeroU32::new(150).unwrap_or(NonZeroU32::MIN),
-            per: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Where Graph lives and how the client behaves towards it.
 #[derive(Debug, Clone)]

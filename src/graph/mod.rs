@@ -19,11 +19,14 @@ mod resources;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use auth::ClientCredential;
+/// The pair's credential and quotas, as the client takes them (owned by `config`).
+pub use crate::config::{
+    ClientCredential, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH, WriteQuota,
+};
 pub use batch::{BatchItemResponse, BatchRequest, BatchResult, MAX_BATCH};
 pub use client::{
-    GraphClient, GraphResponse, GraphSettings, InvitationQuota, PUBLIC_AUTHORITY, PUBLIC_GRAPH,
-    RequestStats, WriteQuota, encode_query_value, endpoint_label, set_instance_name, with_query,
+    GraphClient, GraphResponse, GraphSettings, RequestStats, encode_query_value, endpoint_label,
+    set_instance_name, with_query,
 };
 pub use error::{GraphError, GraphErrorDetail, RequestContext};
 pub use members::{MemberWrite, MemberWriteOutcome, MemberWriteResult, is_not_replicated_yet};

@@ -160,4 +160,44 @@ async fn the_seed_walkthrough_pair_validates_and_runs_once() {
         "{upns:?}"
     );
     assert!(!upns.iter().any(|u| u.starts_with("megan")), "{upns:?}");
+
+    // The walkthrough's step 3: the out-of-scope verdict says which assignment and why.
+    let why = |upn: &'static str| {
+        let dir = dir.path().to_owned();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ctsync"))
+                .args([
+                    "provision",
+                    "--pair",
+                    "contoso-to-fabrikam",
+                    "--dry-run",
+                    "--user",
+                    upn,
+                ])
+                .arg("--config")
+                .arg(dir.join("pair.yaml"))
+                .arg("--state")
+                .arg(dir.join("state.db"))
+                .output()
+                .await
+                .expect("provision runs");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        }
+    };
+    let megan = why("megan@contoso.com").await;
+    assert!(megan.contains("2. scope: OutOfScope"), "{megan}");
+    assert!(
+        megan.contains("why: member of a nested group inside assigned group")
+            && megan.contains("only direct members of an assigned group count"),
+        "{megan}"
+    );
+    let dana = why("disabled@contoso.com").await;
+    assert!(dana.contains("why: not assigned"), "{dana}");
+    assert!(dana.contains("why: accountEnabled is false"), "{dana}");
 }

@@ -751,8 +751,27 @@ async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
             json!({"id": "00000000-0000-4000-8000-00000000c003", "department": "Sales", "accountEnabled": false}),
         ),
     ];
-    let (world, rt, file) = sales_pair("preview", users).await;
-    world.cycle(&rt).await;
+    let (world, _, file) = sales_pair("preview", users).await;
+    // The first cycle as the daemon runs it, so the job status records the full read it made
+    // and the preview below is the incremental cycle that comes next, not the full reconcile
+    // that a watermark without a recorded full read calls for.
+    let state = world.dir.path().join("state.db");
+    let ran = {
+        let (file, state) = (file.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            World::run_command(&file, &state)
+                .arg("--once")
+                .output()
+                .expect("ctsync runs")
+        })
+        .await
+        .expect("joined")
+    };
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
     world
         .patch(
             CONTOSO,
@@ -776,7 +795,6 @@ async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
         .await;
     let before = world.b2b_users(FABRIKAM).await;
 
-    let state = world.dir.path().join("state.db");
     let output = tokio::task::spawn_blocking(move || {
         assert_cmd::Command::cargo_bin("ctsync")
             .expect("binary")
