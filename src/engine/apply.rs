@@ -576,7 +576,27 @@ impl ChunkIo<'_> {
         chunk: &'e [&'e PlanEntry],
     ) -> Result<Vec<EntryResult<'e>>, EngineError> {
         let started = Instant::now();
-        let target = &self.rt.target;
+        let creates = self.record_intents(chunk).await?;
+        let mut progress = ChunkProgress::new(chunk);
+        self.invite(&mut progress).await?;
+        self.resolve_targets(&mut progress).await;
+        self.patch_and_delete(&mut progress).await;
+        if creates {
+            self.crash_here(Step::AfterPatch)?;
+        }
+        let results = progress.finish();
+        let names = self.names_after(chunk, &results).await;
+        let elapsed = started.elapsed();
+        Ok(chunk
+            .iter()
+            .zip(results)
+            .zip(names)
+            .map(|((entry, result), names)| (*entry, elapsed, result, names))
+            .collect())
+    }
+
+    /// Records an intent for each create of the chunk in one commit; `true` when there was one.
+    async fn record_intents(&self, chunk: &[&PlanEntry]) -> Result<bool, EngineError> {
         let intents: Vec<StoreWrite> = chunk
             .iter()
             .filter(|e| e.action == Action::Create)
@@ -592,109 +612,81 @@ impl ChunkIo<'_> {
                 })
             })
             .collect();
-        let creates = !intents.is_empty();
-        if creates {
-            self.store.commit(self.rt.name(), intents).await?;
-            self.crash_here(Step::AfterIntent)?;
+        if intents.is_empty() {
+            return Ok(false);
         }
-        let bodies: Vec<Map<String, Value>> = chunk.iter().map(|e| patch_body(e)).collect();
-        let mut results: Vec<Option<Result<String, EntryFailure>>> =
-            chunk.iter().map(|_| None).collect();
-        let mut ids: Vec<Option<String>> = vec![None; chunk.len()];
+        self.store.commit(self.rt.name(), intents).await?;
+        self.crash_here(Step::AfterIntent)?;
+        Ok(true)
+    }
 
-        // Invitations.
+    /// The creates' invitations in one `$batch`; each invited user's id becomes its target id.
+    async fn invite(&self, progress: &mut ChunkProgress<'_>) -> Result<(), EngineError> {
         let mut invited = Vec::new();
-        for (i, entry) in chunk.iter().enumerate() {
+        for (i, entry) in progress.chunk.iter().enumerate() {
             if entry.action != Action::Create {
                 continue;
             }
-            let Some(address) = entry.user_principal_name.clone() else {
-                results[i] = Some(Err(EntryFailure::missing(
-                    "MissingUserPrincipalName",
-                    "the source user has no userPrincipalName to invite".into(),
-                )));
+            match invitation_request(i, entry, &progress.bodies[i]) {
+                Ok(request) => invited.push((i, request)),
+                Err(failure) => progress.results[i] = Some(Err(failure)),
+            }
+        }
+        if invited.is_empty() {
+            return Ok(());
+        }
+        let requests: Vec<BatchRequest> = invited.iter().map(|(_, r)| r.clone()).collect();
+        let batch = self.rt.target.batch(&requests).await;
+        for (n, (i, _)) in invited.iter().enumerate() {
+            if let Err(failure) = item_result(&batch, n, false) {
+                progress.results[*i] = Some(Err(failure));
                 continue;
-            };
-            let body = &bodies[i];
-            let invitation = NewInvitation {
-                invited_user_email_address: address,
-                invite_redirect_url: INVITE_REDIRECT_URL.into(),
-                invited_user_display_name: body
-                    .get("displayName")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                invited_user_type: body
-                    .get("userType")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Member")
-                    .to_owned(),
-                send_invitation_message: false,
-            };
-            match serde_json::to_value(&invitation) {
-                Ok(json) => invited.push((
-                    i,
-                    BatchRequest::new(i.to_string(), reqwest::Method::POST, "/invitations")
-                        .with_json(json),
-                )),
-                Err(e) => {
-                    results[i] = Some(Err(EntryFailure::missing(
-                        "InvalidInvitation",
-                        e.to_string(),
-                    )));
+            }
+            let id = batch
+                .as_ref()
+                .ok()
+                .and_then(|b| b.responses.get(n))
+                .and_then(|item| item.body.clone())
+                .and_then(|body| serde_json::from_value::<Invitation>(body).ok())
+                .map(|inv| inv.invited_user.id);
+            match id {
+                Some(id) => progress.ids[*i] = Some(id),
+                None => {
+                    progress.results[*i] = Some(Err(EntryFailure::missing(
+                        "InvalidInvitationResponse",
+                        "the invitation's answer has no invitedUser id".into(),
+                    )))
                 }
             }
         }
-        if !invited.is_empty() {
-            let requests: Vec<BatchRequest> = invited.iter().map(|(_, r)| r.clone()).collect();
-            let batch = target.batch(&requests).await;
-            for (n, (i, _)) in invited.iter().enumerate() {
-                results[*i] = match item_result(&batch, n, false) {
-                    Err(failure) => Some(Err(failure)),
-                    Ok(()) => {
-                        let id = batch
-                            .as_ref()
-                            .ok()
-                            .and_then(|b| b.responses.get(n))
-                            .and_then(|item| item.body.clone())
-                            .and_then(|body| serde_json::from_value::<Invitation>(body).ok())
-                            .map(|inv| inv.invited_user.id);
-                        match id {
-                            Some(id) => {
-                                ids[*i] = Some(id);
-                                None
-                            }
-                            None => Some(Err(EntryFailure::missing(
-                                "InvalidInvitationResponse",
-                                "the invitation's answer has no invitedUser id".into(),
-                            ))),
-                        }
-                    }
-                };
-            }
-            self.crash_here(Step::AfterInvite)?;
-        }
+        self.crash_here(Step::AfterInvite)
+    }
 
-        // The other entries' target ids; restores first (rare, one by one).
-        for (i, entry) in chunk.iter().enumerate() {
-            if entry.action == Action::Create || results[i].is_some() {
+    /// The other entries' target ids; restores are carried out here (rare, one by one).
+    async fn resolve_targets(&self, progress: &mut ChunkProgress<'_>) {
+        for (i, entry) in progress.chunk.iter().enumerate() {
+            if entry.action == Action::Create || progress.results[i].is_some() {
                 continue;
             }
             match target_id(entry) {
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => progress.results[i] = Some(Err(e)),
                 Ok(id) if entry.action == Action::Restore => {
-                    match target.restore_deleted(&id).await {
-                        Ok(_) => ids[i] = Some(id),
-                        Err(e) => results[i] = Some(Err(e.into())),
+                    match self.rt.target.restore_deleted(&id).await {
+                        Ok(_) => progress.ids[i] = Some(id),
+                        Err(e) => progress.results[i] = Some(Err(e.into())),
                     }
                 }
-                Ok(id) => ids[i] = Some(id),
+                Ok(id) => progress.ids[i] = Some(id),
             }
         }
+    }
 
-        // PATCHes and DELETEs.
+    /// The PATCHes and DELETEs of every entry with a target id and no result yet, in one
+    /// `$batch`; an entry with nothing to PATCH is done as it is.
+    async fn patch_and_delete(&self, progress: &mut ChunkProgress<'_>) {
         let mut writes = Vec::new();
-        for (i, entry) in chunk.iter().enumerate() {
-            let (Some(id), None) = (&ids[i], &results[i]) else {
+        for (i, entry) in progress.chunk.iter().enumerate() {
+            let (Some(id), None) = (&progress.ids[i], &progress.results[i]) else {
                 continue;
             };
             let url = format!("/users/{}", path_segment(id));
@@ -703,50 +695,27 @@ impl ChunkIo<'_> {
                     i,
                     BatchRequest::new(i.to_string(), reqwest::Method::DELETE, url),
                 ));
-            } else if bodies[i].is_empty() {
-                results[i] = Some(Ok(id.clone()));
+            } else if progress.bodies[i].is_empty() {
+                progress.results[i] = Some(Ok(id.clone()));
             } else {
                 writes.push((
                     i,
                     BatchRequest::new(i.to_string(), reqwest::Method::PATCH, url)
-                        .with_json(Value::Object(bodies[i].clone())),
+                        .with_json(Value::Object(progress.bodies[i].clone())),
                 ));
             }
         }
-        if !writes.is_empty() {
-            let requests: Vec<BatchRequest> = writes.iter().map(|(_, r)| r.clone()).collect();
-            let batch = target.batch(&requests).await;
-            for (n, (i, _)) in writes.iter().enumerate() {
-                // Already gone: the goal of a delete holds.
-                let absent_ok = chunk[*i].action == Action::SoftDelete;
-                results[*i] = Some(
-                    item_result(&batch, n, absent_ok).map(|()| ids[*i].clone().unwrap_or_default()),
-                );
-            }
+        if writes.is_empty() {
+            return;
         }
-        if creates {
-            self.crash_here(Step::AfterPatch)?;
+        let requests: Vec<BatchRequest> = writes.iter().map(|(_, r)| r.clone()).collect();
+        let batch = self.rt.target.batch(&requests).await;
+        for (n, (i, _)) in writes.iter().enumerate() {
+            // Already gone: the goal of a delete holds.
+            let absent_ok = progress.chunk[*i].action == Action::SoftDelete;
+            let id = progress.ids[*i].clone().unwrap_or_default();
+            progress.results[*i] = Some(item_result(&batch, n, absent_ok).map(|()| id));
         }
-        let results: Vec<Result<String, EntryFailure>> = chunk
-            .iter()
-            .zip(results)
-            .map(|(entry, result)| {
-                result.unwrap_or_else(|| {
-                    Err(EntryFailure::missing(
-                        "NotExecuted",
-                        format!("{} was not executed", entry.anchor),
-                    ))
-                })
-            })
-            .collect();
-        let names = self.names_after(chunk, &results).await;
-        let elapsed = started.elapsed();
-        Ok(chunk
-            .iter()
-            .zip(results)
-            .zip(names)
-            .map(|((entry, result), names)| (*entry, elapsed, result, names))
-            .collect())
     }
 
     /// The names for each entry's log line. A created or restored user's target names did not
@@ -820,4 +789,72 @@ fn target_id(entry: &PlanEntry) -> Result<String, EntryFailure> {
             format!("{} has no target user id", entry.anchor),
         )
     })
+}
+
+/// How far a chunk's entries have come: each one's PATCH body, its target id once known and
+/// its result once settled. Filled step by step by `ChunkIo::write`.
+struct ChunkProgress<'e> {
+    chunk: &'e [&'e PlanEntry],
+    bodies: Vec<Map<String, Value>>,
+    ids: Vec<Option<String>>,
+    results: Vec<Option<Result<String, EntryFailure>>>,
+}
+
+impl<'e> ChunkProgress<'e> {
+    fn new(chunk: &'e [&'e PlanEntry]) -> Self {
+        ChunkProgress {
+            chunk,
+            bodies: chunk.iter().map(|e| patch_body(e)).collect(),
+            ids: vec![None; chunk.len()],
+            results: chunk.iter().map(|_| None).collect(),
+        }
+    }
+
+    /// Every entry's result; one that no step settled was not executed.
+    fn finish(self) -> Vec<Result<String, EntryFailure>> {
+        self.chunk
+            .iter()
+            .zip(self.results)
+            .map(|(entry, result)| {
+                result.unwrap_or_else(|| {
+                    Err(EntryFailure::missing(
+                        "NotExecuted",
+                        format!("{} was not executed", entry.anchor),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The invitation of a create: its address is the source UPN, its display name and user type
+/// those the PATCH will set.
+fn invitation_request(
+    i: usize,
+    entry: &PlanEntry,
+    body: &Map<String, Value>,
+) -> Result<BatchRequest, EntryFailure> {
+    let Some(address) = entry.user_principal_name.clone() else {
+        return Err(EntryFailure::missing(
+            "MissingUserPrincipalName",
+            "the source user has no userPrincipalName to invite".into(),
+        ));
+    };
+    let invitation = NewInvitation {
+        invited_user_email_address: address,
+        invite_redirect_url: INVITE_REDIRECT_URL.into(),
+        invited_user_display_name: body
+            .get("displayName")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        invited_user_type: body
+            .get("userType")
+            .and_then(Value::as_str)
+            .unwrap_or("Member")
+            .to_owned(),
+        send_invitation_message: false,
+    };
+    let json = serde_json::to_value(&invitation)
+        .map_err(|e| EntryFailure::missing("InvalidInvitation", e.to_string()))?;
+    Ok(BatchRequest::new(i.to_string(), reqwest::Method::POST, "/invitations").with_json(json))
 }
