@@ -40,17 +40,12 @@ async fn run_once_with(
     code: i32,
     extra: &'static [&'static str],
 ) -> Vec<Value> {
-    let (config, state) = (config.to_owned(), state.to_owned());
-    let out = tokio::task::spawn_blocking(move || {
-        World::run_command(&config, &state)
-            .args(["--once", "--log-format", "json"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("ctsync runs")
-    })
-    .await
-    .expect("joined");
+    let mut command = World::run_command(config, state);
+    command
+        .args(["--once", "--log-format", "json"])
+        .args(extra)
+        .env("RUST_LOG", "info");
+    let out = World::output(command).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "{stderr}");
     stderr
@@ -429,19 +424,11 @@ async fn a_cycle_and_a_plan_log_their_progress() {
             .collect()
     };
 
-    let (f, s) = (file.clone(), state.clone());
-    let plan = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
-            .args(["plan", "--log-format", "json", "--config"])
-            .arg(&f)
-            .arg("--state")
-            .arg(&s)
-            .env("CTSYNC_PROGRESS_EVERY_USERS", "2")
-            .output()
-            .expect("plan runs")
-    })
-    .await
-    .expect("joined");
+    let mut command = World::command("plan", &file, &state);
+    command
+        .args(["--log-format", "json"])
+        .env("CTSYNC_PROGRESS_EVERY_USERS", "2");
+    let plan = World::output(command).await;
     assert!(plan.status.success(), "{plan:?}");
     let lines = json_lines(&plan);
     let read = progress(&lines, "read");
@@ -453,16 +440,11 @@ async fn a_cycle_and_a_plan_log_their_progress() {
     );
     assert_eq!(read[0]["pair"], PAIR);
 
-    let (f, s) = (file.clone(), state.clone());
-    let run = tokio::task::spawn_blocking(move || {
-        World::run_command(&f, &s)
-            .args(["--once", "--log-format", "json"])
-            .env("CTSYNC_PROGRESS_EVERY_USERS", "2")
-            .output()
-            .expect("run runs")
-    })
-    .await
-    .expect("joined");
+    let mut command = World::run_command(&file, &state);
+    command
+        .args(["--once", "--log-format", "json"])
+        .env("CTSYNC_PROGRESS_EVERY_USERS", "2");
+    let run = World::output(command).await;
     assert!(run.status.success(), "{run:?}");
     let lines = json_lines(&run);
     let started = lines
@@ -502,26 +484,9 @@ async fn a_provisioning_dry_run_makes_no_write() {
     let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
     let state = world.dir.path().join("dry-run-state.db");
     let writes_before = world.emulator.writes().len();
-    let (file_arg, state_arg) = (file.clone(), state.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
-            .args([
-                "provision",
-                "--pair",
-                PAIR,
-                "--user",
-                "adele@contoso.com",
-                "--dry-run",
-            ])
-            .arg("--config")
-            .arg(&file_arg)
-            .arg("--state")
-            .arg(&state_arg)
-            .output()
-            .expect("ctsync provision runs")
-    })
-    .await
-    .expect("joined");
+    let mut command = World::command("provision", &file, &state);
+    command.args(["--pair", PAIR, "--user", "adele@contoso.com", "--dry-run"]);
+    let out = World::output(command).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -556,20 +521,11 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
     let before = serde_json::to_value(world.emulator.directory()).expect("directory");
 
     let plan = |extra: &'static [&'static str]| {
-        let (file, state) = (file.clone(), state.clone());
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
-                .arg("plan")
-                .arg("--config")
-                .arg(&file)
-                .arg("--state")
-                .arg(&state)
-                .args(extra)
-                .output()
-                .expect("ctsync plan runs")
-        })
+        let mut command = World::command("plan", &file, &state);
+        command.args(extra);
+        World::output(command)
     };
-    let out = plan(&[]).await.expect("joined");
+    let out = plan(&[]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -584,27 +540,20 @@ async fn plan_writes_nothing_and_says_which_cycle_comes_next() {
     );
 
     // With state: after a real cycle the next one is incremental, and --full says full.
-    let state_for_run = state.clone();
-    let file_for_run = file.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        World::run_command(&file_for_run, &state_for_run)
-            .arg("--once")
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joined");
+    let mut command = World::run_command(&file, &state);
+    command.arg("--once");
+    let ran = World::output(command).await;
     assert!(
         ran.status.success(),
         "{}",
         String::from_utf8_lossy(&ran.stderr)
     );
-    let out = plan(&[]).await.expect("joined");
+    let out = plan(&[]).await;
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("next cycle: incremental"),
         "{out:?}"
     );
-    let out = plan(&["--full", "--format", "json"]).await.expect("joined");
+    let out = plan(&["--full", "--format", "json"]).await;
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(json[0]["cycle"], "full", "{json}");
 }
@@ -623,23 +572,15 @@ async fn plan_says_full_when_the_full_reconcile_is_due() {
     let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, spec);
     let state = world.dir.path().join("state.db");
     let run = |args: &'static [&'static str], plan: bool| {
-        let (file, state) = (file.clone(), state.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut command = if plan {
-                let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"));
-                c.arg("plan")
-                    .arg("--config")
-                    .arg(&file)
-                    .arg("--state")
-                    .arg(&state);
-                c
-            } else {
-                World::run_command(&file, &state)
-            };
-            command.args(args).output().expect("ctsync runs")
-        })
+        let mut command = if plan {
+            World::command("plan", &file, &state)
+        } else {
+            World::run_command(&file, &state)
+        };
+        command.args(args);
+        World::output(command)
     };
-    let ran = run(&["--once"], false).await.expect("joined");
+    let ran = run(&["--once"], false).await;
     assert!(
         ran.status.success(),
         "{}",
@@ -649,7 +590,7 @@ async fn plan_says_full_when_the_full_reconcile_is_due() {
     // Once the interval has passed (the status's fullSync.next is the cycle's start + 2 s):
     // the next cycle is the full reconcile, in text and in JSON.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let out = run(&[], true).await.expect("joined");
+    let out = run(&[], true).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -660,7 +601,7 @@ async fn plan_says_full_when_the_full_reconcile_is_due() {
         stdout.starts_with("next cycle: full (the full reconcile is due"),
         "{stdout}"
     );
-    let out = run(&["--format", "json"], true).await.expect("joined");
+    let out = run(&["--format", "json"], true).await;
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(json[0]["cycle"], "full", "{json}");
 }
@@ -675,25 +616,9 @@ async fn provision_of_an_unknown_user_says_it_was_not_found() {
     .await;
     let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, "  scope: { mode: all }\n");
     let state = world.dir.path().join("state.db");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"))
-            .args([
-                "provision",
-                "--pair",
-                PAIR,
-                "--user",
-                "nobody@contoso.com",
-                "--dry-run",
-            ])
-            .arg("--config")
-            .arg(&file)
-            .arg("--state")
-            .arg(&state)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joined");
+    let mut command = World::command("provision", &file, &state);
+    command.args(["--pair", PAIR, "--user", "nobody@contoso.com", "--dry-run"]);
+    let out = World::output(command).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

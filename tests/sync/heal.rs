@@ -47,21 +47,16 @@ async fn two_tenants(users: Vec<Value>) -> World {
 /// `ctsync run --once` over `state`; `kill_at` sets `CTSYNC_KILL_AT`. Returns whether it
 /// exited successfully (an abort at the kill point is not).
 async fn run_once(file: &Path, state: &Path, kill_at: Option<String>) -> (bool, String) {
-    let (file, state) = (file.to_owned(), state.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let mut command = World::run_command(&file, &state);
-        command.arg("--once").env("RUST_LOG", "warn");
-        if let Some(point) = kill_at {
-            command.env("CTSYNC_KILL_AT", point);
-        }
-        let output = command.output().expect("ctsync runs");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    })
-    .await
-    .expect("joined")
+    let mut command = World::run_command(file, state);
+    command.arg("--once").env("RUST_LOG", "warn");
+    if let Some(point) = kill_at {
+        command.env("CTSYNC_KILL_AT", point);
+    }
+    let output = World::output(command).await;
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 async fn run_ok(file: &Path, state: &Path) {

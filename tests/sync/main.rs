@@ -756,17 +756,9 @@ async fn plan_command_previews_the_next_cycle_as_text_snapshot() {
     // and the preview below is the incremental cycle that comes next, not the full reconcile
     // that a watermark without a recorded full read calls for.
     let state = world.dir.path().join("state.db");
-    let ran = {
-        let (file, state) = (file.clone(), state.clone());
-        tokio::task::spawn_blocking(move || {
-            World::run_command(&file, &state)
-                .arg("--once")
-                .output()
-                .expect("ctsync runs")
-        })
-        .await
-        .expect("joined")
-    };
+    let mut command = World::run_command(&file, &state);
+    command.arg("--once");
+    let ran = World::output(command).await;
     assert!(
         ran.status.success(),
         "{}",
@@ -880,19 +872,9 @@ async fn killed_at_random_points_and_restarted_loses_nothing_and_duplicates_noth
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
     }
-    let finish = {
-        let file = file.clone();
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            World::run_command(&file, &state)
-                .arg("--once")
-                .env("RUST_LOG", "error")
-                .output()
-                .expect("runs")
-        })
-        .await
-        .expect("joined")
-    };
+    let mut command = World::run_command(&file, &state);
+    command.arg("--once").env("RUST_LOG", "error");
+    let finish = World::output(command).await;
     assert!(
         finish.status.success(),
         "{}",

@@ -184,20 +184,31 @@ spec:
     /// interval (add `--once` to stop after one cycle).
     #[allow(dead_code)]
     pub fn run_command(config: &Path, state: &Path) -> std::process::Command {
+        let mut command = Self::command("run", config, state);
+        command.args(["--interval", "1h", "--admin-listen", "none"]);
+        command
+    }
+
+    /// `ctsync <subcommand> --config CONFIG --state STATE`; add the subcommand's arguments.
+    #[allow(dead_code)]
+    pub fn command(subcommand: &str, config: &Path, state: &Path) -> std::process::Command {
         let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctsync"));
         command
-            .args([
-                "run",
-                "--interval",
-                "1h",
-                "--admin-listen",
-                "none",
-                "--config",
-            ])
+            .arg(subcommand)
+            .arg("--config")
             .arg(config)
             .arg("--state")
             .arg(state);
         command
+    }
+
+    /// Runs a command to its end off the async runtime, so the in-process emulator keeps
+    /// serving while the test waits for it.
+    #[allow(dead_code)]
+    pub async fn output(mut command: std::process::Command) -> std::process::Output {
+        tokio::task::spawn_blocking(move || command.output().expect("ctsync runs"))
+            .await
+            .expect("joined")
     }
 
     pub async fn cycle(&self, rt: &PairRuntime) -> CycleReport {
