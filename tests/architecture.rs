@@ -45,6 +45,22 @@ const RULES: &[Rule] = &[
               quotas, public hosts) lives in config::access, and the engine builds the client's \
               settings (engine::runtime::graph_settings)",
     },
+    Rule {
+        dir: "src/emulator",
+        forbidden: &["crate::graph", "crate::engine"],
+        why: "the emulator shares no code with the client or the engine: it has its own models, \
+              held to Microsoft's examples, so a client bug cannot hide behind a shared one",
+    },
+    Rule {
+        dir: "src/plan",
+        forbidden: &["crate::graph", "crate::store", "crate::engine", "tokio::"],
+        why: "the planner is pure: no IO, the same input gives the same plan",
+    },
+    Rule {
+        dir: "src/mapping",
+        forbidden: &["crate::graph", "crate::store", "crate::engine", "tokio::"],
+        why: "mapping is pure: no IO",
+    },
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

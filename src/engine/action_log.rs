@@ -94,22 +94,13 @@ fn render(value: &Value) -> String {
     }
 }
 
-/// The names of an entry once applied: the plan's, completed from the target for a user that
-/// has just appeared there.
-pub(super) async fn names_after(
-    rt: &PairRuntime,
-    entry: &PlanEntry,
-    target_id: Option<&str>,
-) -> UserNames {
+/// The names the plan knows for an entry's log line, with the source UPN filled in from the
+/// entry when the name book had none. A user that appears in the target by this entry gets its
+/// target names from `ChunkIo::names_after`, which reads a whole chunk back in one `$batch`.
+pub(super) fn planned_names(entry: &PlanEntry) -> UserNames {
     let mut names = entry.names.clone();
     if names.user_principal_name.is_none() {
         names.user_principal_name = entry.user_principal_name.clone();
-    }
-    // A create's target did not exist at planning, a restore's was in deletedItems (not
-    // readable as a user): ask the target for the names once the action succeeded.
-    let appeared = matches!(entry.action, Action::Create | Action::Restore);
-    if let Some(id) = target_id.filter(|_| appeared && names.target_user_principal_name.is_none()) {
-        names.fill_from(&super::names::created_target_names(rt, id).await);
     }
     names
 }

@@ -235,7 +235,7 @@ impl Executor<'_> {
     async fn record_skip(&mut self, entry: &PlanEntry) -> Result<(), EngineError> {
         let mut writes = record_writes(&entry.anchor, entry.target_id.as_deref(), &entry.records);
         if entry.action == Action::StagedDelete || loggable_skip(entry.reason) {
-            let names = action_log::names_after(self.rt, entry, None).await;
+            let names = action_log::planned_names(entry);
             let log = log_entry(
                 self.rt,
                 self.cycle_id,
@@ -502,11 +502,14 @@ struct ManagerWrite<'a> {
 
 impl ManagerWrite<'_> {
     fn request(&self, i: usize, api_root: &str) -> BatchRequest {
-        let url = format!("/users/{}/manager/$ref", path_segment(&self.target_id));
+        let url = format!(
+            "/users/{}/manager/$ref",
+            crate::graph::segment(&self.target_id)
+        );
         match &self.manager_id {
             Some(manager) => BatchRequest::new(i.to_string(), reqwest::Method::PUT, url).with_json(
                 serde_json::json!({
-                    "@odata.id": format!("{api_root}/users/{}", path_segment(manager))
+                    "@odata.id": format!("{api_root}/users/{}", crate::graph::segment(manager))
                 }),
             ),
             None => BatchRequest::new(i.to_string(), reqwest::Method::DELETE, url),
@@ -535,11 +538,6 @@ fn item_result(
             },
         },
     }
-}
-
-/// An id as one URL path segment.
-fn path_segment(id: &str) -> String {
-    crate::graph::encode_query_value(id).replace('/', "%2F")
 }
 
 /// The Graph side of a chunk of writing entries; borrows nothing of the executor's state, so
@@ -689,7 +687,7 @@ impl ChunkIo<'_> {
             let (Some(id), None) = (&progress.ids[i], &progress.results[i]) else {
                 continue;
             };
-            let url = format!("/users/{}", path_segment(id));
+            let url = format!("/users/{}", crate::graph::segment(id));
             if entry.action == Action::SoftDelete {
                 writes.push((
                     i,
@@ -727,13 +725,7 @@ impl ChunkIo<'_> {
     ) -> Vec<UserNames> {
         let mut names: Vec<UserNames> = chunk
             .iter()
-            .map(|entry| {
-                let mut names = entry.names.clone();
-                if names.user_principal_name.is_none() {
-                    names.user_principal_name = entry.user_principal_name.clone();
-                }
-                names
-            })
+            .map(|entry| action_log::planned_names(entry))
             .collect();
         let lookups: Vec<(usize, BatchRequest)> = chunk
             .iter()
@@ -745,7 +737,7 @@ impl ChunkIo<'_> {
                 (appeared && names[i].target_user_principal_name.is_none()).then(|| {
                     let url = format!(
                         "/users/{}?$select=id,userPrincipalName,displayName",
-                        path_segment(id)
+                        crate::graph::segment(id)
                     );
                     (
                         i,

@@ -58,9 +58,9 @@ pub async fn run_group_pass(
     full: bool,
     crash: Option<&CrashAt>,
 ) -> Result<Option<(GroupPassReport, Option<GroupPlan>)>, EngineError> {
-    let Some(settings) = rt.pair.groups.as_ref() else {
+    if rt.pair.groups.is_none() {
         return Ok(None);
-    };
+    }
     let source_error = |e| graph_error("source", &rt.pair.source.tenant_id, e);
     let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
     let anchor_attr = rt.pair.group_anchor_attribute();
@@ -146,7 +146,6 @@ pub async fn run_group_pass(
     report.drift = plan.entries.iter().filter(|e| e.drift.is_some()).count();
     report.blocked = plan.blocked.clone();
     report.guard_triggered = plan.guard.triggered;
-    let _ = settings;
     for e in &plan.entries {
         log_entry(rt, e);
     }

@@ -95,19 +95,3 @@ pub(super) async fn annotate(rt: &PairRuntime, plan: &mut Plan, mut book: NameBo
     }
     plan.annotate_names(&book);
 }
-
-/// The target names of a user just created (the invitation returns only its id).
-pub(super) async fn created_target_names(rt: &PairRuntime, target_id: &str) -> UserNames {
-    match rt.target.get_user(target_id, &[]).await {
-        Ok(Some(user)) => UserNames {
-            user_principal_name: None,
-            display_name: user.display_name,
-            target_user_principal_name: user.user_principal_name,
-        },
-        Ok(None) => UserNames::default(),
-        Err(e) => {
-            tracing::debug!(target_id, error = %e, "created user name lookup failed");
-            UserNames::default()
-        }
-    }
-}

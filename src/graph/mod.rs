@@ -31,6 +31,7 @@ pub use client::{
 pub use error::{GraphError, GraphErrorDetail, RequestContext};
 pub use members::{MemberWrite, MemberWriteOutcome, MemberWriteResult, is_not_replicated_yet};
 pub use ops::MEMBER_BINDS_PER_REQUEST;
+pub(crate) use ops::segment;
 pub use paging::{DeltaItem, DeltaPage, DeltaRound, RemovedReason};
 pub use resources::*;
 

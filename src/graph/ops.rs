@@ -15,7 +15,7 @@ fn user_select(extra: &[&str]) -> String {
 }
 
 /// An id or UPN as one path segment: like a query value, but `/` must not split the path.
-pub(super) fn segment(id: &str) -> String {
+pub(crate) fn segment(id: &str) -> String {
     super::client::encode_query_value(id).replace('/', "%2F")
 }
 

@@ -40,11 +40,7 @@ impl DaemonHandle {
     /// Runs `runtime`'s job under `guard` (a lease this replica just took).
     pub(crate) fn start_leased_job(&self, runtime: Arc<PairRuntime>, guard: Arc<LeaseGuard>) {
         let name = runtime.name().to_owned();
-        self.inner
-            .guards
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.clone(), guard);
+        self.set_guard(&name, guard);
         let mut jobs = self.jobs_mut();
         if jobs.contains_key(&name) {
             return;
