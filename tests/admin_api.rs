@@ -1489,3 +1489,29 @@ async fn group_actions_are_logged_and_a_group_is_provisioned_on_demand() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     running.shutdown.cancel();
 }
+
+/// The plan preview of the API shows the cycle the job will run, as `ctsync plan` does:
+/// incremental after a cycle, and the full reconcile once `fullSyncInterval` has passed.
+#[tokio::test]
+async fn the_plan_preview_shows_the_full_reconcile_when_it_is_due() {
+    let world = sales_world(&["adele"]).await;
+    let spec = "  scope:\n    mode: all\n  fullSyncInterval: 2s\n";
+    let file = world.pair_file(PAIR, CONTOSO, FABRIKAM, spec);
+    let (daemon, mut running) = daemon(&world, &file);
+    let base = running.api(Some(TOKEN), false).await;
+    running.run(daemon);
+    // The cycle report is sent once the status (with its full read) is saved.
+    running.next_cycle(PAIR).await;
+    let plan = format!("{base}/v1/jobs/{PAIR}/plan");
+    let (status, body) = running.get(&plan, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let value: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(value["cycle"], "incremental", "{body}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, body) = running.get(&plan, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let value: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(value["cycle"], "full", "{body}");
+    running.shutdown.cancel();
+}

@@ -561,13 +561,16 @@ pub(super) async fn plan(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.policy.check(Access::Read, &headers)?;
-    let Preview {
-        users: planned,
-        groups,
-    } = state.handle.preview(&pair).await.map_err(|e| match e {
+    let preview = state.handle.preview(&pair).await.map_err(|e| match e {
         QueryError::Command(e) => e.into(),
         QueryError::Engine(e) => engine_error(e),
     })?;
+    let cycle = preview.cycle();
+    let Preview {
+        users: planned,
+        groups,
+        ..
+    } = preview;
     let serialization = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -587,6 +590,7 @@ pub(super) async fn plan(
             let mut value: Value =
                 serde_json::from_str(&planned.plan.to_json()).map_err(serialization)?;
             if let Value::Object(map) = &mut value {
+                map.insert("cycle".into(), Value::from(cycle));
                 // `null` when the pair does not sync groups.
                 map.insert(
                     "groups".into(),

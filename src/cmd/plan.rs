@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use ctsync::engine::daemon::load_status;
+use ctsync::engine::daemon::full_reconcile_due;
 use ctsync::engine::{CycleKind, CycleOptions, compute_plan};
 use ctsync::store::StateStore;
 
@@ -63,13 +63,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         // As the daemon decides: the periodic full reconcile when `fullSyncInterval` has
         // passed since the last one.
         // Without a watermark the next cycle is the initial one whatever the status says.
-        let status = load_status(store.as_ref(), rt.name()).await;
-        let watermark = store
-            .watermark(rt.name())
-            .await
-            .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
-        let reconcile =
-            !args.full && watermark.is_some() && status.full_sync_due(chrono::Utc::now());
+        let reconcile = !args.full
+            && full_reconcile_due(store.as_ref(), rt.name(), chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("pair {}: {e}", rt.name()))?;
         let full = args.full || reconcile;
         let options = CycleOptions {
             full,

@@ -34,7 +34,7 @@ pub use commands::JobCommand;
 pub use handle::{CommandError, DaemonHandle, RestartError};
 use handle::{HandleInner, JobSpawn, new_job};
 use job::run_job;
-pub use persist::load_status;
+pub use persist::{full_reconcile_due, load_status};
 pub use queries::{Preview, QueryError};
 
 /// How the daemon runs.

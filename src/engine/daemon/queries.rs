@@ -30,6 +30,19 @@ pub enum QueryError {
 pub struct Preview {
     pub users: PlannedCycle,
     pub groups: Option<GroupPlan>,
+    /// The preview is the periodic full reconcile the job will run next.
+    pub full_reconcile: bool,
+}
+
+impl Preview {
+    /// The next cycle as `ctsync plan --format json` names it: initial, incremental or full.
+    pub fn cycle(&self) -> &'static str {
+        match self.users.kind {
+            super::super::CycleKind::Incremental => "incremental",
+            super::super::CycleKind::Initial if self.full_reconcile => "full",
+            super::super::CycleKind::Initial => "initial",
+        }
+    }
 }
 
 impl DaemonHandle {
@@ -58,13 +71,22 @@ impl DaemonHandle {
             .runtime(pair)
             .ok_or_else(|| CommandError::UnknownPair(pair.to_owned()))?;
         let store = self.inner.store.as_ref();
+        // The cycle the job will run: the periodic full reconcile when it is due.
+        let full = super::full_reconcile_due(store, pair, chrono::Utc::now())
+            .await
+            .map_err(EngineError::from)?;
         let options = CycleOptions {
+            full,
             preview: true,
             ..CycleOptions::default()
         };
         let users = compute_plan(&rt, store, &options).await?;
-        let groups = preview_group_plan(&rt, store, false).await?;
-        Ok(Preview { users, groups })
+        let groups = preview_group_plan(&rt, store, full).await?;
+        Ok(Preview {
+            users,
+            groups,
+            full_reconcile: full,
+        })
     }
 
     /// Provisions (or previews) one user of `pair` through its job's mailbox: the job runs it
