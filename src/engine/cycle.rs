@@ -199,12 +199,13 @@ async fn preflight_checks(rt: &PairRuntime, register: bool) -> Result<bool, Engi
     if !allowed {
         return Ok(false);
     }
+    let anchor = &rt.settings.anchor_attribute;
     if register {
         rt.anchor_ready
-            .get_or_try_init(|| ensure_anchor_extension(rt, true))
+            .get_or_try_init(|| ensure_anchor_extension(rt, anchor, AnchorOf::User, true))
             .await?;
     } else if rt.anchor_ready.get().is_none() {
-        ensure_anchor_extension(rt, false).await?;
+        ensure_anchor_extension(rt, anchor, AnchorOf::User, false).await?;
     }
     let target_partner = rt
         .target
@@ -255,17 +256,61 @@ fn parse_extension_name(attribute: &str) -> Option<(String, &str)> {
     Some((guid, name))
 }
 
+/// The object type an anchor extension is registered for, with the words its errors use.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum AnchorOf {
+    User,
+    Group,
+}
+
+impl AnchorOf {
+    fn target_object(self) -> &'static str {
+        match self {
+            AnchorOf::User => "User",
+            AnchorOf::Group => "Group",
+        }
+    }
+
+    fn invalid_code(self) -> &'static str {
+        match self {
+            AnchorOf::User => "AnchorAttributeInvalid",
+            AnchorOf::Group => "GroupAnchorAttributeInvalid",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            AnchorOf::User => "anchor",
+            AnchorOf::Group => "group anchor",
+        }
+    }
+
+    /// The pair file's setting that names the attribute.
+    fn setting(self) -> &'static str {
+        match self {
+            AnchorOf::User => "spec.anchorAttribute",
+            AnchorOf::Group => "spec.groups.anchorAttribute",
+        }
+    }
+}
+
 /// Registers the anchor's directory extension on its application in the target tenant when it
-/// is missing, so a new pair works without a manual step. Runs once per runtime.
+/// is missing, so a new pair works without a manual step (the user anchor for `User`, the group
+/// anchor for `Group`). Callers run it once per runtime (`anchor_ready`, `group_anchor_ready`).
 /// With `register` false (a preview) a missing extension is only reported.
-async fn ensure_anchor_extension(rt: &PairRuntime, register: bool) -> Result<(), EngineError> {
-    let attribute = &rt.settings.anchor_attribute;
+pub(super) async fn ensure_anchor_extension(
+    rt: &PairRuntime,
+    attribute: &str,
+    of: AnchorOf,
+    register: bool,
+) -> Result<(), EngineError> {
     let Some((app_id, name)) = parse_extension_name(attribute) else {
         return Err(EngineError::Preflight {
-            code: "AnchorAttributeInvalid".into(),
+            code: of.invalid_code().into(),
             message: format!(
-                "anchor attribute {attribute} is not a directory extension \
-                 (extension_{{appIdWithoutHyphens}}_{{name}})"
+                "{} attribute {attribute} is not a directory extension \
+                 (extension_{{appIdWithoutHyphens}}_{{name}})",
+                of.label()
             ),
         });
     };
@@ -285,10 +330,12 @@ async fn ensure_anchor_extension(rt: &PairRuntime, register: bool) -> Result<(),
             return Err(EngineError::Preflight {
                 code: "AnchorExtensionMissing".into(),
                 message: format!(
-                    "the anchor {attribute} belongs to application {app_id}, which has no \
+                    "the {} {attribute} belongs to application {app_id}, which has no \
                      registration in target tenant {}: register the extension there, or set \
-                     spec.anchorAttribute to an extension of an application of the target",
-                    rt.pair.target.tenant_id
+                     {} to an extension of an application of the target",
+                    of.label(),
+                    rt.pair.target.tenant_id,
+                    of.setting()
                 ),
             });
         }
@@ -305,16 +352,17 @@ async fn ensure_anchor_extension(rt: &PairRuntime, register: bool) -> Result<(),
         tracing::warn!(
             pair = rt.name(),
             attribute = %attribute,
-            "the anchor extension is not registered in the target; the first cycle registers it (a plan does not)"
+            "the {} extension is not registered in the target; the first cycle registers it (a plan does not)",
+            of.label()
         );
         return Ok(());
     }
-    let body = serde_json::json!({"name": name, "dataType": "String", "targetObjects": ["User"]});
+    let body = serde_json::json!({"name": name, "dataType": "String", "targetObjects": [of.target_object()]});
     rt.target
         .send(reqwest::Method::POST, &path, &[], Some(&body), 1)
         .await
         .map_err(target_error)?;
-    tracing::info!(pair = rt.name(), attribute = %attribute, "registered the anchor extension in the target");
+    tracing::info!(pair = rt.name(), attribute = %attribute, "registered the {} extension in the target", of.label());
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::{GroupDeprovision, default_group_mappings};
 use crate::expr::EvalContext;
@@ -241,67 +241,23 @@ fn log_entry(rt: &PairRuntime, e: &GroupEntry) {
     );
 }
 
-/// Registers the group anchor extension (targetObjects Group) on the target app when missing.
+/// Registers the group anchor extension (targetObjects Group) on the target app when missing;
+/// once per runtime.
 pub(super) async fn ensure_group_anchor(
     rt: &PairRuntime,
     attribute: &str,
 ) -> Result<(), EngineError> {
-    let Some(rest) = attribute.strip_prefix("extension_") else {
-        return Err(anchor_invalid(attribute));
-    };
-    let Some((app, name)) = rest.split_once('_') else {
-        return Err(anchor_invalid(attribute));
-    };
-    if app.len() != 32 || name.is_empty() {
-        return Err(anchor_invalid(attribute));
-    }
-    let app_id = format!(
-        "{}-{}-{}-{}-{}",
-        &app[..8],
-        &app[8..12],
-        &app[12..16],
-        &app[16..20],
-        &app[20..]
-    );
-    let path = format!("applications(appId='{app_id}')/extensionProperties");
-    let target_error = |e| graph_error("target", &rt.pair.target.tenant_id, e);
-    #[derive(serde::Deserialize)]
-    struct Listing {
-        value: Vec<crate::graph::ExtensionProperty>,
-    }
-    let listing: Listing = rt
-        .target
-        .send_json(
-            reqwest::Method::GET,
-            &format!("{path}?$select=name,targetObjects"),
-            None,
-        )
+    rt.group_anchor_ready
+        .get_or_try_init(|| {
+            super::cycle::ensure_anchor_extension(
+                rt,
+                attribute,
+                super::cycle::AnchorOf::Group,
+                true,
+            )
+        })
         .await
-        .map_err(target_error)?;
-    if listing
-        .value
-        .iter()
-        .any(|p| p.name.eq_ignore_ascii_case(attribute))
-    {
-        return Ok(());
-    }
-    let body = json!({"name": name, "dataType": "String", "targetObjects": ["Group"]});
-    rt.target
-        .send(reqwest::Method::POST, &path, &[], Some(&body), 1)
-        .await
-        .map_err(target_error)?;
-    tracing::info!(pair = rt.name(), attribute = %attribute, "registered the group anchor extension in the target");
-    Ok(())
-}
-
-fn anchor_invalid(attribute: &str) -> EngineError {
-    EngineError::Preflight {
-        code: "GroupAnchorAttributeInvalid".into(),
-        message: format!(
-            "group anchor attribute {attribute} is not a directory extension \
-             (extension_{{appIdWithoutHyphens}}_{{name}})"
-        ),
-    }
+        .map(|_| ())
 }
 
 /// The groups assigned to the pair: `scope.groups` plus groups assigned to its service principal.

@@ -19,6 +19,8 @@ pub struct PairRuntime {
     pub settings: PlanSettings,
     /// Set once the anchor extension is known to be registered in the target.
     pub(super) anchor_ready: tokio::sync::OnceCell<()>,
+    /// Set once the group anchor extension is known to be registered in the target.
+    pub(super) group_anchor_ready: tokio::sync::OnceCell<()>,
     /// The group pass evaluated every assigned group once with this configuration: a new
     /// runtime (start, config reload) re-evaluates them, as Entra resyncs on a config change.
     pub(super) groups_evaluated: std::sync::atomic::AtomicBool,
@@ -109,6 +111,7 @@ impl PairRuntime {
         let target = client(&pair.target)?;
         Ok(PairRuntime {
             anchor_ready: tokio::sync::OnceCell::new(),
+            group_anchor_ready: tokio::sync::OnceCell::new(),
             groups_evaluated: std::sync::atomic::AtomicBool::new(false),
             preflight: std::sync::Mutex::new(None),
             source,
